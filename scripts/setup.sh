@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-ensure_apt_packages cmake ninja-build
+ensure_apt_packages cmake ninja-build openssl coreutils
 build_workspace
 "$CARGO_TARGET_DIR/release/xtask" fetch-models
 "$HYBRIDFLOW_ROOT/scripts/build-llama-server.sh"

@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod fault_server;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

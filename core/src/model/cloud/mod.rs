@@ -243,23 +243,21 @@ fn classify(error: &reqwest::Error) -> CloudError {
     if error.is_timeout() {
         return CloudError::Timeout(TimeoutStage::Connect);
     }
+    // rustls errors arrive wrapped in io::Errors, whose `source()` skips the wrapped error itself:
+    // descend through `get_ref()` for those.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return CloudError::ConnectionRefused;
-            }
-            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                return CloudError::Tls(tls.to_string());
-            }
-        }
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
             return CloudError::Tls(tls.to_string());
         }
         if current.to_string() == "dns error" {
             return CloudError::Dns;
         }
-        source = current.source();
+        source = match current.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => return CloudError::ConnectionRefused,
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
     }
     CloudError::Connect(error.to_string())
 }
