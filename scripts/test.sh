@@ -6,4 +6,7 @@ source "$(dirname "$0")/env.sh"
 "$HYBRIDFLOW_ROOT/scripts/setup.sh"
 
 cd "$HYBRIDFLOW_ROOT"
+HYBRIDFLOW_CLOUD_URL="$(scripts/cloud-server.sh start)"
+export HYBRIDFLOW_CLOUD_URL
+trap 'scripts/cloud-server.sh stop' EXIT
 cargo test --release --locked --workspace -- --test-threads=1

@@ -41,3 +41,22 @@ pub fn write_prefix(src: &Path, dst: &Path, bytes: usize) {
     let data = std::fs::read(src).unwrap();
     std::fs::write(dst, &data[..bytes.min(data.len())]).unwrap();
 }
+
+/// Base URL of the real test cloud (llama-server started by `scripts/cloud-server.sh start`,
+/// which `scripts/test.sh` does).
+pub fn test_cloud_url() -> String {
+    std::env::var("HYBRIDFLOW_CLOUD_URL").unwrap_or_else(|_| "http://127.0.0.1:8088/v1".into())
+}
+
+/// A cloud model on the real test server; fails loudly when the server is not up.
+pub fn test_cloud() -> hybridflow_core::model::cloud::CloudModel {
+    let url = test_cloud_url();
+    let health = url.trim_end_matches("/v1").trim_start_matches("http://").to_string();
+    assert!(
+        std::net::TcpStream::connect(&health).is_ok(),
+        "no test cloud at {url}: run `scripts/cloud-server.sh start` (scripts/test.sh does)"
+    );
+    let mut config = hybridflow_core::model::cloud::CloudConfig::new(url, "qwen2.5-coder-0.5b-instruct");
+    config.price = hybridflow_core::model::cloud::Price { input_per_million: 0.15, output_per_million: 0.60 };
+    hybridflow_core::model::cloud::CloudModel::new(config).expect("test cloud config is valid")
+}
