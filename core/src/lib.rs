@@ -3,5 +3,11 @@
 //!
 //! - [`model`]: the "chat model" abstraction and its two implementations, edge (mistral.rs, GGUF)
 //!   and cloud (OpenAI-compatible HTTP over reqwest + rustls).
+//! - [`plan`]: stage 1a, a query becomes a validated graph of subtasks (streamed, repaired).
+//! - [`exec`]: stage 1b, the DAG scheduler and the final synthesis.
+//! - [`route`]: stage 2, which side runs each step.
 
+pub mod exec;
 pub mod model;
+pub mod plan;
+pub mod route;

@@ -256,6 +256,10 @@ pub trait ChatModel: Send + Sync {
     /// Starts a generation. Errors in the request come back here; errors during generation come
     /// through the stream.
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>>;
+    /// Money a generation with this usage costs (0 on the device).
+    fn cost(&self, _usage: &Usage) -> f64 {
+        0.0
+    }
 }
 
 /// Clock for one generation, shared by both backends so their [`Usage`] figures mean the same.

@@ -125,11 +125,6 @@ impl CloudModel {
         self.breaker.state()
     }
 
-    /// The money a generation with this usage costs.
-    pub fn cost(&self, usage: &Usage) -> f64 {
-        self.config.price.cost(usage)
-    }
-
     /// A whole answer without streaming (`stream: false`).
     pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ModelError> {
         let exchange = self.send(&request, false).await?;
@@ -451,6 +446,10 @@ impl ChatModel for CloudModel {
 
     fn name(&self) -> &str {
         &self.config.model
+    }
+
+    fn cost(&self, usage: &Usage) -> f64 {
+        self.config.price.cost(usage)
     }
 
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {

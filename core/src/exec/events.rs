@@ -1,0 +1,79 @@
+//! What a query reports while it runs, for the caller's UI and for tests.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Side, Usage};
+use crate::plan::planner::DirectReason;
+use crate::plan::ValidatedPlan;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A planner model was asked for a plan (absent when a short query skips planning).
+    PlanningStarted { side: Side, reason: String },
+    /// The validated plan. Subtasks may have started before it, while the plan streamed.
+    PlanReady { plan: ValidatedPlan, direct: Option<DirectReason> },
+    /// A subtask (attempt 1) or a retry or fallback of it (attempt > 1) started.
+    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32 },
+    /// Generated text: of a subtask, or of the final answer (`id: None`).
+    TokenDelta { id: Option<String>, text: String },
+    SubtaskFinished { id: String, report: SubtaskReport },
+    /// The final synthesis started (multi-step plans only).
+    AnswerStarted { side: Side, reason: String, attempt: u32 },
+    /// Always the last event of a query that was not cancelled.
+    Answer { text: String, totals: Totals },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SubtaskOutcome {
+    Done { text: String },
+    /// Every attempt failed (errors joined, most recent last).
+    Failed { error: String },
+    /// Not run because a subtask it needs failed.
+    Skipped { failed_dependency: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubtaskReport {
+    /// Side of the last attempt (`None` when skipped).
+    pub side: Option<Side>,
+    pub usage: Option<Usage>,
+    pub latency: Duration,
+    pub attempts: u32,
+    pub outcome: SubtaskOutcome,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SideTotals {
+    pub calls: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// What a whole query cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub edge: SideTotals,
+    pub cloud: SideTotals,
+    pub cloud_cost: f64,
+    pub wall_time: Duration,
+    pub subtasks: usize,
+    pub subtasks_on_cloud: usize,
+    pub failed_subtasks: usize,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, side: Side, usage: &Usage, cost: f64) {
+        let totals = match side {
+            Side::Edge => &mut self.edge,
+            Side::Cloud => &mut self.cloud,
+        };
+        totals.calls += 1;
+        totals.prompt_tokens += u64::from(usage.prompt_tokens);
+        totals.completion_tokens += u64::from(usage.completion_tokens);
+        self.cloud_cost += cost;
+    }
+}

@@ -1,0 +1,468 @@
+//! Stage 1b, execution: the DAG scheduler and the final synthesis.
+//!
+//! Event-driven, no polling: one loop waits on whichever comes first, a new subtask from the
+//! streaming planner or a finished subtask, and starts every subtask whose parents are all done.
+//! Subtasks run as tokio tasks, edge and cloud at once, with a cap on concurrent edge generations
+//! (the phone has one model). A failed subtask is retried, then re-routed to the other side, then
+//! marked failed; only the subtasks that need it are skipped. Dropping the future of
+//! [`Scheduler::run`] or cancelling its token aborts every running subtask on both sides.
+
+pub mod events;
+pub mod prompts;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use events::{Event, SideTotals, SubtaskOutcome, SubtaskReport, Totals};
+
+use crate::model::{ChatModel, ChatRequest, Message, Side, StreamEvent, Usage};
+use crate::plan::planner::{self, DirectReason, PlanEvent, PlannerConfig};
+use crate::plan::{Subtask, ValidatedPlan};
+use crate::route::{RouteDecision, RoutePolicy, RouteRequest, Step};
+
+/// Which model writes the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlannerChoice {
+    Edge,
+    Cloud,
+    /// Whatever the routing policy picks for [`Step::Plan`].
+    Routed,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExecConfig {
+    pub planner: PlannerChoice,
+    pub planner_config: PlannerConfig,
+    pub subtask_max_tokens: u32,
+    pub answer_max_tokens: u32,
+    pub max_edge_generations: usize,
+    /// Attempts on the routed side before trying the other side once.
+    pub attempts_per_side: u32,
+    /// Token budget for the results of a subtask's ancestors beyond its parents.
+    pub ancestor_context_tokens: usize,
+    /// Run ready subtasks one at a time, in plan order (the prototype's chain mode; benchmarks).
+    pub sequential: bool,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            planner: PlannerChoice::Routed,
+            planner_config: PlannerConfig::default(),
+            subtask_max_tokens: 192,
+            answer_max_tokens: 384,
+            max_edge_generations: 1,
+            attempts_per_side: 2,
+            ancestor_context_tokens: 256,
+            sequential: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("no model is available (neither an edge model nor a cloud endpoint)")]
+    NoModel,
+    #[error("the query is empty")]
+    EmptyQuery,
+    #[error("cancelled")]
+    Cancelled,
+    #[error("no answer could be produced: {0}")]
+    AnswerFailed(String),
+}
+
+/// The final answer with what it cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub text: String,
+    pub plan: ValidatedPlan,
+    pub direct: Option<DirectReason>,
+    pub totals: Totals,
+}
+
+/// Where a query's events go. Sending never blocks; a caller that stopped listening is ignored.
+#[derive(Clone, Debug)]
+pub struct EventSink(mpsc::UnboundedSender<Event>);
+
+impl EventSink {
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// The models a scheduler may use; at least one is needed.
+#[derive(Clone, Default)]
+pub struct Models {
+    pub edge: Option<Arc<dyn ChatModel>>,
+    pub cloud: Option<Arc<dyn ChatModel>>,
+}
+
+impl Models {
+    fn get(&self, side: Side) -> Option<&Arc<dyn ChatModel>> {
+        match side {
+            Side::Edge => self.edge.as_ref(),
+            Side::Cloud => self.cloud.as_ref(),
+        }
+    }
+}
+
+struct Shared {
+    models: Models,
+    policy: Arc<dyn RoutePolicy>,
+    config: ExecConfig,
+    edge_slots: Semaphore,
+}
+
+/// Runs queries: plan, subtasks as their parents finish, synthesis.
+#[derive(Clone)]
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+/// One generation on one side that succeeded.
+struct StepRun {
+    side: Side,
+    text: String,
+    usage: Usage,
+    cost: f64,
+}
+
+/// The outcome of a step with all its attempts.
+struct StepResult {
+    run: Result<StepRun, String>,
+    attempts: u32,
+    /// Usage of failed attempts is unknown (their stream broke); only successes are counted.
+    last_side: Side,
+    latency: Duration,
+}
+
+#[derive(Debug)]
+enum Status {
+    Running(AbortHandle),
+    Done(String),
+    Failed,
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::Edge => Side::Cloud,
+        Side::Cloud => Side::Edge,
+    }
+}
+
+impl Scheduler {
+    pub fn new(models: Models, policy: Arc<dyn RoutePolicy>, config: ExecConfig) -> Result<Self, ExecError> {
+        if models.edge.is_none() && models.cloud.is_none() {
+            return Err(ExecError::NoModel);
+        }
+        let edge_slots = Semaphore::new(config.max_edge_generations.max(1));
+        Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots }) })
+    }
+
+    fn route(&self, query: &str, step: Step<'_>) -> RouteDecision {
+        let models = &self.shared.models;
+        let request = RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some() };
+        let decision = self.shared.policy.route(&request);
+        // Safety net: a policy cannot send work to a side that does not exist.
+        if models.get(decision.side).is_some() {
+            decision
+        } else {
+            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason) }
+        }
+    }
+
+    /// Answers `query`, reporting progress to `events`.
+    pub async fn run(&self, query: &str, events: &EventSink, cancel: &CancellationToken) -> Result<Answer, ExecError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(ExecError::EmptyQuery);
+        }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(ExecError::Cancelled),
+            answer = self.run_to_answer(query, events) => answer,
+        }
+    }
+
+    async fn run_to_answer(&self, query: &str, events: &EventSink) -> Result<Answer, ExecError> {
+        let started = Instant::now();
+        let config = &self.shared.config;
+        let mut totals = Totals::default();
+
+        let mut plan_stream = if planner::needs_planning(query, &config.planner_config) {
+            let decision = match config.planner {
+                PlannerChoice::Routed => self.route(query, Step::Plan),
+                PlannerChoice::Edge => RouteDecision { side: Side::Edge, reason: "configured planner".into() },
+                PlannerChoice::Cloud => RouteDecision { side: Side::Cloud, reason: "configured planner".into() },
+            };
+            match self.shared.models.get(decision.side) {
+                Some(model) => {
+                    events.emit(Event::PlanningStarted { side: decision.side, reason: decision.reason });
+                    Some((decision.side, planner::stream_plan(model.clone(), query, &config.planner_config)))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+
+        // Subtasks seen so far: streamed ones until the plan is final, then the validated plan's.
+        let mut streamed: Vec<Subtask> = Vec::new();
+        let mut plan: Option<(ValidatedPlan, Option<DirectReason>)> = None;
+        if plan_stream.is_none() {
+            let direct = if planner::needs_planning(query, &config.planner_config) {
+                DirectReason::PlannerFailed { error: "the configured planner side is unavailable".into() }
+            } else {
+                DirectReason::ShortQuery
+            };
+            let validated = planner::direct_plan(query);
+            events.emit(Event::PlanReady { plan: validated.clone(), direct: Some(direct.clone()) });
+            plan = Some((validated, Some(direct)));
+        }
+        let mut status: HashMap<String, Status> = HashMap::new();
+        let mut running: JoinSet<(String, StepResult)> = JoinSet::new();
+
+        loop {
+            self.start_ready(query, &streamed, plan.as_ref(), &mut status, &mut running, events, &mut totals);
+            let settled = |status: &HashMap<String, Status>, plan: &ValidatedPlan| {
+                plan.subtasks.iter().all(|s| matches!(status.get(&s.id), Some(Status::Done(_) | Status::Failed)))
+            };
+            if let Some((validated, _)) = &plan {
+                if settled(&status, validated) {
+                    break;
+                }
+            }
+            tokio::select! {
+                planned = async { plan_stream.as_mut().expect("polled only while planning").1.next().await }, if plan_stream.is_some() => {
+                    let side = plan_stream.as_ref().expect("planning").0;
+                    match planned {
+                        Some(PlanEvent::Subtask(subtask)) => streamed.push(subtask),
+                        Some(PlanEvent::Done { outcome, usage }) => {
+                            if let Some(usage) = usage {
+                                let cost = self.shared.models.get(side).map_or(0.0, |m| m.cost(&usage));
+                                totals.add(side, &usage, cost);
+                            }
+                            plan_stream = None;
+                            // Subtasks started early but dropped from the final plan stop now.
+                            for (id, state) in &status {
+                                if let Status::Running(handle) = state {
+                                    if outcome.plan.get(id).is_none() {
+                                        handle.abort();
+                                    }
+                                }
+                            }
+                            status.retain(|id, _| outcome.plan.get(id).is_some());
+                            events.emit(Event::PlanReady { plan: outcome.plan.clone(), direct: outcome.direct.clone() });
+                            plan = Some((outcome.plan, outcome.direct));
+                        }
+                        None => plan_stream = None,
+                    }
+                }
+                finished = running.join_next(), if !running.is_empty() => {
+                    let Some(Ok((id, result))) = finished else { continue }; // aborted: dropped from the plan
+                    totals.subtasks += 1;
+                    let outcome = match result.run {
+                        Ok(run) => {
+                            totals.add(run.side, &run.usage, run.cost);
+                            if run.side == Side::Cloud {
+                                totals.subtasks_on_cloud += 1;
+                            }
+                            let report = SubtaskReport { side: Some(run.side), usage: Some(run.usage), latency: result.latency, attempts: result.attempts, outcome: SubtaskOutcome::Done { text: run.text.clone() } };
+                            status.insert(id.clone(), Status::Done(run.text));
+                            report
+                        }
+                        Err(error) => {
+                            totals.failed_subtasks += 1;
+                            status.insert(id.clone(), Status::Failed);
+                            SubtaskReport { side: Some(result.last_side), usage: None, latency: result.latency, attempts: result.attempts, outcome: SubtaskOutcome::Failed { error } }
+                        }
+                    };
+                    events.emit(Event::SubtaskFinished { id, report: outcome });
+                }
+            }
+        }
+
+        let (validated, direct) = plan.expect("the loop ends only with a final plan");
+        let result_of = |id: &str| match status.get(id) {
+            Some(Status::Done(text)) => Ok(text.as_str()),
+            _ => Err("failed or skipped"),
+        };
+        let text = if validated.is_direct() {
+            result_of(&validated.subtasks[0].id).map_err(|e| ExecError::AnswerFailed(e.into()))?.to_owned()
+        } else {
+            let results: Vec<(&Subtask, Result<&str, &str>)> = validated.subtasks.iter().map(|s| (s, result_of(&s.id))).collect();
+            let messages = prompts::synthesis_messages(query, &results);
+            let decision = self.route(query, Step::Synthesis { plan: &validated });
+            let result = self.execute(None, messages, config.answer_max_tokens, decision, events).await;
+            let run = result.run.map_err(ExecError::AnswerFailed)?;
+            totals.add(run.side, &run.usage, run.cost);
+            run.text
+        };
+        totals.wall_time = started.elapsed();
+        events.emit(Event::Answer { text: text.clone(), totals: totals.clone() });
+        Ok(Answer { text, plan: validated, direct, totals })
+    }
+
+    /// Starts every subtask that can run now. Before the plan is final, a streamed subtask may
+    /// start when it is within the size limit, has a task and a new id, and every subtask it needs
+    /// was streamed before it and is done: validation never changes such a subtask.
+    #[allow(clippy::too_many_arguments)]
+    fn start_ready(
+        &self,
+        query: &str,
+        streamed: &[Subtask],
+        plan: Option<&(ValidatedPlan, Option<DirectReason>)>,
+        status: &mut HashMap<String, Status>,
+        running: &mut JoinSet<(String, StepResult)>,
+        events: &EventSink,
+        totals: &mut Totals,
+    ) {
+        let config = &self.shared.config;
+        if config.sequential && !running.is_empty() {
+            return;
+        }
+        let candidates: Vec<&Subtask> = match plan {
+            Some((validated, _)) => validated.subtasks.iter().collect(),
+            None => {
+                let mut seen = std::collections::HashSet::new();
+                streamed
+                    .iter()
+                    .take(config.planner_config.max_subtasks)
+                    .take_while(|s| !s.task.trim().is_empty() && seen.insert(s.id.as_str()))
+                    .collect()
+            }
+        };
+        let validated = plan.map(|(v, _)| v);
+        for (position, subtask) in candidates.iter().enumerate() {
+            if status.contains_key(&subtask.id) {
+                continue;
+            }
+            let earlier = &candidates[..position];
+            let mut ready = true;
+            for dep in &subtask.depends_on {
+                match status.get(dep) {
+                    Some(Status::Done(_)) if validated.is_some() || earlier.iter().any(|e| &e.id == dep) => {}
+                    Some(Status::Failed) if validated.is_some() => {
+                        // A subtask it needs failed: skip it (and, through this, its dependents).
+                        status.insert(subtask.id.clone(), Status::Failed);
+                        totals.failed_subtasks += 1;
+                        events.emit(Event::SubtaskFinished {
+                            id: subtask.id.clone(),
+                            report: SubtaskReport { side: None, usage: None, latency: Duration::ZERO, attempts: 0, outcome: SubtaskOutcome::Skipped { failed_dependency: dep.clone() } },
+                        });
+                        ready = false;
+                        break;
+                    }
+                    _ => {
+                        ready = false;
+                        break;
+                    }
+                }
+            }
+            if !ready || status.contains_key(&subtask.id) {
+                continue;
+            }
+            let messages = match validated {
+                Some(v) if v.is_direct() => prompts::direct_messages(query),
+                _ => {
+                    let result = |id: &str| match status.get(id) {
+                        Some(Status::Done(text)) => text.clone(),
+                        _ => String::new(),
+                    };
+                    let find = |id: &str| candidates.iter().find(|c| c.id == id).copied();
+                    let parents: Vec<(&Subtask, String)> = subtask.depends_on.iter().filter_map(|d| find(d).map(|p| (p, result(d)))).collect();
+                    let further: Vec<(&Subtask, String)> = validated
+                        .map(|v| v.further_ancestors(&subtask.id).into_iter().map(|a| (a, result(&a.id))).collect())
+                        .unwrap_or_default();
+                    let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
+                    let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
+                    prompts::step_messages(query, subtask, &parents, &further, config.ancestor_context_tokens)
+                }
+            };
+            let decision = self.route(query, Step::Subtask { subtask, plan: validated });
+            let scheduler = self.clone();
+            let id = subtask.id.clone();
+            let sink = events.clone();
+            let max_tokens = if validated.is_some_and(ValidatedPlan::is_direct) { config.answer_max_tokens } else { config.subtask_max_tokens };
+            let handle = running.spawn(async move {
+                let result = scheduler.execute(Some(id.clone()), messages, max_tokens, decision, &sink).await;
+                (id, result)
+            });
+            status.insert(subtask.id.clone(), Status::Running(handle));
+            if config.sequential {
+                return;
+            }
+        }
+    }
+
+    /// Runs one step (a subtask, or the synthesis when `id` is `None`): the routed side up to
+    /// `attempts_per_side` times, then the other side once.
+    async fn execute(&self, id: Option<String>, messages: Vec<Message>, max_tokens: u32, decision: RouteDecision, events: &EventSink) -> StepResult {
+        let started = Instant::now();
+        let config = &self.shared.config;
+        let mut plan: Vec<(Side, String)> = (0..config.attempts_per_side.max(1))
+            .map(|n| (decision.side, if n == 0 { decision.reason.clone() } else { "retry after an error".into() }))
+            .collect();
+        if self.shared.models.get(other(decision.side)).is_some() {
+            plan.push((other(decision.side), format!("fallback to the {:?} after errors", other(decision.side)).to_lowercase()));
+        }
+        let mut errors = Vec::new();
+        let mut attempts = 0;
+        let mut last_side = decision.side;
+        for (side, reason) in plan {
+            let Some(model) = self.shared.models.get(side) else { continue };
+            attempts += 1;
+            last_side = side;
+            match &id {
+                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts }),
+                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts }),
+            }
+            let request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
+            let _edge_slot = match side {
+                Side::Edge => Some(self.shared.edge_slots.acquire().await.expect("never closed")),
+                Side::Cloud => None,
+            };
+            match generate(model.as_ref(), request, id.as_deref(), events).await {
+                Ok((text, usage)) => {
+                    let cost = model.cost(&usage);
+                    return StepResult { run: Ok(StepRun { side, text, usage, cost }), attempts, last_side, latency: started.elapsed() };
+                }
+                Err(error) => {
+                    log::warn!("step {} failed on the {side:?}: {error}", id.as_deref().unwrap_or("answer"));
+                    errors.push(format!("{side:?}: {error}").to_lowercase());
+                }
+            }
+        }
+        StepResult { run: Err(errors.join("; ")), attempts, last_side, latency: started.elapsed() }
+    }
+}
+
+/// Streams one generation, forwarding its text as events.
+async fn generate(model: &dyn ChatModel, request: ChatRequest, id: Option<&str>, events: &EventSink) -> Result<(String, Usage), crate::model::ModelError> {
+    let mut stream = model.stream(request).await?;
+    let mut text = String::new();
+    while let Some(event) = stream.next().await {
+        match event? {
+            StreamEvent::Delta(delta) => {
+                text.push_str(&delta);
+                events.emit(Event::TokenDelta { id: id.map(str::to_owned), text: delta });
+            }
+            StreamEvent::Finished(usage) => return Ok((text, usage)),
+        }
+    }
+    Err(crate::model::ModelError::Engine("stream ended without a usage record".into()))
+}
+
+#[cfg(test)]
+mod tests;

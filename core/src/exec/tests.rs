@@ -1,0 +1,273 @@
+//! Scheduler tests with a scripted model: it streams a given plan when asked to plan, and answers
+//! each step after a delay, recording when each step ran. Real models are tested in `tests/`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+
+use super::*;
+use crate::model::{CancelHandle, FinishReason, GenerationClock, ModelError, TokenCount, TokenStream};
+use crate::route::Fixed;
+
+/// Answers planning requests with `plan_json` (in 5-character pieces, `piece_delay` apart) and
+/// step requests with `result of <task>` after `step_delay`; steps listed in `failing` error out.
+struct ScriptedModel {
+    side: Side,
+    plan_json: String,
+    piece_delay: Duration,
+    step_delay: Duration,
+    failing: Vec<String>,
+    log: Mutex<Vec<(String, Instant, Instant)>>,
+}
+
+impl ScriptedModel {
+    fn new(side: Side, plan_json: &str, step_delay: Duration) -> Self {
+        Self { side, plan_json: plan_json.into(), piece_delay: Duration::ZERO, step_delay, failing: Vec::new(), log: Mutex::new(Vec::new()) }
+    }
+
+    fn runs(&self) -> Vec<(String, Instant, Instant)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn step_of(request: &ChatRequest) -> String {
+    let prompt = &request.messages.last().unwrap().content;
+    match prompt.rfind("Your step: ") {
+        Some(at) => prompt[at + "Your step: ".len()..].to_owned(),
+        None if prompt.contains("Final answer to the question") => "synthesis".into(),
+        None => format!("direct: {prompt}"),
+    }
+}
+
+impl ChatModel for ScriptedModel {
+    fn side(&self) -> Side {
+        self.side
+    }
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
+        Box::pin(async move {
+            let clock = GenerationClock::start();
+            let usage = clock.usage(10, 5, TokenCount::Reported, FinishReason::Stop);
+            if request.json_schema.is_some() {
+                let pieces: Vec<String> = self.plan_json.chars().collect::<Vec<_>>().chunks(5).map(|c| c.iter().collect()).collect();
+                let delay = self.piece_delay;
+                let events = futures::stream::iter(pieces)
+                    .then(move |p| async move {
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await; // a zero sleep still waits a timer tick
+                        }
+                        Ok(StreamEvent::Delta(p))
+                    })
+                    .chain(futures::stream::iter([Ok(StreamEvent::Finished(usage))]));
+                return Ok(TokenStream::new(events.boxed(), CancelHandle::default()));
+            }
+            let step = step_of(&request);
+            let started = Instant::now();
+            tokio::time::sleep(self.step_delay).await;
+            if self.failing.contains(&step) {
+                return Err(ModelError::Engine(format!("scripted failure of {step}")));
+            }
+            self.log.lock().unwrap().push((step.clone(), started, Instant::now()));
+            let text = format!("result of {step}");
+            Ok(TokenStream::new(futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]).boxed(), CancelHandle::default()))
+        })
+    }
+}
+
+fn plan_json(subtasks: &[(&str, &[&str])]) -> String {
+    let items: Vec<serde_json::Value> = subtasks
+        .iter()
+        .map(|(id, deps)| serde_json::json!({"id": id, "task": format!("task {id}"), "depends_on": deps, "kind": "math", "difficulty": "easy", "expected_tokens": 10}))
+        .collect();
+    serde_json::json!({"subtasks": items}).to_string()
+}
+
+const LONG_QUERY: &str = "a question long enough to need a plan with several steps in it";
+
+fn scheduler(model: Arc<ScriptedModel>, side: Side, config: ExecConfig) -> Scheduler {
+    let models = match side {
+        Side::Edge => Models { edge: Some(model), cloud: None },
+        Side::Cloud => Models { edge: None, cloud: Some(model) },
+    };
+    Scheduler::new(models, Arc::new(Fixed(side)), config).unwrap()
+}
+
+async fn run(scheduler: &Scheduler, query: &str) -> (Result<Answer, ExecError>, Vec<Event>) {
+    let (sink, mut rx) = EventSink::channel();
+    let answer = scheduler.run(query, &sink, &CancellationToken::new()).await;
+    drop(sink);
+    let mut events = Vec::new();
+    while let Some(event) = rx.recv().await {
+        events.push(event);
+    }
+    (answer, events)
+}
+
+/// xorshift64*: reproducible random DAGs without another dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_dags_run_each_subtask_once_after_its_parents_with_independent_ones_overlapping() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for case in 0..60 {
+        let n = 2 + rng.below(5) as usize; // 2..=6, the planner's limit
+        let ids: Vec<String> = (1..=n).map(|i| format!("s{i}")).collect();
+        let deps: Vec<Vec<&str>> = (0..n)
+            .map(|i| (0..i).filter(|_| rng.below(3) == 0).map(|j| ids[j].as_str()).collect())
+            .collect();
+        let shape: Vec<(&str, &[&str])> = ids.iter().zip(&deps).map(|(id, d)| (id.as_str(), d.as_slice())).collect();
+        let model = Arc::new(ScriptedModel::new(Side::Cloud, &plan_json(&shape), Duration::from_millis(30)));
+        let (answer, events) = run(&scheduler(model.clone(), Side::Cloud, ExecConfig::default()), LONG_QUERY).await;
+        let answer = answer.unwrap();
+
+        let runs: HashMap<String, (Instant, Instant)> = model
+            .runs()
+            .into_iter()
+            .filter_map(|(step, s, e)| step.strip_prefix("task ").map(|id| (id.to_owned(), (s, e))))
+            .collect();
+        let started = events.iter().filter(|e| matches!(e, Event::SubtaskStarted { .. })).count();
+        assert_eq!(started, n, "case {case}: every subtask runs exactly once");
+        assert_eq!(runs.len(), n, "case {case}");
+        for (id, parents) in ids.iter().zip(&deps) {
+            for parent in parents {
+                assert!(runs[id].0 >= runs[*parent].1, "case {case}: {id} started before its parent {parent} ended");
+            }
+        }
+        let roots: Vec<&String> = ids.iter().zip(&deps).filter(|(_, d)| d.is_empty()).map(|(id, _)| id).collect();
+        for pair in roots.windows(2) {
+            let (a, b) = (runs[pair[0]], runs[pair[1]]);
+            assert!(a.0 < b.1 && b.0 < a.1, "case {case}: independent {} and {} did not overlap", pair[0], pair[1]);
+        }
+        assert_eq!(answer.text, if n == 1 { "result of task s1".to_string() } else { "result of synthesis".to_string() });
+        assert_eq!(answer.totals.subtasks, n);
+    }
+}
+
+#[tokio::test]
+async fn events_arrive_in_a_valid_order() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &[]), ("c", &["a", "b"])]), Duration::from_millis(5)));
+    let (answer, events) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
+    assert!(answer.is_ok());
+    assert!(matches!(events.first(), Some(Event::PlanningStarted { side: Side::Edge, .. })));
+    assert!(matches!(events.last(), Some(Event::Answer { .. })));
+    let position = |pred: &dyn Fn(&Event) -> bool| events.iter().position(pred).unwrap();
+    let started = |id: &'static str| move |e: &Event| matches!(e, Event::SubtaskStarted { id: i, .. } if i == id);
+    let finished = |id: &'static str| move |e: &Event| matches!(e, Event::SubtaskFinished { id: i, .. } if i == id);
+    for id in ["a", "b", "c"] {
+        assert!(position(&started(id)) < position(&finished(id)));
+    }
+    assert!(position(&finished("a")) < position(&started("c")));
+    assert!(position(&finished("b")) < position(&started("c")));
+    assert!(position(&|e| matches!(e, Event::PlanReady { .. })) < position(&|e| matches!(e, Event::AnswerStarted { .. })));
+    assert!(position(&finished("c")) < position(&|e| matches!(e, Event::AnswerStarted { .. })));
+}
+
+#[tokio::test]
+async fn first_subtasks_start_while_the_plan_still_streams() {
+    let mut model = ScriptedModel::new(Side::Cloud, &plan_json(&[("a", &[]), ("b", &["a"]), ("c", &[]), ("d", &[]), ("e", &[])]), Duration::from_millis(1));
+    model.piece_delay = Duration::from_millis(4);
+    let (answer, events) = run(&scheduler(Arc::new(model), Side::Cloud, ExecConfig::default()), LONG_QUERY).await;
+    assert!(answer.is_ok());
+    let first_start = events.iter().position(|e| matches!(e, Event::SubtaskStarted { .. })).unwrap();
+    let plan_ready = events.iter().position(|e| matches!(e, Event::PlanReady { .. })).unwrap();
+    assert!(first_start < plan_ready, "no subtask started before the plan was complete");
+}
+
+#[tokio::test]
+async fn short_queries_skip_planning_and_cost_one_call() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, "unused", Duration::ZERO));
+    let (answer, events) = run(&scheduler(model.clone(), Side::Edge, ExecConfig::default()), "What is 2 + 2?").await;
+    let answer = answer.unwrap();
+    assert_eq!(answer.direct, Some(DirectReason::ShortQuery));
+    assert!(!events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })));
+    assert_eq!(answer.totals.edge.calls, 1);
+    assert_eq!(model.runs().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unusable_plan_falls_back_to_a_direct_answer_and_says_why() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, "I cannot make a plan, sorry.", Duration::ZERO));
+    let (answer, _) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
+    let answer = answer.unwrap();
+    assert!(matches!(answer.direct, Some(DirectReason::UnusablePlan { .. })), "{:?}", answer.direct);
+    assert!(answer.text.starts_with("result of direct"));
+}
+
+#[tokio::test]
+async fn a_failed_subtask_is_retried_rerouted_then_skips_only_its_dependents() {
+    let plan = plan_json(&[("a", &[]), ("b", &["a"]), ("c", &[])]);
+    let mut edge = ScriptedModel::new(Side::Edge, &plan, Duration::from_millis(1));
+    edge.failing = vec!["task a".into()];
+    let mut cloud = ScriptedModel::new(Side::Cloud, &plan, Duration::from_millis(1));
+    cloud.failing = vec!["task a".into()];
+    let models = Models { edge: Some(Arc::new(edge)), cloud: Some(Arc::new(cloud)) };
+    let mut config = ExecConfig::default();
+    config.planner = PlannerChoice::Edge;
+    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), config).unwrap();
+    let (answer, events) = run(&scheduler, LONG_QUERY).await;
+    let answer = answer.unwrap();
+    let attempts: Vec<(Side, u32)> = events
+        .iter()
+        .filter_map(|e| match e { Event::SubtaskStarted { id, side, attempt, .. } if id == "a" => Some((*side, *attempt)), _ => None })
+        .collect();
+    assert_eq!(attempts, vec![(Side::Edge, 1), (Side::Edge, 2), (Side::Cloud, 3)]);
+    let report = |id: &str| events.iter().find_map(|e| match e { Event::SubtaskFinished { id: i, report } if i == id => Some(report.clone()), _ => None }).unwrap();
+    assert!(matches!(report("a").outcome, SubtaskOutcome::Failed { .. }));
+    assert!(matches!(report("b").outcome, SubtaskOutcome::Skipped { ref failed_dependency } if failed_dependency == "a"));
+    assert!(matches!(report("c").outcome, SubtaskOutcome::Done { .. }));
+    assert_eq!(answer.totals.failed_subtasks, 2);
+    assert_eq!(answer.text, "result of synthesis");
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_query() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::from_secs(30)));
+    let scheduler = scheduler(model.clone(), Side::Edge, ExecConfig::default());
+    let (sink, _rx) = EventSink::channel();
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stopper.cancel();
+    });
+    let started = Instant::now();
+    assert!(matches!(scheduler.run(LONG_QUERY, &sink, &cancel).await, Err(ExecError::Cancelled)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(model.runs().is_empty(), "the running step was aborted, not completed");
+}
+
+#[tokio::test]
+async fn sequential_mode_runs_one_subtask_at_a_time() {
+    let model = Arc::new(ScriptedModel::new(Side::Cloud, &plan_json(&[("a", &[]), ("b", &[]), ("c", &[])]), Duration::from_millis(20)));
+    let mut config = ExecConfig::default();
+    config.sequential = true;
+    let (answer, _) = run(&scheduler(model.clone(), Side::Cloud, config), LONG_QUERY).await;
+    assert!(answer.is_ok());
+    let mut runs: Vec<(String, Instant, Instant)> = model.runs().into_iter().filter(|r| r.0.starts_with("task")).collect();
+    runs.sort_by_key(|r| r.1);
+    for pair in runs.windows(2) {
+        assert!(pair[1].1 >= pair[0].2, "{} overlapped {}", pair[1].0, pair[0].0);
+    }
+}
+
+#[test]
+fn a_scheduler_needs_a_model_and_a_query() {
+    assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), ExecConfig::default()), Err(ExecError::NoModel)));
+}
