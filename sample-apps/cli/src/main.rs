@@ -1,53 +1,77 @@
-//! `hybridflow-chat`: ask the edge model a question, watch the answer stream, see what it cost.
-//! With a question on the command line it answers once; without, it reads questions from stdin.
+//! `hybridflow-chat`: ask HybridFlow a question and watch it work: the plan, where each subtask
+//! runs and why, the streamed answer, and what it all cost. With a question on the command line
+//! it answers once; without, it reads questions from stdin. Works without a cloud (edge only).
+
+mod view;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
-use clap::Parser;
-use futures::StreamExt;
+use clap::{Parser, ValueEnum};
+use hybridflow_core::exec::{EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
 use hybridflow_core::model::catalog;
+use hybridflow_core::model::cloud::{ApiKey, CloudConfig, CloudModel, Price};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel, LoadProgress};
-use hybridflow_core::model::{ChatModel, ChatRequest, Message, StreamEvent, Usage};
+use hybridflow_core::model::{ChatModel, Side};
+use hybridflow_core::route::{ByDifficulty, Fixed, RoutePolicy};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Policy {
+    /// The planner's difficulty hint: hard subtasks, planning and multi-result synthesis to the cloud.
+    Difficulty,
+    Edge,
+    Cloud,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Planner {
+    Routed,
+    Edge,
+    Cloud,
+}
 
 #[derive(Parser)]
-#[command(about = "Chat with HybridFlow's on-device model")]
+#[command(about = "Chat with HybridFlow: on-device model, cloud when it pays off")]
 struct Args {
     /// The question; omit it to chat line by line.
     question: Option<String>,
     /// GGUF file of the edge model (default: the provisioned SmolLM2-135M Q8_0).
     #[arg(long)]
     model: Option<PathBuf>,
-    #[arg(long, default_value_t = 256)]
-    max_tokens: u32,
+    /// OpenAI-compatible API root, e.g. https://api.example.com/v1 (default: $HYBRIDFLOW_CLOUD_URL;
+    /// none means edge only).
+    #[arg(long)]
+    cloud_url: Option<String>,
+    #[arg(long, default_value = "qwen2.5-coder-0.5b-instruct")]
+    cloud_model: String,
+    /// Name of the environment variable holding the API key (the key itself never goes on the
+    /// command line, where other processes could read it).
+    #[arg(long, default_value = "HYBRIDFLOW_API_KEY")]
+    api_key_env: String,
+    #[arg(long, value_enum, default_value_t = Policy::Difficulty)]
+    policy: Policy,
+    #[arg(long, value_enum, default_value_t = Planner::Routed)]
+    planner: Planner,
+    /// Run subtasks one after another (the research prototype's chain mode).
+    #[arg(long)]
+    sequential: bool,
 }
-
-const SYSTEM_PROMPT: &str = "You are a helpful assistant. Answer concisely.";
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let model_path = args.model.unwrap_or_else(|| catalog::model_path(catalog::DEFAULT_EDGE_MODEL));
-    let shown_path = model_path.display().to_string();
-    let model = EdgeModel::load(EdgeConfig::new(&model_path), move |progress| match progress {
-        LoadProgress::Checking => eprintln!("checking {shown_path}"),
-        LoadProgress::Loading { architecture, file_bytes } => {
-            eprintln!("loading {architecture} model ({:.0} MB)...", file_bytes as f64 / 1e6)
-        }
-        LoadProgress::Ready { load_time } => eprintln!("ready in {:.2} s", load_time.as_secs_f64()),
-    })
-    .await?;
-
-    match args.question {
-        Some(question) => answer(&model, &question, args.max_tokens).await,
+    let scheduler = build_scheduler(&args).await?;
+    match &args.question {
+        Some(question) => ask(&scheduler, question).await,
         None => {
-            let stdin = std::io::stdin();
             prompt()?;
-            for line in stdin.lock().lines() {
+            for line in std::io::stdin().lock().lines() {
                 let question = line?;
                 if !question.trim().is_empty() {
-                    answer(&model, question.trim(), args.max_tokens).await?;
+                    ask(&scheduler, question.trim()).await?;
                 }
                 prompt()?;
             }
@@ -56,38 +80,80 @@ async fn main() -> Result<()> {
     }
 }
 
+async fn build_scheduler(args: &Args) -> Result<Scheduler> {
+    let model_path = args.model.clone().unwrap_or_else(|| catalog::model_path(catalog::DEFAULT_EDGE_MODEL));
+    let shown_path = model_path.display().to_string();
+    let edge = EdgeModel::load(EdgeConfig::new(&model_path), move |progress| match progress {
+        LoadProgress::Checking => eprintln!("edge: checking {shown_path}"),
+        LoadProgress::Loading { architecture, file_bytes } => {
+            eprintln!("edge: loading {architecture} model ({:.0} MB)...", file_bytes as f64 / 1e6)
+        }
+        LoadProgress::Ready { load_time } => eprintln!("edge: ready in {:.2} s", load_time.as_secs_f64()),
+    })
+    .await?;
+    // (clap's `env` feature would change clap's features, which mistral.rs shares: read it here.)
+    let cloud_url = args.cloud_url.clone().or_else(|| std::env::var("HYBRIDFLOW_CLOUD_URL").ok());
+    let cloud: Option<Arc<dyn ChatModel>> = match &cloud_url {
+        Some(url) => {
+            let mut config = CloudConfig::new(url, &args.cloud_model);
+            config.api_key = std::env::var(&args.api_key_env).ok().map(ApiKey::new);
+            config.price = Price { input_per_million: 0.15, output_per_million: 0.60 };
+            eprintln!("cloud: {} at {url}", args.cloud_model);
+            Some(Arc::new(CloudModel::new(config)?))
+        }
+        None => {
+            eprintln!("cloud: none configured (set HYBRIDFLOW_CLOUD_URL or --cloud-url): everything runs on the edge");
+            None
+        }
+    };
+    let policy: Arc<dyn RoutePolicy> = match args.policy {
+        Policy::Difficulty => Arc::new(ByDifficulty),
+        Policy::Edge => Arc::new(Fixed(Side::Edge)),
+        Policy::Cloud => Arc::new(Fixed(Side::Cloud)),
+    };
+    let config = ExecConfig {
+        planner: match args.planner {
+            Planner::Routed => PlannerChoice::Routed,
+            Planner::Edge => PlannerChoice::Edge,
+            Planner::Cloud => PlannerChoice::Cloud,
+        },
+        sequential: args.sequential,
+        ..ExecConfig::default()
+    };
+    Ok(Scheduler::new(Models { edge: Some(Arc::new(edge)), cloud }, policy, config)?)
+}
+
 fn prompt() -> Result<()> {
     print!("> ");
     std::io::stdout().flush()?;
     Ok(())
 }
 
-async fn answer(model: &EdgeModel, question: &str, max_tokens: u32) -> Result<()> {
-    let request = ChatRequest::new(vec![Message::system(SYSTEM_PROMPT), Message::user(question)])
-        .with_max_tokens(max_tokens);
-    println!("[edge: {}]", model.name());
-    let mut stream = model.stream(request).await?;
-    let mut stdout = std::io::stdout();
-    while let Some(event) = stream.next().await {
-        match event? {
-            StreamEvent::Delta(text) => {
-                write!(stdout, "{text}")?;
-                stdout.flush()?;
-            }
-            StreamEvent::Finished(usage) => println!("\n{}", summary(&usage)),
+/// Answers one question; Ctrl-C cancels it (and only it).
+async fn ask(scheduler: &Scheduler, question: &str) -> Result<()> {
+    let (sink, mut events) = EventSink::channel();
+    let cancel = CancellationToken::new();
+    let printer = tokio::spawn(async move {
+        let mut view = view::View::default();
+        while let Some(event) = events.recv().await {
+            view.show(&event);
         }
+    });
+    let result = {
+        let run = scheduler.run(question, &sink, &cancel);
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            _ = tokio::signal::ctrl_c() => {
+                cancel.cancel();
+                run.await
+            }
+        }
+    };
+    drop(sink);
+    printer.await?;
+    if let Err(error) = result {
+        println!("\n[{error}]");
     }
     Ok(())
-}
-
-fn summary(usage: &Usage) -> String {
-    format!(
-        "-- edge: {} prompt + {} completion tokens, first token {:.0} ms, {:.1} tok/s decode, {:.2} s total, finish: {:?}",
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        usage.time_to_first_token.unwrap_or_default().as_secs_f64() * 1e3,
-        usage.decode_tokens_per_second,
-        usage.total_time.as_secs_f64(),
-        usage.finish_reason,
-    )
 }
