@@ -2,6 +2,8 @@
 # The test cloud: llama.cpp's OpenAI-compatible llama-server with Qwen2.5-Coder-0.5B-Instruct Q4_K_M
 # on 127.0.0.1. Usage: scripts/cloud-server.sh start|stop|status. `start` is idempotent and waits
 # until the server answers; prints the base URL to use (also HYBRIDFLOW_CLOUD_URL's default).
+# HYBRIDFLOW_CLOUD_CPUS=1 pins the server to CPU 1 with one thread, so that a benchmark pinned to
+# CPU 0 sees a "phone" and a "data centre" that do not share cores.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -30,8 +32,12 @@ case "${1:-}" in
     [[ -f "$model" ]] || { log "missing $model: run scripts/setup.sh"; exit 1; }
     mkdir -p "$run_dir"
     # --parallel 2: two concurrent requests (the scheduler runs cloud subtasks in parallel).
-    setsid "$LLAMA_CPP_BIN/llama-server" -m "$model" --host 127.0.0.1 --port "$port" \
-      --alias qwen2.5-coder-0.5b-instruct -c 8192 --parallel 2 -t "$(nproc)" \
+    pin=(); threads="$(nproc)"
+    if [[ -n "${HYBRIDFLOW_CLOUD_CPUS:-}" ]]; then
+      pin=(taskset -c "$HYBRIDFLOW_CLOUD_CPUS"); threads="$(taskset -c "$HYBRIDFLOW_CLOUD_CPUS" nproc)"
+    fi
+    setsid "${pin[@]}" "$LLAMA_CPP_BIN/llama-server" -m "$model" --host 127.0.0.1 --port "$port" \
+      --alias qwen2.5-coder-0.5b-instruct -c 8192 --parallel 2 -t "$threads" \
       >"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
     for _ in $(seq 1 240); do

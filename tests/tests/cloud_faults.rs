@@ -352,3 +352,29 @@ async fn invalid_configuration_is_rejected() {
     assert!(matches!(CloudModel::new(bad_ca), Err(CloudError::InvalidConfig(_))));
     assert!(matches!(CloudModel::new(CloudConfig::new("https://api.example.com/v1", " ")), Err(CloudError::InvalidConfig(_))));
 }
+
+#[tokio::test]
+async fn connect_timeout_when_the_handshake_never_completes() {
+    // A listener that never accepts, with its accept queue filled: the kernel drops further SYNs,
+    // so a new connection hangs in the handshake (loopback only, no outside address involved).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(address)).await {
+            fillers.push(stream);
+        }
+    }
+    let mut config = config(&format!("http://{address}/v1"));
+    config.timeouts.connect = Duration::from_millis(300);
+    config.timeouts.first_token = Duration::from_secs(5);
+    config.retry.max_attempts = 2;
+    let started = Instant::now();
+    let (error, attempts) = cloud_error(CloudModel::new(config).unwrap().stream(ask()).await.map(|_| ()));
+    assert!(matches!(error, CloudError::Timeout(TimeoutStage::Connect)), "{error:?}");
+    assert_eq!(attempts, 2, "connect timeouts are retried");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    drop((fillers, listener));
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: chores that need Rust (model conversion) or belong with the code.
 
+mod bench_dag;
 mod bench_edge;
 mod fetch_models;
 
@@ -24,6 +25,13 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Scheduler benchmarks: its own overhead per subtask (instant model), and wall time of
+    /// parallel vs sequential execution of the same plans on the real models (needs the test
+    /// cloud: `scripts/cloud-server.sh start`).
+    BenchDag {
+        #[arg(long, default_value = "http://127.0.0.1:8088/v1")]
+        cloud_url: String,
+    },
     /// One model's measurement, in a process of its own so its peak RSS is its own.
     #[command(hide = true)]
     BenchEdgeRun {
@@ -37,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::FetchModels => fetch_models::run(),
         Command::BenchEdge { runs } => bench_edge::run(runs),
+        Command::BenchDag { cloud_url } => bench_dag::run(&cloud_url),
         Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
     }
 }

@@ -210,7 +210,8 @@ pub struct TokenStream {
 }
 
 impl TokenStream {
-    pub(crate) fn new(
+    /// Wraps a stream of events (for implementations of [`ChatModel`] outside this crate).
+    pub fn new(
         events: BoxStream<'static, Result<StreamEvent, ModelError>>,
         cancel: CancelHandle,
     ) -> Self {
