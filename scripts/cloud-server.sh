@@ -37,7 +37,7 @@ case "${1:-}" in
       pin=(taskset -c "$HYBRIDFLOW_CLOUD_CPUS"); threads="$(taskset -c "$HYBRIDFLOW_CLOUD_CPUS" nproc)"
     fi
     setsid "${pin[@]}" "$LLAMA_CPP_BIN/llama-server" -m "$model" --host 127.0.0.1 --port "$port" \
-      --alias qwen2.5-coder-0.5b-instruct -c 8192 --parallel 2 -t "$threads" \
+      --alias qwen2.5-coder-0.5b-instruct -c 8192 --parallel 2 -t "$threads" --metrics \
       >"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
     for _ in $(seq 1 240); do

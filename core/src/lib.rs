@@ -5,9 +5,12 @@
 //!   and cloud (OpenAI-compatible HTTP over reqwest + rustls).
 //! - [`plan`]: stage 1a, a query becomes a validated graph of subtasks (streamed, repaired).
 //! - [`exec`]: stage 1b, the DAG scheduler and the final synthesis.
-//! - [`route`]: stage 2, which side runs each step.
+//! - [`route`]: stage 2, which side runs each step: learned, budget- and device-aware.
+//! - [`store`]: budgets and router statistics in sled; [`device`]: what the app reports.
 
+pub mod device;
 pub mod exec;
 pub mod model;
 pub mod plan;
 pub mod route;
+pub mod store;

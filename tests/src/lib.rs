@@ -60,3 +60,19 @@ pub fn test_cloud() -> hybridflow_core::model::cloud::CloudModel {
     config.price = hybridflow_core::model::cloud::Price { input_per_million: 0.15, output_per_million: 0.60 };
     hybridflow_core::model::cloud::CloudModel::new(config).expect("test cloud config is valid")
 }
+
+/// Tokens the test cloud has processed and generated so far (llama-server's `/metrics`): it does
+/// not change when no request reaches the server.
+pub fn test_cloud_token_counter() -> f64 {
+    use std::io::{Read, Write};
+    let url = test_cloud_url();
+    let host = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut stream = std::net::TcpStream::connect(&host).expect("test cloud reachable");
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body.lines()
+        .filter(|l| l.starts_with("llamacpp:prompt_tokens_total") || l.starts_with("llamacpp:tokens_predicted_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}

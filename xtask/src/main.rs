@@ -2,7 +2,10 @@
 
 mod bench_dag;
 mod bench_edge;
+mod bench_router;
 mod fetch_models;
+mod profile_router;
+mod train_router;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +35,26 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8088/v1")]
         cloud_url: String,
     },
+    /// Router decision latency.
+    BenchRouter,
+    /// Profile subtasks of the gsm8k train split on both sides, for router training (resumable).
+    ProfileRouter {
+        #[arg(long, default_value_t = 30)]
+        questions: usize,
+        #[arg(long, default_value = "http://127.0.0.1:8088/v1")]
+        cloud_url: String,
+        #[arg(long, default_value = "../shared/data/gsm8k/train.jsonl")]
+        data: std::path::PathBuf,
+        #[arg(long, default_value = "data/router-profile.jsonl")]
+        out: std::path::PathBuf,
+    },
+    /// Train the router's weights from profiled subtasks; prints held-out quality.
+    TrainRouter {
+        #[arg(long, default_value = "data/router-profile.jsonl")]
+        data: std::path::PathBuf,
+        #[arg(long, default_value = "core/assets/router-weights.json")]
+        out: std::path::PathBuf,
+    },
     /// One model's measurement, in a process of its own so its peak RSS is its own.
     #[command(hide = true)]
     BenchEdgeRun {
@@ -46,6 +69,9 @@ fn main() -> anyhow::Result<()> {
         Command::FetchModels => fetch_models::run(),
         Command::BenchEdge { runs } => bench_edge::run(runs),
         Command::BenchDag { cloud_url } => bench_dag::run(&cloud_url),
+        Command::BenchRouter => bench_router::run(),
+        Command::ProfileRouter { questions, cloud_url, data, out } => profile_router::run(questions, &cloud_url, &data, &out),
+        Command::TrainRouter { data, out } => train_router::run(&data, &out),
         Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Side, Usage};
 use crate::plan::planner::DirectReason;
 use crate::plan::ValidatedPlan;
+use crate::route::Explanation;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -16,12 +17,12 @@ pub enum Event {
     /// The validated plan. Subtasks may have started before it, while the plan streamed.
     PlanReady { plan: ValidatedPlan, direct: Option<DirectReason> },
     /// A subtask (attempt 1) or a retry or fallback of it (attempt > 1) started.
-    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32 },
+    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
     /// Generated text: of a subtask, or of the final answer (`id: None`).
     TokenDelta { id: Option<String>, text: String },
     SubtaskFinished { id: String, report: SubtaskReport },
     /// The final synthesis started (multi-step plans only).
-    AnswerStarted { side: Side, reason: String, attempt: u32 },
+    AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
     /// Always the last event of a query that was not cancelled.
     Answer { text: String, totals: Totals },
 }

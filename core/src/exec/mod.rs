@@ -24,7 +24,7 @@ pub use events::{Event, SideTotals, SubtaskOutcome, SubtaskReport, Totals};
 use crate::model::{ChatModel, ChatRequest, Message, Side, StreamEvent, Usage};
 use crate::plan::planner::{self, DirectReason, PlanEvent, PlannerConfig};
 use crate::plan::{Subtask, ValidatedPlan};
-use crate::route::{RouteDecision, RoutePolicy, RouteRequest, Step};
+use crate::route::{Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 
 /// Which model writes the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,15 +170,15 @@ impl Scheduler {
         Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots }) })
     }
 
-    fn route(&self, query: &str, step: Step<'_>) -> RouteDecision {
+    fn route(&self, query: &str, step: Step<'_>, spent: &Totals) -> RouteDecision {
         let models = &self.shared.models;
-        let request = RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some() };
+        let request = RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), spent };
         let decision = self.shared.policy.route(&request);
         // Safety net: a policy cannot send work to a side that does not exist.
         if models.get(decision.side).is_some() {
             decision
         } else {
-            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason) }
+            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason), explanation: decision.explanation }
         }
     }
 
@@ -191,20 +191,35 @@ impl Scheduler {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ExecError::Cancelled),
-            answer = self.run_to_answer(query, events) => answer,
+            answer = self.run_to_answer(query, None, events) => answer,
         }
     }
 
-    async fn run_to_answer(&self, query: &str, events: &EventSink) -> Result<Answer, ExecError> {
+    /// Executes a given plan for `query` (no planning call): to compare execution modes on the
+    /// same plan, or to replay one.
+    pub async fn run_plan(&self, query: &str, plan: ValidatedPlan, events: &EventSink, cancel: &CancellationToken) -> Result<Answer, ExecError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(ExecError::EmptyQuery);
+        }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(ExecError::Cancelled),
+            answer = self.run_to_answer(query, Some(plan), events) => answer,
+        }
+    }
+
+    async fn run_to_answer(&self, query: &str, given_plan: Option<ValidatedPlan>, events: &EventSink) -> Result<Answer, ExecError> {
         let started = Instant::now();
+        let query_id = new_query_id();
         let config = &self.shared.config;
         let mut totals = Totals::default();
 
-        let mut plan_stream = if planner::needs_planning(query, &config.planner_config) {
+        let mut plan_stream = if given_plan.is_none() && planner::needs_planning(query, &config.planner_config) {
             let decision = match config.planner {
-                PlannerChoice::Routed => self.route(query, Step::Plan),
-                PlannerChoice::Edge => RouteDecision { side: Side::Edge, reason: "configured planner".into() },
-                PlannerChoice::Cloud => RouteDecision { side: Side::Cloud, reason: "configured planner".into() },
+                PlannerChoice::Routed => self.route(query, Step::Plan, &totals),
+                PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
+                PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
             };
             match self.shared.models.get(decision.side) {
                 Some(model) => {
@@ -220,7 +235,11 @@ impl Scheduler {
         // Subtasks seen so far: streamed ones until the plan is final, then the validated plan's.
         let mut streamed: Vec<Subtask> = Vec::new();
         let mut plan: Option<(ValidatedPlan, Option<DirectReason>)> = None;
-        if plan_stream.is_none() {
+        if let Some(given) = given_plan {
+            let direct = given.is_direct().then_some(DirectReason::SingleStep);
+            events.emit(Event::PlanReady { plan: given.clone(), direct: direct.clone() });
+            plan = Some((given, direct));
+        } else if plan_stream.is_none() {
             let direct = if planner::needs_planning(query, &config.planner_config) {
                 DirectReason::PlannerFailed { error: "the configured planner side is unavailable".into() }
             } else {
@@ -234,7 +253,7 @@ impl Scheduler {
         let mut running: JoinSet<(String, StepResult)> = JoinSet::new();
 
         loop {
-            self.start_ready(query, &streamed, plan.as_ref(), &mut status, &mut running, events, &mut totals);
+            self.start_ready(&query_id, query, &streamed, plan.as_ref(), &mut status, &mut running, events, &mut totals);
             let settled = |status: &HashMap<String, Status>, plan: &ValidatedPlan| {
                 plan.subtasks.iter().all(|s| matches!(status.get(&s.id), Some(Status::Done(_) | Status::Failed)))
             };
@@ -249,10 +268,11 @@ impl Scheduler {
                     match planned {
                         Some(PlanEvent::Subtask(subtask)) => streamed.push(subtask),
                         Some(PlanEvent::Done { outcome, usage }) => {
-                            if let Some(usage) = usage {
-                                let cost = self.shared.models.get(side).map_or(0.0, |m| m.cost(&usage));
-                                totals.add(side, &usage, cost);
+                            let cost = usage.as_ref().map_or(0.0, |u| self.shared.models.get(side).map_or(0.0, |m| m.cost(u)));
+                            if let Some(usage) = &usage {
+                                totals.add(side, usage, cost);
                             }
+                            self.shared.policy.observe(&Observation { request_id: format!("{query_id}:plan"), side, usage, cost });
                             plan_stream = None;
                             // Subtasks started early but dropped from the final plan stop now.
                             for (id, state) in &status {
@@ -303,8 +323,8 @@ impl Scheduler {
         } else {
             let results: Vec<(&Subtask, Result<&str, &str>)> = validated.subtasks.iter().map(|s| (s, result_of(&s.id))).collect();
             let messages = prompts::synthesis_messages(query, &results);
-            let decision = self.route(query, Step::Synthesis { plan: &validated });
-            let result = self.execute(None, messages, config.answer_max_tokens, decision, events).await;
+            let decision = self.route(query, Step::Synthesis { plan: &validated }, &totals);
+            let result = self.execute(&query_id, None, messages, config.answer_max_tokens, decision, events).await;
             let run = result.run.map_err(ExecError::AnswerFailed)?;
             totals.add(run.side, &run.usage, run.cost);
             run.text
@@ -320,6 +340,7 @@ impl Scheduler {
     #[allow(clippy::too_many_arguments)]
     fn start_ready(
         &self,
+        query_id: &str,
         query: &str,
         streamed: &[Subtask],
         plan: Option<&(ValidatedPlan, Option<DirectReason>)>,
@@ -390,13 +411,14 @@ impl Scheduler {
                     prompts::step_messages(query, subtask, &parents, &further, config.ancestor_context_tokens)
                 }
             };
-            let decision = self.route(query, Step::Subtask { subtask, plan: validated });
+            let decision = self.route(query, Step::Subtask { subtask, plan: validated }, totals);
             let scheduler = self.clone();
+            let query_id = query_id.to_owned();
             let id = subtask.id.clone();
             let sink = events.clone();
             let max_tokens = if validated.is_some_and(ValidatedPlan::is_direct) { config.answer_max_tokens } else { config.subtask_max_tokens };
             let handle = running.spawn(async move {
-                let result = scheduler.execute(Some(id.clone()), messages, max_tokens, decision, &sink).await;
+                let result = scheduler.execute(&query_id, Some(id.clone()), messages, max_tokens, decision, &sink).await;
                 (id, result)
             });
             status.insert(subtask.id.clone(), Status::Running(handle));
@@ -408,7 +430,7 @@ impl Scheduler {
 
     /// Runs one step (a subtask, or the synthesis when `id` is `None`): the routed side up to
     /// `attempts_per_side` times, then the other side once.
-    async fn execute(&self, id: Option<String>, messages: Vec<Message>, max_tokens: u32, decision: RouteDecision, events: &EventSink) -> StepResult {
+    async fn execute(&self, query_id: &str, id: Option<String>, messages: Vec<Message>, max_tokens: u32, decision: RouteDecision, events: &EventSink) -> StepResult {
         let started = Instant::now();
         let config = &self.shared.config;
         let mut plan: Vec<(Side, String)> = (0..config.attempts_per_side.max(1))
@@ -424,10 +446,12 @@ impl Scheduler {
             let Some(model) = self.shared.models.get(side) else { continue };
             attempts += 1;
             last_side = side;
+            let explanation = if attempts == 1 { decision.explanation } else { None };
             match &id {
-                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts }),
-                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts }),
+                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts, explanation }),
+                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts, explanation }),
             }
+            let request_id = format!("{query_id}:{}:{attempts}", id.as_deref().unwrap_or("answer"));
             let request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
             let _edge_slot = match side {
                 Side::Edge => Some(self.shared.edge_slots.acquire().await.expect("never closed")),
@@ -436,9 +460,11 @@ impl Scheduler {
             match generate(model.as_ref(), request, id.as_deref(), events).await {
                 Ok((text, usage)) => {
                     let cost = model.cost(&usage);
+                    self.shared.policy.observe(&Observation { request_id, side, usage: Some(usage.clone()), cost });
                     return StepResult { run: Ok(StepRun { side, text, usage, cost }), attempts, last_side, latency: started.elapsed() };
                 }
                 Err(error) => {
+                    self.shared.policy.observe(&Observation { request_id, side, usage: None, cost: 0.0 });
                     log::warn!("step {} failed on the {side:?}: {error}", id.as_deref().unwrap_or("answer"));
                     errors.push(format!("{side:?}: {error}").to_lowercase());
                 }
@@ -446,6 +472,14 @@ impl Scheduler {
         }
         StepResult { run: Err(errors.join("; ")), attempts, last_side, latency: started.elapsed() }
     }
+}
+
+/// A query id unique in this process and across restarts (time + counter), for exactly-once
+/// accounting of its steps.
+fn new_query_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{:x}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Streams one generation, forwarding its text as events.

@@ -271,3 +271,14 @@ async fn sequential_mode_runs_one_subtask_at_a_time() {
 fn a_scheduler_needs_a_model_and_a_query() {
     assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), ExecConfig::default()), Err(ExecError::NoModel)));
 }
+
+#[tokio::test]
+async fn a_given_plan_runs_without_a_planning_call() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, "unused", Duration::from_millis(1)));
+    let plan = crate::plan::validate::validate(crate::plan::parse::parse_plan(&plan_json(&[("a", &[]), ("b", &["a"])])).unwrap(), 6).unwrap();
+    let scheduler = scheduler(model.clone(), Side::Edge, ExecConfig::default());
+    let (sink, _rx) = EventSink::channel();
+    let answer = scheduler.run_plan(LONG_QUERY, plan.clone(), &sink, &CancellationToken::new()).await.unwrap();
+    assert_eq!(answer.plan, plan);
+    assert_eq!(answer.totals.edge.calls, 3, "two subtasks and the synthesis, no planning");
+}

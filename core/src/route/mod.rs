@@ -1,7 +1,21 @@
-//! Stage 2, routing: which side runs each step. The scheduler only sees [`RoutePolicy`]; the
-//! simple policies here are the baselines the learned router is measured against.
+//! Stage 2, routing: which side runs each step. The scheduler only sees [`RoutePolicy`]:
+//! [`router::LearnedRouter`] is the real one; [`Fixed`] and [`ByDifficulty`] are the baselines it is
+//! measured against.
+//!
+//! - [`features`]: what the learned model sees (same code for training and inference);
+//! - [`learned`]: the logistic model, its weights file, training and ROC AUC;
+//! - [`gates`]: device and policy gates;
+//! - [`router`]: utility, budget-adaptive threshold, statistics, persistence.
 
-use crate::model::Side;
+pub mod features;
+pub mod gates;
+pub mod learned;
+pub mod router;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exec::Totals;
+use crate::model::{Side, Usage};
 use crate::plan::{Difficulty, Subtask, ValidatedPlan};
 
 /// The step being routed.
@@ -21,6 +35,22 @@ pub struct RouteRequest<'a> {
     /// Whether a cloud model is configured (gates come with the learned router).
     pub cloud_available: bool,
     pub edge_available: bool,
+    /// What the query has consumed so far (per-query budgets).
+    pub spent: &'a Totals,
+}
+
+/// The numbers behind a learned decision, for the caller's UI and for audits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// Learned probability that the cloud's result changes the outcome for the better.
+    pub quality: f64,
+    /// Quality minus the weighted extra latency, money and energy.
+    pub predicted_gain: f64,
+    pub threshold: f64,
+    /// Largest fraction used of any budget (query, day, month).
+    pub budget_used: f64,
+    /// The gate that decided, if one did.
+    pub gate: Option<gates::Gate>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -28,10 +58,30 @@ pub struct RouteDecision {
     pub side: Side,
     /// Why, in words for the user and the logs.
     pub reason: String,
+    pub explanation: Option<Explanation>,
+}
+
+impl RouteDecision {
+    pub fn new(side: Side, reason: impl Into<String>) -> Self {
+        Self { side, reason: reason.into(), explanation: None }
+    }
+}
+
+/// What one attempt of a step cost, reported back to the policy.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    /// Unique per query, step and attempt: budgets count each exactly once.
+    pub request_id: String,
+    pub side: Side,
+    /// `None` when the attempt failed.
+    pub usage: Option<Usage>,
+    pub cost: f64,
 }
 
 pub trait RoutePolicy: Send + Sync {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision;
+    /// Learns from what a step cost (statistics, budgets); the baselines ignore it.
+    fn observe(&self, _observation: &Observation) {}
 }
 
 /// Everything on one side (when it is available).
@@ -41,9 +91,9 @@ pub struct Fixed(pub Side);
 impl RoutePolicy for Fixed {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         match (self.0, request.cloud_available, request.edge_available) {
-            (Side::Cloud, true, _) | (Side::Edge, _, true) => RouteDecision { side: self.0, reason: format!("policy: always {:?}", self.0).to_lowercase() },
-            (Side::Cloud, false, _) => RouteDecision { side: Side::Edge, reason: "no cloud configured".into() },
-            (Side::Edge, _, false) => RouteDecision { side: Side::Cloud, reason: "no edge model loaded".into() },
+            (Side::Cloud, true, _) | (Side::Edge, _, true) => RouteDecision::new(self.0, format!("policy: always {:?}", self.0).to_lowercase()),
+            (Side::Cloud, false, _) => RouteDecision::new(Side::Edge, "no cloud configured"),
+            (Side::Edge, _, false) => RouteDecision::new(Side::Cloud, "no edge model loaded"),
         }
     }
 }
@@ -63,8 +113,8 @@ impl RoutePolicy for ByDifficulty {
             Step::Synthesis { .. } => (false, "combining few results"),
         };
         match (wants_cloud && request.cloud_available, request.edge_available) {
-            (true, _) | (false, false) => RouteDecision { side: Side::Cloud, reason: why.into() },
-            (false, true) => RouteDecision { side: Side::Edge, reason: if wants_cloud { "no cloud configured".into() } else { why.into() } },
+            (true, _) | (false, false) => RouteDecision::new(Side::Cloud, why),
+            (false, true) => RouteDecision::new(Side::Edge, if wants_cloud { "no cloud configured" } else { why }),
         }
     }
 }

@@ -15,11 +15,16 @@ use hybridflow_core::model::catalog;
 use hybridflow_core::model::cloud::{ApiKey, CloudConfig, CloudModel, Price};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel, LoadProgress};
 use hybridflow_core::model::{ChatModel, Side};
+use hybridflow_core::device::{DeviceState, Network};
+use hybridflow_core::route::router::{Budgets, LearnedRouter, Limits, RouterConfig};
 use hybridflow_core::route::{ByDifficulty, Fixed, RoutePolicy};
+use hybridflow_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Policy {
+    /// The learned, budget- and device-aware router (budgets persist in the state directory).
+    Learned,
     /// The planner's difficulty hint: hard subtasks, planning and multi-result synthesis to the cloud.
     Difficulty,
     Edge,
@@ -51,8 +56,14 @@ struct Args {
     /// command line, where other processes could read it).
     #[arg(long, default_value = "HYBRIDFLOW_API_KEY")]
     api_key_env: String,
-    #[arg(long, value_enum, default_value_t = Policy::Difficulty)]
+    #[arg(long, value_enum, default_value_t = Policy::Learned)]
     policy: Policy,
+    /// Daily cloud budget in money (learned router); none by default.
+    #[arg(long)]
+    daily_budget: Option<f64>,
+    /// Where budgets and router statistics persist (default: ~/.cache/hybridflow/state).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Planner::Routed)]
     planner: Planner,
     /// Run subtasks one after another (the research prototype's chain mode).
@@ -63,15 +74,27 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let scheduler = build_scheduler(&args).await?;
+    let (scheduler, router) = build_scheduler(&args).await?;
     match &args.question {
         Some(question) => ask(&scheduler, question).await,
         None => {
+            println!("Type a question, or /offline, /online, /cellular, /battery <percent>, /charging, /help.");
             prompt()?;
+            let mut device = DeviceState::default();
             for line in std::io::stdin().lock().lines() {
-                let question = line?;
-                if !question.trim().is_empty() {
-                    ask(&scheduler, question.trim()).await?;
+                let line = line?;
+                let line = line.trim();
+                if let Some(command) = line.strip_prefix('/') {
+                    match (slash_command(command, &mut device), &router) {
+                        (Ok(()), Some(router)) => {
+                            router.set_device_state(device);
+                            println!("device: {device:?}");
+                        }
+                        (Ok(()), None) => println!("device states apply to the learned router (--policy learned)"),
+                        (Err(help), _) => println!("{help}"),
+                    }
+                } else if !line.is_empty() {
+                    ask(&scheduler, line).await?;
                 }
                 prompt()?;
             }
@@ -80,7 +103,26 @@ async fn main() -> Result<()> {
     }
 }
 
-async fn build_scheduler(args: &Args) -> Result<Scheduler> {
+/// Simulates what a phone would report.
+fn slash_command(command: &str, device: &mut DeviceState) -> Result<(), String> {
+    let mut words = command.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("offline"), _) => device.network = Network::None,
+        (Some("online" | "wifi"), _) => device.network = Network::Wifi,
+        (Some("cellular"), _) => device.network = Network::Cellular,
+        (Some("metered"), _) => device.network = Network::Metered,
+        (Some("charging"), _) => device.charging = true,
+        (Some("battery"), Some(percent)) => {
+            let percent: f32 = percent.parse().map_err(|_| "usage: /battery <0-100>".to_string())?;
+            device.battery_level = (percent / 100.0).clamp(0.0, 1.0);
+            device.charging = false;
+        }
+        _ => return Err("commands: /offline /online /cellular /metered /battery <percent> /charging".into()),
+    }
+    Ok(())
+}
+
+async fn build_scheduler(args: &Args) -> Result<(Scheduler, Option<Arc<LearnedRouter>>)> {
     let model_path = args.model.clone().unwrap_or_else(|| catalog::model_path(catalog::DEFAULT_EDGE_MODEL));
     let shown_path = model_path.display().to_string();
     let edge = EdgeModel::load(EdgeConfig::new(&model_path), move |progress| match progress {
@@ -93,20 +135,36 @@ async fn build_scheduler(args: &Args) -> Result<Scheduler> {
     .await?;
     // (clap's `env` feature would change clap's features, which mistral.rs shares: read it here.)
     let cloud_url = args.cloud_url.clone().or_else(|| std::env::var("HYBRIDFLOW_CLOUD_URL").ok());
+    let price = Price { input_per_million: 0.15, output_per_million: 0.60 };
+    let mut breaker = None;
     let cloud: Option<Arc<dyn ChatModel>> = match &cloud_url {
         Some(url) => {
             let mut config = CloudConfig::new(url, &args.cloud_model);
             config.api_key = std::env::var(&args.api_key_env).ok().map(ApiKey::new);
-            config.price = Price { input_per_million: 0.15, output_per_million: 0.60 };
+            config.price = price;
             eprintln!("cloud: {} at {url}", args.cloud_model);
-            Some(Arc::new(CloudModel::new(config)?))
+            let model = CloudModel::new(config)?;
+            breaker = Some(model.breaker());
+            Some(Arc::new(model))
         }
         None => {
             eprintln!("cloud: none configured (set HYBRIDFLOW_CLOUD_URL or --cloud-url): everything runs on the edge");
             None
         }
     };
+    let mut learned = None;
     let policy: Arc<dyn RoutePolicy> = match args.policy {
+        Policy::Learned => {
+            let dir = args.state_dir.clone().unwrap_or_else(|| catalog::models_dir().with_file_name("state"));
+            let store = Arc::new(Store::open(&dir)?);
+            if let Some(why) = store.recovered() {
+                eprintln!("state: rebuilt ({why})");
+            }
+            let budgets = Budgets { per_day: Limits { money: args.daily_budget, ..Limits::default() }, ..Budgets::default() };
+            let router = Arc::new(LearnedRouter::new(RouterConfig { budgets, price, ..RouterConfig::default() }, Some(store), breaker));
+            learned = Some(router.clone());
+            router
+        }
         Policy::Difficulty => Arc::new(ByDifficulty),
         Policy::Edge => Arc::new(Fixed(Side::Edge)),
         Policy::Cloud => Arc::new(Fixed(Side::Cloud)),
@@ -120,7 +178,7 @@ async fn build_scheduler(args: &Args) -> Result<Scheduler> {
         sequential: args.sequential,
         ..ExecConfig::default()
     };
-    Ok(Scheduler::new(Models { edge: Some(Arc::new(edge)), cloud }, policy, config)?)
+    Ok((Scheduler::new(Models { edge: Some(Arc::new(edge)), cloud }, policy, config)?, learned))
 }
 
 fn prompt() -> Result<()> {

@@ -65,7 +65,7 @@ impl View {
                     println!("  repaired: {}", serde_json::to_string(diagnostic).unwrap_or_default());
                 }
             }
-            Event::SubtaskStarted { id, side: s, reason, attempt } => {
+            Event::SubtaskStarted { id, side: s, reason, attempt, .. } => {
                 self.end_stream();
                 let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
                 println!("> {id} on the {}{again}: {reason}", side(*s));

@@ -125,6 +125,11 @@ impl CloudModel {
         self.breaker.state()
     }
 
+    /// The breaker itself, for the router's gate.
+    pub fn breaker(&self) -> Arc<CircuitBreaker> {
+        self.breaker.clone()
+    }
+
     /// A whole answer without streaming (`stream: false`).
     pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ModelError> {
         let exchange = self.send(&request, false).await?;

@@ -1,0 +1,298 @@
+//! Persistence in sled: budget consumption and router statistics, across restarts and crashes.
+//!
+//! A usage record is keyed by a request id and applied in one transaction with the window totals
+//! it adds to, then flushed before `record` returns: an acknowledged record survives a crash, and a
+//! record replayed after a crash (same id) is not counted twice. The schema is versioned; a corrupt
+//! or incompatible database is moved aside and rebuilt, with a warning, never a crash.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::model::Side;
+
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+const STATS_KEY: &[u8] = b"router_stats";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("cannot move the damaged database aside: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored value is unreadable: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// One generation to account for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub at_unix_seconds: u64,
+    pub side: Side,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: f64,
+    pub wall_millis: u64,
+}
+
+/// Consumption in one time window (cloud usage only: the edge costs no budget).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowTotals {
+    pub cloud_tokens: u64,
+    pub cost: f64,
+    pub cloud_millis: u64,
+    pub cloud_requests: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    Day,
+    Month,
+}
+
+/// UTC day and month keys of a unix time (civil-from-days, Howard Hinnant's algorithm).
+pub fn window_key(window: Window, unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    match window {
+        Window::Day => format!("d:{year:04}-{month:02}-{day:02}"),
+        Window::Month => format!("m:{year:04}-{month:02}"),
+    }
+}
+
+pub fn now_unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub struct Store {
+    db: sled::Db,
+    usage: sled::Tree,
+    totals: sled::Tree,
+    /// Set when the database had to be rebuilt, with why.
+    recovered: Option<String>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`; rebuilds it if it is corrupt or of another schema.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        match Self::try_open(dir) {
+            Ok(store) => Ok(store),
+            Err(reason) => {
+                let aside = aside_path(dir);
+                log::warn!("HybridFlow store at {} is unusable ({reason}); moved to {} and rebuilt", dir.display(), aside.display());
+                if dir.exists() {
+                    std::fs::rename(dir, &aside)?;
+                }
+                let mut store = Self::try_open(dir).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+                store.recovered = Some(reason);
+                Ok(store)
+            }
+        }
+    }
+
+    fn try_open(dir: &Path) -> Result<Self, String> {
+        // sled reports most damage as errors but may panic on some: both mean "unusable".
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(format!("cannot open: {e}")),
+            Err(_) => return Err("the database engine panicked while opening it".into()),
+        };
+        match db.get(SCHEMA_KEY).map_err(|e| e.to_string())? {
+            None if db.tree_names().len() <= 1 && db.is_empty() => {
+                db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes()).map_err(|e| e.to_string())?;
+                db.flush().map_err(|e| e.to_string())?;
+            }
+            None => return Err("no schema version".into()),
+            Some(v) if v.as_ref() == SCHEMA_VERSION.to_le_bytes() => {}
+            Some(v) => return Err(format!("schema version {:?}, this SDK uses {SCHEMA_VERSION}", v.as_ref())),
+        }
+        let usage = db.open_tree("usage").map_err(|e| e.to_string())?;
+        let totals = db.open_tree("totals").map_err(|e| e.to_string())?;
+        // Every stored value must decode: a partially damaged file is rebuilt, not half-trusted.
+        for entry in totals.iter() {
+            let (_, value) = entry.map_err(|e| e.to_string())?;
+            serde_json::from_slice::<WindowTotals>(&value).map_err(|e| format!("damaged totals: {e}"))?;
+        }
+        Ok(Self { db, usage, totals, recovered: None })
+    }
+
+    pub fn recovered(&self) -> Option<&str> {
+        self.recovered.as_deref()
+    }
+
+    /// Accounts for one generation, exactly once per `request_id`. Returns whether it was new.
+    /// Durable when it returns.
+    pub fn record(&self, request_id: &str, record: &UsageRecord) -> Result<bool, StoreError> {
+        let encoded = serde_json::to_vec(record)?;
+        let keys = [window_key(Window::Day, record.at_unix_seconds), window_key(Window::Month, record.at_unix_seconds)];
+        let outcome: Result<bool, TransactionError<serde_json::Error>> = (&self.usage, &self.totals).transaction(|(usage, totals)| {
+            if usage.get(request_id)?.is_some() {
+                return Ok(false);
+            }
+            usage.insert(request_id, encoded.as_slice())?;
+            if record.side == Side::Cloud {
+                for key in &keys {
+                    let mut window: WindowTotals = match totals.get(key.as_bytes())? {
+                        Some(v) => serde_json::from_slice(&v).map_err(ConflictableTransactionError::Abort)?,
+                        None => WindowTotals::default(),
+                    };
+                    window.cloud_tokens += record.prompt_tokens + record.completion_tokens;
+                    window.cost += record.cost;
+                    window.cloud_millis += record.wall_millis;
+                    window.cloud_requests += 1;
+                    totals.insert(key.as_bytes(), serde_json::to_vec(&window).map_err(ConflictableTransactionError::Abort)?)?;
+                }
+            }
+            Ok(true)
+        });
+        let new = match outcome {
+            Ok(new) => new,
+            Err(TransactionError::Abort(e)) => return Err(e.into()),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(new)
+    }
+
+    pub fn window_totals(&self, window: Window, unix_seconds: u64) -> Result<WindowTotals, StoreError> {
+        match self.totals.get(window_key(window, unix_seconds).as_bytes())? {
+            Some(value) => Ok(serde_json::from_slice(&value)?),
+            None => Ok(WindowTotals::default()),
+        }
+    }
+
+    /// Number of usage records kept (for tests and diagnostics).
+    pub fn records(&self) -> usize {
+        self.usage.len()
+    }
+
+    /// Forgets budget consumption (the usage log stays, so replays are still recognised).
+    pub fn reset_budgets(&self) -> Result<(), StoreError> {
+        self.totals.clear()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn load<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, StoreError> {
+        match self.db.get(STATS_KEY)? {
+            Some(value) => Ok(Some(serde_json::from_slice(&value)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn save<T: Serialize>(&self, stats: &T) -> Result<(), StoreError> {
+        self.db.insert(STATS_KEY, serde_json::to_vec(stats)?)?;
+        Ok(())
+    }
+}
+
+fn aside_path(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map_or_else(|| "store".into(), |n| n.to_string_lossy().to_string());
+    dir.with_file_name(format!("{name}.damaged-{}", now_unix_seconds()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hybridflow-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn cloud(tokens: u64, cost: f64) -> UsageRecord {
+        UsageRecord { at_unix_seconds: 1_795_000_000, side: Side::Cloud, prompt_tokens: tokens, completion_tokens: 0, cost, wall_millis: 100 }
+    }
+
+    #[test]
+    fn window_keys_are_utc_calendar_dates() {
+        assert_eq!(window_key(Window::Day, 0), "d:1970-01-01");
+        assert_eq!(window_key(Window::Day, 1_795_000_000), "d:2026-11-18");
+        assert_eq!(window_key(Window::Month, 1_795_000_000), "m:2026-11");
+        assert_eq!(window_key(Window::Day, 951_782_400), "d:2000-02-29");
+    }
+
+    #[test]
+    fn records_count_once_and_survive_a_reopen() {
+        let dir = temp_dir("once");
+        {
+            let store = Store::open(&dir).unwrap();
+            assert!(store.record("q1:s1:1", &cloud(100, 0.5)).unwrap());
+            assert!(!store.record("q1:s1:1", &cloud(100, 0.5)).unwrap(), "a replay is a no-op");
+            assert!(store.record("q1:s2:1", &cloud(50, 0.25)).unwrap());
+            let edge = UsageRecord { side: Side::Edge, ..cloud(999, 0.0) };
+            assert!(store.record("q1:s3:1", &edge).unwrap());
+        }
+        let store = Store::open(&dir).unwrap();
+        assert!(store.recovered().is_none());
+        let day = store.window_totals(Window::Day, 1_795_000_000).unwrap();
+        assert_eq!((day.cloud_tokens, day.cloud_requests), (150, 2), "edge usage costs no budget");
+        assert!((day.cost - 0.75).abs() < 1e-9);
+        assert_eq!(store.window_totals(Window::Month, 1_795_000_000).unwrap(), day);
+        assert_eq!(store.records(), 3);
+        store.reset_budgets().unwrap();
+        assert_eq!(store.window_totals(Window::Day, 1_795_000_000).unwrap(), WindowTotals::default());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_database_is_moved_aside_and_rebuilt() {
+        let dir = temp_dir("corrupt");
+        {
+            let store = Store::open(&dir).unwrap();
+            store.record("a", &cloud(10, 0.1)).unwrap();
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let len = std::fs::metadata(&path).unwrap().len() as usize;
+                let garbage: Vec<u8> = (0..len.max(64)).map(|i| (i * 7 + 13) as u8).collect();
+                std::fs::write(&path, garbage).unwrap();
+            }
+        }
+        let store = Store::open(&dir).unwrap();
+        assert!(store.recovered().is_some());
+        assert_eq!(store.records(), 0);
+        assert!(store.record("b", &cloud(1, 0.0)).unwrap(), "the rebuilt store works");
+        drop(store);
+        let parent = dir.parent().unwrap();
+        let prefix = format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy());
+        let aside: Vec<_> = std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).collect();
+        assert_eq!(aside.len(), 1, "the damaged copy is kept for diagnosis");
+        std::fs::remove_dir_all(aside[0].path()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn another_schema_version_is_rebuilt() {
+        let dir = temp_dir("schema");
+        {
+            let db = sled::open(&dir).unwrap();
+            db.insert(SCHEMA_KEY, &99u32.to_le_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert!(store.recovered().unwrap().contains("schema version"));
+        drop(store);
+        for entry in std::fs::read_dir(dir.parent().unwrap()).unwrap().filter_map(|e| e.ok()) {
+            if entry.file_name().to_string_lossy().starts_with(&format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy())) {
+                std::fs::remove_dir_all(entry.path()).unwrap();
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

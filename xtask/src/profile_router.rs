@@ -1,0 +1,152 @@
+//! Router training data: for questions of the gsm8k TRAIN split (never the dev files), plan with
+//! the cloud, run every subtask on both sides (parents' results from the edge, the baseline), then
+//! synthesise the answer from all-edge results and, for each subtask, with that subtask's result
+//! from the cloud instead. Label: the cloud's result turned a wrong final answer into a right one.
+//! Appends one JSON line per subtask; resumable (questions already in the file are skipped).
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use hybridflow_core::exec::prompts;
+use hybridflow_core::model::cloud::{CloudConfig, CloudModel};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
+use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
+use hybridflow_core::plan::planner::{stream_plan, PlanEvent, PlannerConfig};
+use hybridflow_core::plan::Subtask;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+pub struct ProfiledSubtask {
+    pub question_id: String,
+    pub query: String,
+    pub subtask: Subtask,
+    pub depth: usize,
+    pub fan_in: usize,
+    pub fan_out: usize,
+    pub edge_completion_tokens: u32,
+    pub cloud_completion_tokens: u32,
+    pub edge_seconds: f64,
+    pub cloud_seconds: f64,
+    pub correct_all_edge: bool,
+    pub correct_with_cloud: bool,
+    pub cloud_helps: bool,
+}
+
+#[derive(Deserialize)]
+struct Gsm8kItem {
+    id: String,
+    question: String,
+    answer: String,
+}
+
+/// gsm8k scoring: the last number in the text equals the reference.
+pub fn last_number(text: &str) -> Option<f64> {
+    let cleaned = text.replace(',', "");
+    cleaned
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .filter_map(|t| t.trim_matches('.').parse::<f64>().ok())
+        .last()
+}
+
+async fn generate(model: &dyn ChatModel, messages: Vec<Message>, max_tokens: u32) -> Result<(String, u32, f64)> {
+    let started = Instant::now();
+    let completion = model.stream(ChatRequest::new(messages).with_max_tokens(max_tokens)).await?.collect_text().await?;
+    Ok((completion.text, completion.usage.completion_tokens, started.elapsed().as_secs_f64()))
+}
+
+pub fn run(questions: usize, cloud_url: &str, data: &Path, out: &Path) -> Result<()> {
+    let done: HashSet<String> = std::fs::File::open(out)
+        .map(|f| std::io::BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<ProfiledSubtask>(&l).ok()).map(|r| r.question_id).collect())
+        .unwrap_or_default();
+    let items: Vec<Gsm8kItem> = std::io::BufReader::new(std::fs::File::open(data).with_context(|| format!("reading {}", data.display()))?)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .take(questions)
+        .collect();
+    let mut output = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(catalog::DEFAULT_EDGE_MODEL)), |_| {}).await?);
+        let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(CloudConfig::new(cloud_url, "qwen2.5-coder-0.5b-instruct"))?);
+        for (index, item) in items.iter().enumerate() {
+            if done.contains(&item.id) {
+                continue;
+            }
+            let reference: f64 = item.answer.trim().parse().context("gsm8k answers are numbers")?;
+            let started = Instant::now();
+            let mut plan_events = stream_plan(cloud.clone(), &item.question, &PlannerConfig::default());
+            let mut plan = None;
+            while let Some(event) = plan_events.next().await {
+                if let PlanEvent::Done { outcome, .. } = event {
+                    plan = outcome.direct.is_none().then_some(outcome.plan);
+                }
+            }
+            let Some(plan) = plan else {
+                eprintln!("[{}/{}] {}: no multi-step plan, skipped", index + 1, items.len(), item.id);
+                continue;
+            };
+            let mut edge_results: Vec<(String, u32, f64)> = Vec::new();
+            let mut cloud_results: Vec<(String, u32, f64)> = Vec::new();
+            for subtask in &plan.subtasks {
+                let result_of = |id: &str| plan.subtasks.iter().position(|s| s.id == id).map(|i| edge_results[i].0.clone()).unwrap_or_default();
+                let parents: Vec<(&Subtask, String)> = subtask.depends_on.iter().filter_map(|d| plan.get(d).map(|p| (p, result_of(d)))).collect();
+                let further: Vec<(&Subtask, String)> = plan.further_ancestors(&subtask.id).into_iter().map(|a| (a, result_of(&a.id))).collect();
+                let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
+                let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
+                let messages = prompts::step_messages(&item.question, subtask, &parents, &further, 256);
+                edge_results.push(generate(edge.as_ref(), messages.clone(), 192).await?);
+                cloud_results.push(generate(cloud.as_ref(), messages, 192).await?);
+            }
+            let correct = |text: &str| last_number(text).is_some_and(|n| (n - reference).abs() < 1e-6);
+            let synthesise = |swap: Option<usize>| {
+                let results: Vec<(&Subtask, Result<&str, &str>)> = plan
+                    .subtasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s, Ok(if Some(i) == swap { cloud_results[i].0.as_str() } else { edge_results[i].0.as_str() })))
+                    .collect();
+                prompts::synthesis_messages(&item.question, &results)
+            };
+            let correct_all_edge = correct(&generate(cloud.as_ref(), synthesise(None), 192).await?.0);
+            for (i, subtask) in plan.subtasks.iter().enumerate() {
+                let correct_with_cloud = correct(&generate(cloud.as_ref(), synthesise(Some(i)), 192).await?.0);
+                let record = ProfiledSubtask {
+                    question_id: item.id.clone(),
+                    query: item.question.clone(),
+                    subtask: subtask.clone(),
+                    depth: plan.depth(&subtask.id),
+                    fan_in: subtask.depends_on.len(),
+                    fan_out: plan.fan_out(&subtask.id),
+                    edge_completion_tokens: edge_results[i].1,
+                    cloud_completion_tokens: cloud_results[i].1,
+                    edge_seconds: edge_results[i].2,
+                    cloud_seconds: cloud_results[i].2,
+                    correct_all_edge,
+                    correct_with_cloud,
+                    cloud_helps: !correct_all_edge && correct_with_cloud,
+                };
+                writeln!(output, "{}", serde_json::to_string(&record)?)?;
+            }
+            output.flush()?;
+            eprintln!("[{}/{}] {}: {} subtasks, all-edge {}, {:.0} s", index + 1, items.len(), item.id, plan.subtasks.len(), if correct_all_edge { "right" } else { "wrong" }, started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_number;
+
+    #[test]
+    fn extracts_the_last_number() {
+        assert_eq!(last_number("3 pens cost $6, so he pays 1,016."), Some(1016.0));
+        assert_eq!(last_number("The answer is -4.5."), Some(-4.5));
+        assert_eq!(last_number("no digits"), None);
+    }
+}
