@@ -76,3 +76,39 @@ pub fn test_cloud_token_counter() -> f64 {
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Drains `stream`, cancelling it through its handle after `after_deltas` deltas; returns how
+/// many deltas arrived and the final usage (a cancelled stream still ends with one).
+pub async fn cancel_after(mut stream: hybridflow_core::model::TokenStream, after_deltas: usize) -> (usize, hybridflow_core::model::Usage) {
+    use futures::StreamExt;
+    use hybridflow_core::model::StreamEvent;
+    let cancel = stream.cancel_handle();
+    let mut deltas = 0;
+    while let Some(event) = stream.next().await {
+        match event.expect("no error while cancelling") {
+            StreamEvent::Delta(_) => {
+                deltas += 1;
+                if deltas == after_deltas {
+                    cancel.cancel();
+                }
+            }
+            StreamEvent::Finished(usage) => return (deltas, usage),
+        }
+    }
+    panic!("stream ended without a usage record");
+}
+
+/// Runs `query` on `scheduler` and returns the answer with every event it emitted.
+pub async fn run_collecting(
+    scheduler: &hybridflow_core::exec::Scheduler,
+    query: &str,
+) -> (hybridflow_core::exec::Answer, Vec<hybridflow_core::exec::Event>) {
+    let (sink, mut rx) = hybridflow_core::exec::EventSink::channel();
+    let answer = scheduler.run(query, &sink, &tokio_util::sync::CancellationToken::new()).await.expect("the query is answered");
+    drop(sink);
+    let mut events = Vec::new();
+    while let Some(event) = rx.recv().await {
+        events.push(event);
+    }
+    (answer, events)
+}

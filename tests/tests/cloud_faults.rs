@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use hybridflow_core::model::cloud::{ApiKey, BreakerState, CloudConfig, CloudError, CloudModel, RetryPolicy, TimeoutStage};
 use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, ModelError, StreamEvent, TokenCount};
+use hybridflow_e2e::cancel_after;
 use hybridflow_e2e::fault_server::{delta, stream_end, End, FaultServer, Reply};
 
 const SECRET: &str = "sk-test-DO-NOT-LEAK-4242";
@@ -277,22 +278,8 @@ async fn cancellation_closes_the_connection() {
     })
     .await;
     let model = CloudModel::new(config(&server.base_url)).unwrap();
-    let mut stream = model.stream(ask()).await.unwrap();
-    let cancel = stream.cancel_handle();
-    let mut deltas = 0;
-    let mut finish = None;
-    while let Some(event) = stream.next().await {
-        match event.unwrap() {
-            StreamEvent::Delta(_) => {
-                deltas += 1;
-                if deltas == 2 {
-                    cancel.cancel();
-                }
-            }
-            StreamEvent::Finished(usage) => finish = Some(usage.finish_reason),
-        }
-    }
-    assert_eq!(finish, Some(FinishReason::Cancelled));
+    let (_, usage) = cancel_after(model.stream(ask()).await.unwrap(), 2).await;
+    assert_eq!(usage.finish_reason, FinishReason::Cancelled);
     let deadline = Instant::now() + Duration::from_secs(2);
     while !server.client_closed() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -3,7 +3,7 @@
 
 use futures::StreamExt;
 use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, StreamEvent, TokenCount};
-use hybridflow_e2e::test_cloud;
+use hybridflow_e2e::{cancel_after, test_cloud};
 
 fn ask(question: &str) -> ChatRequest {
     ChatRequest::new(vec![Message::user(question)])
@@ -56,22 +56,8 @@ async fn json_schema_output_parses() {
 #[tokio::test]
 async fn cancellation_mid_stream() {
     let cloud = test_cloud();
-    let mut stream = cloud.stream(ask("Write a long essay about the history of computing.").with_max_tokens(400)).await.unwrap();
-    let cancel = stream.cancel_handle();
-    let mut deltas = 0;
-    let mut usage = None;
-    while let Some(event) = stream.next().await {
-        match event.unwrap() {
-            StreamEvent::Delta(_) => {
-                deltas += 1;
-                if deltas == 3 {
-                    cancel.cancel();
-                }
-            }
-            StreamEvent::Finished(u) => usage = Some(u),
-        }
-    }
-    let usage = usage.unwrap();
+    let stream = cloud.stream(ask("Write a long essay about the history of computing.").with_max_tokens(400)).await.unwrap();
+    let (_, usage) = cancel_after(stream, 3).await;
     assert_eq!(usage.finish_reason, FinishReason::Cancelled);
     assert!(usage.completion_tokens < 400);
     // The server is free again: a new request is answered.

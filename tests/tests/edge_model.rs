@@ -6,8 +6,8 @@ use std::time::Duration;
 use candle_core::quantized::gguf_file;
 use futures::StreamExt;
 use hybridflow_core::model::edge::{EdgeConfig, EdgeLoadError, EdgeModel, LoadProgress};
-use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, StreamEvent, TokenCount};
-use hybridflow_e2e::{default_edge_model, process_cpu_time, scratch_dir, write_prefix};
+use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, TokenCount};
+use hybridflow_e2e::{cancel_after, default_edge_model, process_cpu_time, scratch_dir, write_prefix};
 
 async fn load_default() -> EdgeModel {
     EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.expect("default model loads")
@@ -122,22 +122,8 @@ const LONG_TASK: &str = "Write a very long story about a dragon who learns to co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_handle_stops_decoding_early() {
     let model = load_default().await;
-    let mut stream = model.stream(ask(LONG_TASK).with_max_tokens(400)).await.unwrap();
-    let cancel = stream.cancel_handle();
-    let mut deltas = 0;
-    let mut usage = None;
-    while let Some(event) = stream.next().await {
-        match event.unwrap() {
-            StreamEvent::Delta(_) => {
-                deltas += 1;
-                if deltas == 5 {
-                    cancel.cancel();
-                }
-            }
-            StreamEvent::Finished(u) => usage = Some(u),
-        }
-    }
-    let usage = usage.expect("a cancelled stream still ends with its usage");
+    let stream = model.stream(ask(LONG_TASK).with_max_tokens(400)).await.unwrap();
+    let (_, usage) = cancel_after(stream, 5).await;
     assert_eq!(usage.finish_reason, FinishReason::Cancelled);
     assert!(usage.completion_tokens < 400 && usage.completion_tokens >= 5, "{usage:?}");
     tokio::time::sleep(Duration::from_millis(300)).await; // the engine notices at its next token

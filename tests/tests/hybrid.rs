@@ -5,12 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use hybridflow_core::exec::{Event, EventSink, ExecConfig, Models, PlannerChoice, Scheduler, SubtaskOutcome};
+use hybridflow_core::exec::{Event, ExecConfig, Models, PlannerChoice, Scheduler, SubtaskOutcome};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::Side;
 use hybridflow_core::route::ByDifficulty;
-use hybridflow_e2e::{default_edge_model, test_cloud};
-use tokio_util::sync::CancellationToken;
+use hybridflow_e2e::{default_edge_model, run_collecting, test_cloud};
 
 const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
 
@@ -20,13 +19,7 @@ async fn a_multi_step_question_is_planned_run_as_a_dag_and_answered() {
     let models = Models { edge: Some(Arc::new(edge)), cloud: Some(Arc::new(test_cloud())) };
     let config = ExecConfig { planner: PlannerChoice::Cloud, ..ExecConfig::default() };
     let scheduler = Scheduler::new(models, Arc::new(ByDifficulty), config).unwrap();
-    let (sink, mut rx) = EventSink::channel();
-    let answer = scheduler.run(QUESTION, &sink, &CancellationToken::new()).await.unwrap();
-    drop(sink);
-    let mut events = Vec::new();
-    while let Some(event) = rx.recv().await {
-        events.push(event);
-    }
+    let (answer, events) = run_collecting(&scheduler, QUESTION).await;
 
     let plan = &answer.plan;
     assert!(answer.direct.is_none(), "expected a plan, got a direct answer: {:?}", answer.direct);

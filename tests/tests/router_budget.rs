@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use hybridflow_core::exec::{Event, EventSink, ExecConfig, Models, Scheduler};
+use hybridflow_core::exec::{Event, ExecConfig, Models, Scheduler};
 use hybridflow_core::model::cloud::Price;
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{ChatModel, Side};
 use hybridflow_core::route::gates::Gate;
 use hybridflow_core::route::router::{Budgets, LearnedRouter, Limits, RouterConfig};
 use hybridflow_core::store::{now_unix_seconds, Store, UsageRecord};
-use hybridflow_e2e::{default_edge_model, scratch_dir, test_cloud, test_cloud_token_counter};
-use tokio_util::sync::CancellationToken;
+use hybridflow_e2e::{default_edge_model, run_collecting, scratch_dir, test_cloud, test_cloud_token_counter};
 
 const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
 
@@ -25,13 +24,7 @@ async fn ask(edge: Arc<dyn ChatModel>, store: Arc<Store>) -> (String, Vec<Event>
     };
     let router = LearnedRouter::new(config, Some(store), Some(cloud.breaker()));
     let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, Arc::new(router), ExecConfig::default()).unwrap();
-    let (sink, mut rx) = EventSink::channel();
-    let answer = scheduler.run(QUESTION, &sink, &CancellationToken::new()).await.unwrap();
-    drop(sink);
-    let mut events = Vec::new();
-    while let Some(e) = rx.recv().await {
-        events.push(e);
-    }
+    let (answer, events) = run_collecting(&scheduler, QUESTION).await;
     (answer.text, events)
 }
 

@@ -12,6 +12,7 @@ use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{
     catalog, CancelHandle, ChatModel, ChatRequest, FinishReason, ModelError, Side, StreamEvent, TokenCount, TokenStream, Usage,
 };
+use hybridflow_core::plan::planner::{stream_plan, PlanEvent, PlannerConfig};
 use hybridflow_core::route::{ByDifficulty, Fixed, RoutePolicy};
 use tokio_util::sync::CancellationToken;
 
@@ -92,25 +93,34 @@ async fn parallel_vs_sequential(cloud_url: &str) -> Result<()> {
     let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(CloudConfig::new(cloud_url, "qwen2.5-coder-0.5b-instruct"))?);
     println!("\n| policy | question | subtasks | parallel s (tokens) | sequential s (tokens) | sequential / parallel |");
     println!("|---|---|---|---|---|---|");
+    // One plan per question (cloud planner, greedy), executed both ways: the comparison is of
+    // execution alone.
+    let mut plans = Vec::new();
+    for question in QUESTIONS {
+        let mut events = stream_plan(cloud.clone(), question, &PlannerConfig::default());
+        while let Some(event) = events.next().await {
+            if let PlanEvent::Done { outcome, .. } = event {
+                plans.push(outcome.plan);
+            }
+        }
+    }
     let policies: [(&str, Arc<dyn RoutePolicy>); 2] = [("all cloud", Arc::new(Fixed(Side::Cloud))), ("by difficulty", Arc::new(ByDifficulty))];
     for (name, policy) in policies {
         let mut ratios = Vec::new();
-        for (index, question) in QUESTIONS.iter().enumerate() {
+        for (index, (question, plan)) in QUESTIONS.iter().zip(&plans).enumerate() {
             let mut times = Vec::new();
             let mut tokens = Vec::new();
-            let mut subtasks = 0;
             for sequential in [false, true] {
-                let config = ExecConfig { planner: PlannerChoice::Cloud, sequential, ..ExecConfig::default() };
+                let config = ExecConfig { sequential, ..ExecConfig::default() };
                 let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(cloud.clone()) }, policy.clone(), config)?;
                 let (sink, _events) = EventSink::channel();
                 let started = Instant::now();
-                let result = scheduler.run(question, &sink, &CancellationToken::new()).await?;
+                let result = scheduler.run_plan(question, plan.clone(), &sink, &CancellationToken::new()).await?;
                 times.push(started.elapsed().as_secs_f64());
                 tokens.push(result.totals.edge.completion_tokens + result.totals.cloud.completion_tokens);
-                subtasks = result.plan.subtasks.len();
             }
             ratios.push(times[1] / times[0]);
-            println!("| {name} | Q{} | {subtasks} | {:.1} ({}) | {:.1} ({}) | {:.2} |", index + 1, times[0], tokens[0], times[1], tokens[1], times[1] / times[0]);
+            println!("| {name} | Q{} | {} | {:.1} ({}) | {:.1} ({}) | {:.2} |", index + 1, plan.subtasks.len(), times[0], tokens[0], times[1], tokens[1], times[1] / times[0]);
         }
         let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
         println!("| {name} | mean | | | | {mean:.2} |");

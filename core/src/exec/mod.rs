@@ -184,20 +184,16 @@ impl Scheduler {
 
     /// Answers `query`, reporting progress to `events`.
     pub async fn run(&self, query: &str, events: &EventSink, cancel: &CancellationToken) -> Result<Answer, ExecError> {
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(ExecError::EmptyQuery);
-        }
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => Err(ExecError::Cancelled),
-            answer = self.run_to_answer(query, None, events) => answer,
-        }
+        self.run_cancellable(query, None, events, cancel).await
     }
 
     /// Executes a given plan for `query` (no planning call): to compare execution modes on the
     /// same plan, or to replay one.
     pub async fn run_plan(&self, query: &str, plan: ValidatedPlan, events: &EventSink, cancel: &CancellationToken) -> Result<Answer, ExecError> {
+        self.run_cancellable(query, Some(plan), events, cancel).await
+    }
+
+    async fn run_cancellable(&self, query: &str, plan: Option<ValidatedPlan>, events: &EventSink, cancel: &CancellationToken) -> Result<Answer, ExecError> {
         let query = query.trim();
         if query.is_empty() {
             return Err(ExecError::EmptyQuery);
@@ -205,7 +201,7 @@ impl Scheduler {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ExecError::Cancelled),
-            answer = self.run_to_answer(query, Some(plan), events) => answer,
+            answer = self.run_to_answer(query, plan, events) => answer,
         }
     }
 
