@@ -1,0 +1,42 @@
+//! The terminal sample app, driven like a user would: ask a question (plan and routes appear, with
+//! the cloud in use), then `/offline` and ask again: every step runs on the edge, and says why.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use hybridflow_e2e::{scratch_dir, test_cloud_url};
+
+const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
+
+#[test]
+fn ask_then_offline_runs_everything_on_the_edge() {
+    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("hybridflow-chat");
+    assert!(binary.exists(), "{} missing: build the workspace first", binary.display());
+    let state = scratch_dir("chat-cli");
+    let mut child = Command::new(&binary)
+        .args(["--state-dir", state.to_str().unwrap()])
+        .env("HYBRIDFLOW_CLOUD_URL", test_cloud_url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{QUESTION}\n/offline\n{QUESTION}").unwrap();
+    drop(stdin); // end of input: the app exits after the last answer
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (online, offline) = text.split_once("device: ").unwrap_or_else(|| panic!("no /offline acknowledgement:\n{text}"));
+
+    assert!(online.contains("planning on the cloud"), "{online}");
+    assert!(online.contains("plan: ") || online.contains("plan: answer directly"), "{online}");
+    assert!(online.matches("-- edge:").count() == 1, "one answer with its totals: {online}");
+
+    assert!(offline.contains("network: None"), "{offline}");
+    assert!(!offline.contains("on the cloud"), "something ran on the cloud while offline:\n{offline}");
+    assert!(offline.contains("on the edge"), "{offline}");
+    assert!(offline.contains("gate Offline"), "routes say why: {offline}");
+    assert!(offline.contains("cloud: 0 calls"), "{offline}");
+    std::fs::remove_dir_all(state).unwrap();
+}
