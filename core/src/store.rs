@@ -185,14 +185,15 @@ impl Store {
         Ok(())
     }
 
-    pub fn load<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, StoreError> {
+    /// The router statistics saved last, if any.
+    pub fn load_stats<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, StoreError> {
         match self.db.get(STATS_KEY)? {
             Some(value) => Ok(Some(serde_json::from_slice(&value)?)),
             None => Ok(None),
         }
     }
 
-    pub fn save<T: Serialize>(&self, stats: &T) -> Result<(), StoreError> {
+    pub fn save_stats<T: Serialize>(&self, stats: &T) -> Result<(), StoreError> {
         self.db.insert(STATS_KEY, serde_json::to_vec(stats)?)?;
         Ok(())
     }

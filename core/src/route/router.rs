@@ -17,7 +17,7 @@ use super::learned::RouterWeights;
 use super::{Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::{AppPolicy, DeviceState, Network};
 use crate::exec::Totals;
-use crate::model::cloud::{CircuitBreaker, Price};
+use crate::model::cloud::{BreakerSnapshot, CircuitBreaker, Price};
 use crate::model::Side;
 use crate::plan::Subtask;
 use crate::store::{now_unix_seconds, Store, UsageRecord, Window};
@@ -81,6 +81,9 @@ pub struct RouterStats {
     pub cloud_first_token_seconds: [f64; 3],
     pub cloud_error_rate: f64,
     pub observations: u64,
+    /// The cloud's circuit breaker, so a dead endpoint stays avoided across a restart.
+    #[serde(default)]
+    pub breaker: BreakerSnapshot,
 }
 
 impl Default for RouterStats {
@@ -93,6 +96,7 @@ impl Default for RouterStats {
             cloud_first_token_seconds: [0.6, 1.2, 1.2],
             cloud_error_rate: 0.0,
             observations: 0,
+            breaker: BreakerSnapshot::default(),
         }
     }
 }
@@ -161,7 +165,10 @@ impl LearnedRouter {
     /// `store` persists budgets and statistics (statistics are loaded from it); `breaker` is the
     /// cloud model's circuit breaker.
     pub fn new(config: RouterConfig, store: Option<Arc<Store>>, breaker: Option<Arc<CircuitBreaker>>) -> Self {
-        let stats = store.as_ref().and_then(|s| s.load::<RouterStats>().ok().flatten()).unwrap_or_default();
+        let stats = store.as_ref().and_then(|s| s.load_stats::<RouterStats>().ok().flatten()).unwrap_or_default();
+        if let Some(breaker) = &breaker {
+            breaker.restore(&stats.breaker);
+        }
         Self {
             config,
             store,
@@ -301,6 +308,9 @@ impl RoutePolicy for LearnedRouter {
                 (Side::Cloud, None) => stats.cloud_error_rate += EWMA * (1.0 - stats.cloud_error_rate),
                 (Side::Edge, None) => {}
             }
+            if let Some(breaker) = &self.breaker {
+                stats.breaker = breaker.snapshot();
+            }
             stats.clone()
         };
         let Some(store) = &self.store else { return };
@@ -317,7 +327,7 @@ impl RoutePolicy for LearnedRouter {
                 log::error!("cannot record usage of {}: {e}", observation.request_id);
             }
         }
-        if let Err(e) = store.save(&snapshot) {
+        if let Err(e) = store.save_stats(&snapshot) {
             log::warn!("cannot save router statistics: {e}");
         }
     }

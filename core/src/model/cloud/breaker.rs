@@ -2,7 +2,7 @@
 //! endpoint costs one fast refusal instead of a timeout per subtask.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::config::BreakerConfig;
 
@@ -67,6 +67,36 @@ impl CircuitBreaker {
     pub fn consecutive_failures(&self) -> u32 {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).consecutive_failures
     }
+
+    /// The state to persist: consecutive failures and, if open, until when (wall clock, since
+    /// `Instant`s do not survive a restart).
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        let counters = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let open_until = counters.open_until.map(|until| {
+            let remaining = until.saturating_duration_since(Instant::now());
+            SystemTime::now() + remaining
+        });
+        BreakerSnapshot {
+            consecutive_failures: counters.consecutive_failures,
+            open_until_unix_millis: open_until.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64),
+        }
+    }
+
+    /// Restores a persisted state (an open breaker stays open for what remained of its cool-down).
+    pub fn restore(&self, snapshot: &BreakerSnapshot) {
+        let mut counters = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        counters.consecutive_failures = snapshot.consecutive_failures;
+        counters.open_until = snapshot.open_until_unix_millis.map(|millis| {
+            let until = UNIX_EPOCH + Duration::from_millis(millis);
+            Instant::now() + until.duration_since(SystemTime::now()).unwrap_or_default()
+        });
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BreakerSnapshot {
+    pub consecutive_failures: u32,
+    pub open_until_unix_millis: Option<u64>,
 }
 
 #[cfg(test)]
@@ -90,5 +120,20 @@ mod tests {
         breaker.record_success();
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert_eq!(breaker.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn an_open_breaker_survives_a_restart() {
+        let config = BreakerConfig { failure_threshold: 1, open_for: Duration::from_secs(60) };
+        let before = CircuitBreaker::new(config);
+        before.record_failure();
+        let saved = serde_json::to_string(&before.snapshot()).unwrap();
+        let after = CircuitBreaker::new(config);
+        after.restore(&serde_json::from_str(&saved).unwrap());
+        assert!(matches!(after.state(), BreakerState::Open { remaining } if remaining > Duration::from_secs(58)));
+        assert_eq!(after.consecutive_failures(), 1);
+        let expired = BreakerSnapshot { consecutive_failures: 3, open_until_unix_millis: Some(1) };
+        after.restore(&expired);
+        assert_eq!(after.state(), BreakerState::HalfOpen);
     }
 }

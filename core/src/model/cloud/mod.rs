@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_A
 use reqwest::{StatusCode, Url};
 use tokio::time::{timeout_at, Instant};
 
-pub use breaker::{BreakerState, CircuitBreaker};
+pub use breaker::{BreakerSnapshot, BreakerState, CircuitBreaker};
 pub use config::{ApiKey, BreakerConfig, CloudConfig, CloudTimeouts, Price, RetryPolicy};
 use wire::{SseDecoder, SseLine};
 
