@@ -211,40 +211,38 @@ impl Scheduler {
         let config = &self.shared.config;
         let mut totals = Totals::default();
 
-        let mut plan_stream = if given_plan.is_none() && planner::needs_planning(query, &config.planner_config) {
-            let decision = match config.planner {
-                PlannerChoice::Routed => self.route(query, Step::Plan, &totals),
-                PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
-                PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
-            };
-            match self.shared.models.get(decision.side) {
-                Some(model) => {
-                    events.emit(Event::PlanningStarted { side: decision.side, reason: decision.reason });
-                    Some((decision.side, planner::stream_plan(model.clone(), query, &config.planner_config)))
-                }
-                None => None,
+        // Either a plan is already known (given, or a direct answer), or a planner streams one.
+        let mut plan_stream = None;
+        let mut plan: Option<(ValidatedPlan, Option<DirectReason>)> = match given_plan {
+            Some(given) => {
+                let direct = given.is_direct().then_some(DirectReason::SingleStep);
+                Some((given, direct))
             }
-        } else {
-            None
+            None if !planner::needs_planning(query, &config.planner_config) => Some((planner::direct_plan(query), Some(DirectReason::ShortQuery))),
+            None => {
+                let decision = match config.planner {
+                    PlannerChoice::Routed => self.route(query, Step::Plan, &totals),
+                    PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
+                    PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
+                };
+                match self.shared.models.get(decision.side) {
+                    Some(model) => {
+                        events.emit(Event::PlanningStarted { side: decision.side, reason: decision.reason });
+                        plan_stream = Some((decision.side, planner::stream_plan(model.clone(), query, &config.planner_config)));
+                        None
+                    }
+                    None => {
+                        let error = "the configured planner side is unavailable".to_string();
+                        Some((planner::direct_plan(query), Some(DirectReason::PlannerFailed { error })))
+                    }
+                }
+            }
         };
-
-        // Subtasks seen so far: streamed ones until the plan is final, then the validated plan's.
-        let mut streamed: Vec<Subtask> = Vec::new();
-        let mut plan: Option<(ValidatedPlan, Option<DirectReason>)> = None;
-        if let Some(given) = given_plan {
-            let direct = given.is_direct().then_some(DirectReason::SingleStep);
-            events.emit(Event::PlanReady { plan: given.clone(), direct: direct.clone() });
-            plan = Some((given, direct));
-        } else if plan_stream.is_none() {
-            let direct = if planner::needs_planning(query, &config.planner_config) {
-                DirectReason::PlannerFailed { error: "the configured planner side is unavailable".into() }
-            } else {
-                DirectReason::ShortQuery
-            };
-            let validated = planner::direct_plan(query);
-            events.emit(Event::PlanReady { plan: validated.clone(), direct: Some(direct.clone()) });
-            plan = Some((validated, Some(direct)));
+        if let Some((known, direct)) = &plan {
+            events.emit(Event::PlanReady { plan: known.clone(), direct: direct.clone() });
         }
+        // Subtasks seen so far while the plan streams (the validated plan replaces them).
+        let mut streamed: Vec<Subtask> = Vec::new();
         let mut status: HashMap<String, Status> = HashMap::new();
         let mut running: JoinSet<(String, StepResult)> = JoinSet::new();
 

@@ -229,15 +229,7 @@ impl LearnedRouter {
 
         let prompt_tokens = (request.query.len() / 4) as u64 + 200;
         let tokens = u64::from(expected_tokens);
-        let step_money = self.config.price.cost(&crate::model::Usage {
-            prompt_tokens: prompt_tokens as u32,
-            completion_tokens: expected_tokens,
-            token_count: crate::model::TokenCount::Estimated,
-            time_to_first_token: None,
-            total_time: Duration::ZERO,
-            decode_tokens_per_second: 0.0,
-            finish_reason: crate::model::FinishReason::Stop,
-        });
+        let step_money = self.config.price.cost_of(prompt_tokens, tokens);
         let t_edge = stats.edge_first_token_seconds + tokens as f64 / stats.edge_tokens_per_second.max(0.1);
         let t_cloud = stats.cloud_first_token_seconds[network_index(device.network)] + tokens as f64 / stats.cloud_tokens_per_second.max(0.1);
         let budget = self.budget(request.spent, prompt_tokens + tokens, step_money, Duration::from_secs_f64(t_cloud));

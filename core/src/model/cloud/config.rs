@@ -43,9 +43,11 @@ pub struct Price {
 
 impl Price {
     pub fn cost(&self, usage: &Usage) -> f64 {
-        (f64::from(usage.prompt_tokens) * self.input_per_million
-            + f64::from(usage.completion_tokens) * self.output_per_million)
-            / 1e6
+        self.cost_of(u64::from(usage.prompt_tokens), u64::from(usage.completion_tokens))
+    }
+
+    pub fn cost_of(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input_per_million + completion_tokens as f64 * self.output_per_million) / 1e6
     }
 }
 

@@ -2,7 +2,7 @@
 //! typed error instead of an engine failure (or a crash) halfway through loading.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
@@ -38,7 +38,7 @@ pub fn inspect(path: &Path) -> Result<GgufSummary, EdgeLoadError> {
     if reader.read_exact(&mut magic).is_err() || &magic != GGUF_MAGIC {
         return Err(EdgeLoadError::NotGguf { path: path.to_owned() });
     }
-    let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
+    reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
     let content = gguf_file::Content::read(&mut reader).map_err(|e| corrupt(path, e.to_string()))?;
 
     let architecture = match content.metadata.get("general.architecture") {
