@@ -48,6 +48,8 @@ pub struct ExecConfig {
     pub ancestor_context_tokens: usize,
     /// Run ready subtasks one at a time, in plan order (the prototype's chain mode; benchmarks).
     pub sequential: bool,
+    /// Longest query accepted, in characters (it is repeated in every step's prompt).
+    pub max_query_chars: usize,
 }
 
 impl Default for ExecConfig {
@@ -61,6 +63,7 @@ impl Default for ExecConfig {
             attempts_per_side: 2,
             ancestor_context_tokens: 256,
             sequential: false,
+            max_query_chars: 8_000,
         }
     }
 }
@@ -71,6 +74,8 @@ pub enum ExecError {
     NoModel,
     #[error("the query is empty")]
     EmptyQuery,
+    #[error("the query has {chars} characters; the limit is {limit}")]
+    QueryTooLong { chars: usize, limit: usize },
     #[error("cancelled")]
     Cancelled,
     #[error("no answer could be produced: {0}")]
@@ -197,6 +202,10 @@ impl Scheduler {
         let query = query.trim();
         if query.is_empty() {
             return Err(ExecError::EmptyQuery);
+        }
+        let (chars, limit) = (query.chars().count(), self.shared.config.max_query_chars);
+        if chars > limit {
+            return Err(ExecError::QueryTooLong { chars, limit });
         }
         tokio::select! {
             biased;

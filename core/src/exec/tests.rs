@@ -268,8 +268,21 @@ async fn sequential_mode_runs_one_subtask_at_a_time() {
 }
 
 #[test]
-fn a_scheduler_needs_a_model_and_a_query() {
+fn a_scheduler_needs_a_model() {
     assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), ExecConfig::default()), Err(ExecError::NoModel)));
+}
+
+#[tokio::test]
+async fn empty_and_oversized_queries_get_typed_errors_before_any_model_call() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, "unused", Duration::ZERO));
+    let config = ExecConfig { max_query_chars: 100, ..ExecConfig::default() };
+    let scheduler = scheduler(model.clone(), Side::Edge, config);
+    let (sink, _rx) = EventSink::channel();
+    let cancel = CancellationToken::new();
+    assert!(matches!(scheduler.run("   ", &sink, &cancel).await, Err(ExecError::EmptyQuery)));
+    let long = "why ".repeat(30);
+    assert!(matches!(scheduler.run(&long, &sink, &cancel).await, Err(ExecError::QueryTooLong { chars: 119, limit: 100 })));
+    assert!(model.runs().is_empty());
 }
 
 #[tokio::test]
