@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use events::{Event, SideTotals, SubtaskOutcome, SubtaskReport, Totals};
 
 use crate::model::{ChatModel, ChatRequest, Message, Side, StreamEvent, Usage};
-use crate::plan::planner::{self, DirectReason, PlanEvent, PlannerConfig};
+use crate::plan::planner::{self, DirectReason, PlanEvent, PlanOutcome, PlannerConfig};
 use crate::plan::{Subtask, ValidatedPlan};
 use crate::route::{Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 
@@ -146,8 +146,8 @@ struct StepRun {
 /// The outcome of a step with all its attempts.
 struct StepResult {
     run: Result<StepRun, String>,
+    /// Attempts made; usage of failed ones is unknown (their stream broke), only successes count.
     attempts: u32,
-    /// Usage of failed attempts is unknown (their stream broke); only successes are counted.
     last_side: Side,
     latency: Duration,
 }
@@ -257,40 +257,43 @@ impl Scheduler {
 
         loop {
             self.start_ready(&query_id, query, &streamed, plan.as_ref(), &mut status, &mut running, events, &mut totals);
-            let settled = |status: &HashMap<String, Status>, plan: &ValidatedPlan| {
-                plan.subtasks.iter().all(|s| matches!(status.get(&s.id), Some(Status::Done(_) | Status::Failed)))
-            };
             if let Some((validated, _)) = &plan {
-                if settled(&status, validated) {
+                if validated.subtasks.iter().all(|s| matches!(status.get(&s.id), Some(Status::Done(_) | Status::Failed))) {
                     break;
                 }
             }
             tokio::select! {
                 planned = async { plan_stream.as_mut().expect("polled only while planning").1.next().await }, if plan_stream.is_some() => {
                     let side = plan_stream.as_ref().expect("planning").0;
-                    match planned {
-                        Some(PlanEvent::Subtask(subtask)) => streamed.push(subtask),
-                        Some(PlanEvent::Done { outcome, usage }) => {
-                            let cost = usage.as_ref().map_or(0.0, |u| self.shared.models.get(side).map_or(0.0, |m| m.cost(u)));
-                            if let Some(usage) = &usage {
-                                totals.add(side, usage, cost);
-                            }
-                            self.shared.policy.observe(&Observation { request_id: format!("{query_id}:plan"), side, usage, cost });
-                            plan_stream = None;
-                            // Subtasks started early but dropped from the final plan stop now.
-                            for (id, state) in &status {
-                                if let Status::Running(handle) = state {
-                                    if outcome.plan.get(id).is_none() {
-                                        handle.abort();
-                                    }
-                                }
-                            }
-                            status.retain(|id, _| outcome.plan.get(id).is_some());
-                            events.emit(Event::PlanReady { plan: outcome.plan.clone(), direct: outcome.direct.clone() });
-                            plan = Some((outcome.plan, outcome.direct));
+                    let (outcome, usage) = match planned {
+                        Some(PlanEvent::Subtask(subtask)) => {
+                            streamed.push(subtask);
+                            continue;
                         }
-                        None => plan_stream = None,
+                        Some(PlanEvent::Done { outcome, usage }) => (outcome, usage),
+                        // Not produced by `stream_plan`, but a plan must always come: answer directly.
+                        None => {
+                            let error = "the planner stream ended without a plan".to_string();
+                            (PlanOutcome { plan: planner::direct_plan(query), direct: Some(DirectReason::PlannerFailed { error }) }, None)
+                        }
+                    };
+                    let cost = usage.as_ref().map_or(0.0, |u| self.shared.models.get(side).map_or(0.0, |m| m.cost(u)));
+                    if let Some(usage) = &usage {
+                        totals.add(side, usage, cost);
                     }
+                    self.shared.policy.observe(&Observation { request_id: format!("{query_id}:plan"), side, usage, cost });
+                    plan_stream = None;
+                    // Subtasks started early but dropped from the final plan stop now.
+                    for (id, state) in &status {
+                        if let Status::Running(handle) = state {
+                            if outcome.plan.get(id).is_none() {
+                                handle.abort();
+                            }
+                        }
+                    }
+                    status.retain(|id, _| outcome.plan.get(id).is_some());
+                    events.emit(Event::PlanReady { plan: outcome.plan.clone(), direct: outcome.direct.clone() });
+                    plan = Some((outcome.plan, outcome.direct));
                 }
                 finished = running.join_next(), if !running.is_empty() => {
                     let Some(Ok((id, result))) = finished else { continue }; // aborted: dropped from the plan
