@@ -204,9 +204,12 @@ impl LearnedRouter {
         if let Some(store) = &self.store {
             let now = now_unix_seconds();
             for (window, limits) in [(Window::Day, &budgets.per_day), (Window::Month, &budgets.per_month)] {
-                // Unreadable totals count as exhausted: fail closed on money.
-                let totals = store.window_totals(window, now).unwrap_or(crate::store::WindowTotals { cloud_tokens: u64::MAX / 2, cost: f64::MAX / 2.0, cloud_millis: u64::MAX / 2, cloud_requests: 0 });
-                checks.push(check_limits(limits, totals.cloud_tokens, totals.cost, Duration::from_millis(totals.cloud_millis), step_tokens, step_money, step_time));
+                match store.window_totals(window, now) {
+                    Ok(totals) => checks.push(check_limits(limits, totals.cloud_tokens, totals.cost, Duration::from_millis(totals.cloud_millis), step_tokens, step_money, step_time)),
+                    // Unreadable totals under a limit count as exhausted: fail closed on money.
+                    Err(_) if *limits != Limits::default() => checks.push(BudgetCheck { used: 1.0, would_exceed: true }),
+                    Err(_) => {}
+                }
             }
         }
         BudgetCheck {
@@ -245,8 +248,7 @@ impl LearnedRouter {
 
         let quality = match subtask {
             Some((s, position)) => f64::from(self.config.weights.predict(&features(request.query, s, position))),
-            // Planning and synthesis: the router has no learned estimate; the prior is the mean
-            // benefit of the plan's subtasks, approximated by a neutral value.
+            // Planning and synthesis have no learned estimate: a neutral probability.
             None => 0.5,
         };
         let battery_factor = if device.charging { 0.5 } else { 1.0 + (1.0 - f64::from(device.battery_level)).clamp(0.0, 1.0) };
