@@ -139,7 +139,11 @@ impl CloudModel {
         let outcome = loop {
             let chunk = match timeout_at(exchange.deadlines.next_piece(), response.chunk()).await {
                 Err(_) => break Err(exchange.deadlines.timeout_error()),
-                Ok(Err(e)) => break Err(CloudError::StreamCut { partial_text: format!("({} bytes: {e})", body.len()) }),
+                Ok(Err(e)) => {
+                    // No text exists before the body parses: nothing partial to keep.
+                    log::warn!("cloud body broke after {} bytes: {e}", body.len());
+                    break Err(CloudError::StreamCut { partial_text: String::new() });
+                }
                 Ok(Ok(None)) => break Ok(()),
                 Ok(Ok(Some(chunk))) => chunk,
             };
