@@ -79,7 +79,7 @@ fn finish(query: &str, parsed: Result<Plan, ParseError>, max_subtasks: usize) ->
 
 struct Planning {
     query: String,
-    config: PlannerConfig,
+    max_subtasks: usize,
     /// The request, until it is sent.
     pending_request: Option<(Arc<dyn ChatModel>, ChatRequest)>,
     tokens: Option<TokenStream>,
@@ -106,7 +106,7 @@ pub fn stream_plan(model: Arc<dyn ChatModel>, query: &str, config: &PlannerConfi
         .with_json_schema(plan_schema(config.max_subtasks));
     let planning = Planning {
         query: query.to_owned(),
-        config: config.clone(),
+        max_subtasks: config.max_subtasks,
         pending_request: Some((model, request)),
         tokens: None,
         parser: PlanStreamParser::default(),
@@ -140,7 +140,7 @@ async fn next_plan_event(mut planning: Planning) -> Option<(PlanEvent, Planning)
                 planning.done = true;
                 planning.tokens = None;
                 let parser = std::mem::take(&mut planning.parser);
-                let outcome = finish(&planning.query, parser.finish(), planning.config.max_subtasks);
+                let outcome = finish(&planning.query, parser.finish(), planning.max_subtasks);
                 return Some((PlanEvent::Done { outcome, usage: Some(usage) }, planning));
             }
             Some(Err(e)) => {
