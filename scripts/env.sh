@@ -29,3 +29,14 @@ build_workspace() {
   log "building the workspace (release; a first build takes ~30 minutes on 2 cores)"
   (cd "$HYBRIDFLOW_ROOT" && cargo build --release --locked --workspace --all-targets)
 }
+
+# The Kotlin compiler (npm `kotlin-compiler`) in the cache; prints its home directory.
+ensure_kotlin() {
+  local home="$HYBRIDFLOW_CACHE/kotlin/node_modules/kotlin-compiler"
+  if [[ ! -x "$home/bin/kotlinc" ]]; then
+    log "installing kotlinc 2.4.20 from npm"
+    mkdir -p "$HYBRIDFLOW_CACHE/kotlin"
+    (cd "$HYBRIDFLOW_CACHE/kotlin" && npm install --no-audit --no-fund --silent kotlin-compiler@2.4.20 >&2)
+  fi
+  printf '%s\n' "$home"
+}

@@ -14,8 +14,26 @@ set +e
 cargo test --release --locked --workspace -- --test-threads=1 2>&1 | tee "$log_file"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole suite (cargo prints one per test binary, the last may be empty).
+
+# The packaged Kotlin and Swift bindings must match what the generator makes of this build.
+if scripts/bindings.sh check; then
+  echo "test result: ok. 1 passed; 0 failed (bindings match a fresh generation)" | tee -a "$log_file"
+else
+  echo "test result: FAILED. 0 passed; 1 failed (bindings are stale)" | tee -a "$log_file"
+  status=1
+fi
+
+# The Kotlin API on the JVM, against the same library and models.
+set +e
+scripts/kotlin-test.sh 2>&1 | tee -a "$log_file"
+kotlin_status=${PIPESTATUS[0]}
+set -e
+((kotlin_status == 0)) || status=1
+
+# One closing line for the whole suite: cargo prints one per test binary, JUnit its own summary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     /^OK \([0-9]+ tests?\)/ { gsub(/[()]/, ""); p += $2 }
+     /^Tests run: [0-9]+, +Failures: [0-9]+/ { gsub(/,/, ""); p += $3 - $5; f += $5 }
      END { printf "%d passed, %d failed\n", p, f }' "$log_file"
 rm -f "$log_file"
 exit "$status"

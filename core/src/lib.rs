@@ -6,8 +6,10 @@
 //! - [`plan`]: stage 1a, a query becomes a validated graph of subtasks (streamed, repaired).
 //! - [`exec`]: stage 1b, the DAG scheduler and the final synthesis.
 //! - [`route`]: stage 2, which side runs each step: learned, budget- and device-aware.
+//! - [`client`]: the entry point apps use: one config, one ready engine.
 //! - [`store`]: budgets and router statistics in sled; [`device`]: what the app reports.
 
+pub mod client;
 pub mod device;
 pub mod exec;
 pub mod model;

@@ -14,9 +14,12 @@ pub mod router;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::exec::Totals;
 use crate::model::{Side, Usage};
 use crate::plan::{Difficulty, Subtask, ValidatedPlan};
+use crate::store::{now_unix_seconds, Store, UsageRecord};
 
 /// The step being routed.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +85,40 @@ pub trait RoutePolicy: Send + Sync {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision;
     /// Learns from what a step cost (statistics, budgets); the baselines ignore it.
     fn observe(&self, _observation: &Observation) {}
+}
+
+/// Records what an attempt spent in the budget store, exactly once per request id.
+pub(crate) fn account(store: &Store, observation: &Observation) {
+    let Some(usage) = &observation.usage else { return };
+    let record = UsageRecord {
+        at_unix_seconds: now_unix_seconds(),
+        side: observation.side,
+        prompt_tokens: u64::from(usage.prompt_tokens),
+        completion_tokens: u64::from(usage.completion_tokens),
+        cost: observation.cost,
+        wall_millis: usage.total_time.as_millis() as u64,
+    };
+    if let Err(e) = store.record(&observation.request_id, &record) {
+        log::error!("cannot record usage of {}: {e}", observation.request_id);
+    }
+}
+
+/// A policy that does not keep budgets itself (the baselines), with its spending still counted
+/// in the store, so the day's and month's totals are true whatever the routing.
+pub struct Accounted<P> {
+    pub policy: P,
+    pub store: Arc<Store>,
+}
+
+impl<P: RoutePolicy> RoutePolicy for Accounted<P> {
+    fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
+        self.policy.route(request)
+    }
+
+    fn observe(&self, observation: &Observation) {
+        self.policy.observe(observation);
+        account(&self.store, observation);
+    }
 }
 
 /// Everything on one side (when it is available).

@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::features::{features, GraphPosition};
 use super::gates::{self, Gate, GateInputs, Verdict};
 use super::learned::RouterWeights;
-use super::{Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use super::{account, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::{AppPolicy, DeviceState, Network};
 use crate::exec::Totals;
 use crate::model::cloud::{BreakerSnapshot, CircuitBreaker, Price};
 use crate::model::Side;
 use crate::plan::Subtask;
-use crate::store::{now_unix_seconds, Store, UsageRecord, Window};
+use crate::store::{now_unix_seconds, Store, Window};
 
 /// Hard limits on cloud use; `None` is no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -308,19 +308,7 @@ impl RoutePolicy for LearnedRouter {
             stats.clone()
         };
         let Some(store) = &self.store else { return };
-        if let Some(usage) = &observation.usage {
-            let record = UsageRecord {
-                at_unix_seconds: now_unix_seconds(),
-                side: observation.side,
-                prompt_tokens: u64::from(usage.prompt_tokens),
-                completion_tokens: u64::from(usage.completion_tokens),
-                cost: observation.cost,
-                wall_millis: usage.total_time.as_millis() as u64,
-            };
-            if let Err(e) = store.record(&observation.request_id, &record) {
-                log::error!("cannot record usage of {}: {e}", observation.request_id);
-            }
-        }
+        account(store, observation);
         if let Err(e) = store.save_stats(&snapshot) {
             log::warn!("cannot save router statistics: {e}");
         }

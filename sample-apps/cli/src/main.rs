@@ -6,19 +6,16 @@ mod view;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use hybridflow_core::exec::{EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
-use hybridflow_core::model::catalog;
-use hybridflow_core::model::cloud::{ApiKey, CloudConfig, CloudModel, Price};
-use hybridflow_core::model::edge::{EdgeConfig, EdgeModel, LoadProgress};
-use hybridflow_core::model::{ChatModel, Side};
+use hybridflow_core::client::{Client, ClientConfig, Routing};
 use hybridflow_core::device::{DeviceState, Network};
-use hybridflow_core::route::router::{Budgets, LearnedRouter, Limits, RouterConfig};
-use hybridflow_core::route::{ByDifficulty, Fixed, RoutePolicy};
-use hybridflow_core::store::Store;
+use hybridflow_core::exec::{EventSink, ExecConfig, PlannerChoice};
+use hybridflow_core::model::catalog;
+use hybridflow_core::model::cloud::{ApiKey, CloudConfig, Price};
+use hybridflow_core::model::edge::{EdgeConfig, LoadProgress};
+use hybridflow_core::route::router::{Budgets, Limits};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -74,9 +71,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let (scheduler, router) = build_scheduler(&args).await?;
+    let client = open_client(&args).await?;
     match &args.question {
-        Some(question) => ask(&scheduler, question).await,
+        Some(question) => ask(&client, question).await,
         None => {
             println!("Type a question, or /offline, /online, /cellular, /battery <percent>, /charging, /help.");
             prompt()?;
@@ -85,16 +82,16 @@ async fn main() -> Result<()> {
                 let line = line?;
                 let line = line.trim();
                 if let Some(command) = line.strip_prefix('/') {
-                    match (slash_command(command, &mut device), &router) {
-                        (Ok(()), Some(router)) => {
-                            router.set_device_state(device);
+                    match slash_command(command, &mut device) {
+                        Ok(()) if client.is_device_aware() => {
+                            client.set_device_state(device);
                             println!("device: {device:?}");
                         }
-                        (Ok(()), None) => println!("device states apply to the learned router (--policy learned)"),
-                        (Err(help), _) => println!("{help}"),
+                        Ok(()) => println!("device states apply to the learned router (--policy learned)"),
+                        Err(help) => println!("{help}"),
                     }
                 } else if !line.is_empty() {
-                    ask(&scheduler, line).await?;
+                    ask(&client, line).await?;
                 }
                 prompt()?;
             }
@@ -122,10 +119,46 @@ fn slash_command(command: &str, device: &mut DeviceState) -> Result<(), String> 
     Ok(())
 }
 
-async fn build_scheduler(args: &Args) -> Result<(Scheduler, Option<Arc<LearnedRouter>>)> {
+async fn open_client(args: &Args) -> Result<Client> {
     let model_path = args.model.clone().unwrap_or_else(|| catalog::model_path(catalog::DEFAULT_EDGE_MODEL));
+    // (clap's `env` feature would change clap's features, which mistral.rs shares: read it here.)
+    let cloud_url = args.cloud_url.clone().or_else(|| std::env::var("HYBRIDFLOW_CLOUD_URL").ok());
+    let price = Price { input_per_million: 0.15, output_per_million: 0.60 };
+    let cloud = cloud_url.as_ref().map(|url| {
+        let mut config = CloudConfig::new(url, &args.cloud_model);
+        config.api_key = std::env::var(&args.api_key_env).ok().map(ApiKey::new);
+        config.price = price;
+        config
+    });
+    match &cloud_url {
+        Some(url) => eprintln!("cloud: {} at {url}", args.cloud_model),
+        None => eprintln!("cloud: none configured (set HYBRIDFLOW_CLOUD_URL or --cloud-url): everything runs on the edge"),
+    }
+    let routing = match args.policy {
+        Policy::Learned => Routing::Learned,
+        Policy::Difficulty => Routing::ByDifficulty,
+        Policy::Edge => Routing::EdgeOnly,
+        Policy::Cloud => Routing::CloudOnly,
+    };
+    let config = ClientConfig {
+        edge: Some(EdgeConfig::new(&model_path)),
+        cloud,
+        state_dir: Some(args.state_dir.clone().unwrap_or_else(|| catalog::models_dir().with_file_name("state"))),
+        budgets: Budgets { per_day: Limits { money: args.daily_budget, ..Limits::default() }, ..Budgets::default() },
+        routing,
+        exec: ExecConfig {
+            planner: match args.planner {
+                Planner::Routed => PlannerChoice::Routed,
+                Planner::Edge => PlannerChoice::Edge,
+                Planner::Cloud => PlannerChoice::Cloud,
+            },
+            sequential: args.sequential,
+            ..ExecConfig::default()
+        },
+        ..ClientConfig::default()
+    };
     let shown_path = model_path.display().to_string();
-    let edge = EdgeModel::load(EdgeConfig::new(&model_path), move |progress| match progress {
+    let client = Client::open(config, move |progress| match progress {
         LoadProgress::Checking => eprintln!("edge: checking {shown_path}"),
         LoadProgress::Loading { architecture, file_bytes } => {
             eprintln!("edge: loading {architecture} model ({:.0} MB)...", file_bytes as f64 / 1e6)
@@ -133,52 +166,7 @@ async fn build_scheduler(args: &Args) -> Result<(Scheduler, Option<Arc<LearnedRo
         LoadProgress::Ready { load_time } => eprintln!("edge: ready in {:.2} s", load_time.as_secs_f64()),
     })
     .await?;
-    // (clap's `env` feature would change clap's features, which mistral.rs shares: read it here.)
-    let cloud_url = args.cloud_url.clone().or_else(|| std::env::var("HYBRIDFLOW_CLOUD_URL").ok());
-    let price = Price { input_per_million: 0.15, output_per_million: 0.60 };
-    let mut breaker = None;
-    let cloud: Option<Arc<dyn ChatModel>> = match &cloud_url {
-        Some(url) => {
-            let mut config = CloudConfig::new(url, &args.cloud_model);
-            config.api_key = std::env::var(&args.api_key_env).ok().map(ApiKey::new);
-            config.price = price;
-            eprintln!("cloud: {} at {url}", args.cloud_model);
-            let model = CloudModel::new(config)?;
-            breaker = Some(model.breaker());
-            Some(Arc::new(model))
-        }
-        None => {
-            eprintln!("cloud: none configured (set HYBRIDFLOW_CLOUD_URL or --cloud-url): everything runs on the edge");
-            None
-        }
-    };
-    let mut learned = None;
-    let policy: Arc<dyn RoutePolicy> = match args.policy {
-        Policy::Learned => {
-            let dir = args.state_dir.clone().unwrap_or_else(|| catalog::models_dir().with_file_name("state"));
-            let store = Arc::new(Store::open(&dir)?);
-            if let Some(why) = store.recovered() {
-                eprintln!("state: rebuilt ({why})");
-            }
-            let budgets = Budgets { per_day: Limits { money: args.daily_budget, ..Limits::default() }, ..Budgets::default() };
-            let router = Arc::new(LearnedRouter::new(RouterConfig { budgets, price, ..RouterConfig::default() }, Some(store), breaker));
-            learned = Some(router.clone());
-            router
-        }
-        Policy::Difficulty => Arc::new(ByDifficulty),
-        Policy::Edge => Arc::new(Fixed(Side::Edge)),
-        Policy::Cloud => Arc::new(Fixed(Side::Cloud)),
-    };
-    let config = ExecConfig {
-        planner: match args.planner {
-            Planner::Routed => PlannerChoice::Routed,
-            Planner::Edge => PlannerChoice::Edge,
-            Planner::Cloud => PlannerChoice::Cloud,
-        },
-        sequential: args.sequential,
-        ..ExecConfig::default()
-    };
-    Ok((Scheduler::new(Models { edge: Some(Arc::new(edge)), cloud }, policy, config)?, learned))
+    Ok(client)
 }
 
 fn prompt() -> Result<()> {
@@ -188,7 +176,7 @@ fn prompt() -> Result<()> {
 }
 
 /// Answers one question; Ctrl-C cancels it (and only it).
-async fn ask(scheduler: &Scheduler, question: &str) -> Result<()> {
+async fn ask(client: &Client, question: &str) -> Result<()> {
     let (sink, mut events) = EventSink::channel();
     let cancel = CancellationToken::new();
     let printer = tokio::spawn(async move {
@@ -198,7 +186,7 @@ async fn ask(scheduler: &Scheduler, question: &str) -> Result<()> {
         }
     });
     let result = {
-        let run = scheduler.run(question, &sink, &cancel);
+        let run = client.ask(question, &sink, &cancel);
         tokio::pin!(run);
         tokio::select! {
             result = &mut run => result,

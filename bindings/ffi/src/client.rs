@@ -1,0 +1,281 @@
+//! The `HybridFlow` object apps hold, and the handle of a streaming query.
+//!
+//! Every call runs on the SDK's own tokio runtime; the foreign side only polls a future or
+//! receives callbacks, which are made from a blocking thread so a slow listener never stalls
+//! the engine. Dropping a future (a cancelled coroutine or Swift task), cancelling or dropping a
+//! handle, or closing the client cancels the model calls behind it.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use hybridflow_core::client::Client;
+use hybridflow_core::exec::EventSink;
+use hybridflow_core::model::edge;
+use hybridflow_core::store::WindowTotals;
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AppPolicy, Budgets, DeviceState, HybridFlowConfig};
+use crate::error::{panic_message, HybridFlowError};
+use crate::events::{Answer, Event};
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hybridflow")
+            .enable_all()
+            .build()
+            .expect("the HybridFlow runtime could not start (out of threads or file descriptors)")
+    })
+}
+
+/// Runs `work` on the SDK's runtime. Dropping the returned future cancels `cancel`, which the
+/// work observes; a panic in it becomes `Internal`.
+async fn on_runtime<T: Send + 'static>(
+    cancel: CancellationToken,
+    work: impl Future<Output = Result<T, HybridFlowError>> + Send + 'static,
+) -> Result<T, HybridFlowError> {
+    let _cancel_on_drop = cancel.drop_guard();
+    match runtime().spawn(work).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => Err(HybridFlowError::Internal { reason: panic_message(&*error.into_panic()) }),
+        Err(_) => Err(HybridFlowError::Cancelled),
+    }
+}
+
+/// Runs a synchronous call, turning a panic into `Internal` instead of unwinding into the app.
+fn guarded<T>(call: impl FnOnce() -> Result<T, HybridFlowError>) -> Result<T, HybridFlowError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .unwrap_or_else(|payload| Err(HybridFlowError::Internal { reason: panic_message(&*payload) }))
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum LoadProgress {
+    /// Reading the model file's header and checking memory.
+    Checking,
+    Loading { architecture: String, file_bytes: u64 },
+    Ready { load_time_ms: u64 },
+}
+
+/// Receives model-load progress (called from an SDK thread).
+#[uniffi::export(callback_interface)]
+pub trait LoadListener: Send + Sync {
+    fn on_progress(&self, progress: LoadProgress);
+}
+
+/// Receives a streaming query's events in order (called from an SDK thread).
+#[uniffi::export(callback_interface)]
+pub trait EventListener: Send + Sync {
+    fn on_event(&self, event: Event);
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Spending {
+    pub cloud_tokens: u64,
+    pub cost: f64,
+    pub cloud_time_ms: u64,
+    pub cloud_requests: u64,
+}
+
+impl From<WindowTotals> for Spending {
+    fn from(t: WindowTotals) -> Self {
+        Self { cloud_tokens: t.cloud_tokens, cost: t.cost, cloud_time_ms: t.cloud_millis, cloud_requests: t.cloud_requests }
+    }
+}
+
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct BudgetStatus {
+    pub budgets: Budgets,
+    pub today: Spending,
+    pub this_month: Spending,
+}
+
+/// What the router has measured on this device.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RouterStatistics {
+    pub edge_tokens_per_second: f64,
+    pub edge_first_token_ms: f64,
+    pub cloud_tokens_per_second: f64,
+    pub cloud_first_token_ms_wifi: f64,
+    pub cloud_first_token_ms_cellular: f64,
+    pub cloud_error_rate: f64,
+    pub observations: u64,
+}
+
+#[derive(uniffi::Object)]
+pub struct HybridFlow {
+    client: RwLock<Option<Arc<Client>>>,
+    /// Parent of every query's token: closing the client cancels them all.
+    closed: CancellationToken,
+}
+
+impl HybridFlow {
+    fn client(&self) -> Result<Arc<Client>, HybridFlowError> {
+        self.client.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(HybridFlowError::Closed)
+    }
+}
+
+#[uniffi::export]
+impl HybridFlow {
+    /// Checks the configuration, loads the edge model (reporting progress) and opens the budget
+    /// store. Cancelling the caller abandons the load.
+    #[uniffi::constructor]
+    pub async fn open(config: HybridFlowConfig, progress: Option<Box<dyn LoadListener>>) -> Result<Arc<Self>, HybridFlowError> {
+        let core_config = config.to_core();
+        // Invalid configurations fail here, before any thread or file is touched.
+        guarded(|| Ok(core_config.validate()?))?;
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
+        on_runtime(cancel, async move {
+            let report = move |p: edge::LoadProgress| {
+                if let Some(listener) = &progress {
+                    listener.on_progress(match p {
+                        edge::LoadProgress::Checking => LoadProgress::Checking,
+                        edge::LoadProgress::Loading { architecture, file_bytes } => LoadProgress::Loading { architecture, file_bytes },
+                        edge::LoadProgress::Ready { load_time } => LoadProgress::Ready { load_time_ms: load_time.as_millis() as u64 },
+                    });
+                }
+            };
+            tokio::select! {
+                client = Client::open(core_config, report) => {
+                    Ok(Arc::new(Self { client: RwLock::new(Some(Arc::new(client?))), closed: CancellationToken::new() }))
+                }
+                _ = token.cancelled() => Err(HybridFlowError::Cancelled),
+            }
+        })
+        .await
+    }
+
+    /// Answers a query. Cancelling the caller (coroutine, task) cancels the query.
+    pub async fn ask(&self, query: String) -> Result<Answer, HybridFlowError> {
+        let client = self.client()?;
+        let cancel = self.closed.child_token();
+        let token = cancel.clone();
+        on_runtime(cancel, async move {
+            // Nobody listens: the events of this call are dropped as they come.
+            let (sink, _) = EventSink::channel();
+            Ok(client.ask(&query, &sink, &token).await?.into())
+        })
+        .await
+    }
+
+    /// Starts a query whose events go to `listener`, in order, ending with `Event.Answer`.
+    /// The handle's `answer()` completes after the last event was delivered.
+    pub fn ask_streaming(&self, query: String, listener: Box<dyn EventListener>) -> Result<Arc<QueryHandle>, HybridFlowError> {
+        let client = self.client()?;
+        let cancel = self.closed.child_token();
+        let token = cancel.clone();
+        let task = runtime().spawn(async move {
+            let (sink, mut events) = EventSink::channel();
+            // Foreign callbacks may block: they run on a blocking thread, never on the engine's.
+            let delivery = tokio::task::spawn_blocking(move || {
+                while let Some(event) = events.blocking_recv() {
+                    listener.on_event(event.into());
+                }
+            });
+            let result = client.ask(&query, &sink, &token).await;
+            drop(sink);
+            let delivered = delivery.await;
+            let answer = result?;
+            if let Err(error) = delivered {
+                return Err(HybridFlowError::Internal { reason: format!("event listener: {}", panic_message(&*error.into_panic())) });
+            }
+            Ok(answer.into())
+        });
+        let outcome = async move {
+            match task.await {
+                Ok(result) => result,
+                Err(error) if error.is_panic() => Err(HybridFlowError::Internal { reason: panic_message(&*error.into_panic()) }),
+                Err(_) => Err(HybridFlowError::Cancelled),
+            }
+        };
+        Ok(Arc::new(QueryHandle { cancel, outcome: outcome.boxed().shared() }))
+    }
+
+    /// What the phone reports; the learned router's gates use it from the next step on.
+    pub fn update_device_state(&self, state: DeviceState) -> Result<(), HybridFlowError> {
+        guarded(|| {
+            self.client()?.set_device_state(state.into());
+            Ok(())
+        })
+    }
+
+    pub fn set_policy(&self, policy: AppPolicy) -> Result<(), HybridFlowError> {
+        guarded(|| {
+            if !(0.0..=1.0).contains(&policy.min_battery_for_cloud) {
+                return Err(HybridFlowError::InvalidConfig { reason: format!("min_battery_for_cloud must be within 0..=1, not {}", policy.min_battery_for_cloud) });
+            }
+            self.client()?.set_policy(policy.into());
+            Ok(())
+        })
+    }
+
+    /// Today's and this month's cloud spending against the configured limits.
+    pub fn budget_status(&self) -> Result<BudgetStatus, HybridFlowError> {
+        guarded(|| {
+            let status = self.client()?.budget_status()?;
+            Ok(BudgetStatus { budgets: status.budgets.into(), today: status.today.into(), this_month: status.this_month.into() })
+        })
+    }
+
+    pub fn reset_budgets(&self) -> Result<(), HybridFlowError> {
+        guarded(|| Ok(self.client()?.reset_budgets()?))
+    }
+
+    /// `null` unless the routing is `Learned`.
+    pub fn router_statistics(&self) -> Result<Option<RouterStatistics>, HybridFlowError> {
+        guarded(|| {
+            Ok(self.client()?.router_stats().map(|s| RouterStatistics {
+                edge_tokens_per_second: s.edge_tokens_per_second,
+                edge_first_token_ms: s.edge_first_token_seconds * 1e3,
+                cloud_tokens_per_second: s.cloud_tokens_per_second,
+                cloud_first_token_ms_wifi: s.cloud_first_token_seconds[0] * 1e3,
+                cloud_first_token_ms_cellular: s.cloud_first_token_seconds[1] * 1e3,
+                cloud_error_rate: s.cloud_error_rate,
+                observations: s.observations,
+            }))
+        })
+    }
+
+    /// Cancels running queries and releases the model once they have stopped. Idempotent;
+    /// later calls fail with `Closed`.
+    pub fn shutdown(&self) {
+        self.closed.cancel();
+        self.client.write().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl Drop for HybridFlow {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
+/// A running streaming query. Dropping it (Kotlin `close()`, Swift release) cancels the query.
+#[derive(uniffi::Object)]
+pub struct QueryHandle {
+    cancel: CancellationToken,
+    outcome: Shared<BoxFuture<'static, Result<Answer, HybridFlowError>>>,
+}
+
+#[uniffi::export]
+impl QueryHandle {
+    /// Stops every model call of the query; `answer()` then fails with `Cancelled`.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The final answer, once every event was delivered.
+    pub async fn answer(&self) -> Result<Answer, HybridFlowError> {
+        self.outcome.clone().await
+    }
+}
+
+impl Drop for QueryHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

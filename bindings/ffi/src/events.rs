@@ -1,0 +1,197 @@
+//! What a query reports, as Kotlin and Swift see it: the core's events flattened into records
+//! (plain strings for reasons, milliseconds for durations).
+
+use hybridflow_core::exec::{self, SubtaskOutcome};
+use hybridflow_core::model;
+use hybridflow_core::plan::{self, planner::DirectReason};
+use hybridflow_core::route;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum Side {
+    Edge,
+    Cloud,
+}
+
+impl From<model::Side> for Side {
+    fn from(side: model::Side) -> Self {
+        match side {
+            model::Side::Edge => Side::Edge,
+            model::Side::Cloud => Side::Cloud,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct PlannedSubtask {
+    pub id: String,
+    pub task: String,
+    pub depends_on: Vec<String>,
+    /// math, reasoning, knowledge or writing.
+    pub kind: String,
+    /// The planner's hint: easy, medium or hard.
+    pub difficulty: String,
+}
+
+/// Why the router chose a side: the learned estimate against the budget-raised threshold, or
+/// the gate that decided.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RouteExplanation {
+    pub quality: f64,
+    pub predicted_gain: f64,
+    pub threshold: f64,
+    pub budget_used: f64,
+    pub gate: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum SubtaskStatus {
+    Done,
+    Failed,
+    /// Not run because a subtask it needs failed.
+    Skipped,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SideTotals {
+    pub calls: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Totals {
+    pub edge: SideTotals,
+    pub cloud: SideTotals,
+    pub cloud_cost: f64,
+    pub wall_time_ms: u64,
+    pub subtasks: u32,
+    pub subtasks_on_cloud: u32,
+    pub failed_subtasks: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Answer {
+    pub text: String,
+    pub plan: Vec<PlannedSubtask>,
+    /// Why the query was answered in one step, when it was.
+    pub direct_reason: Option<String>,
+    pub totals: Totals,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum Event {
+    PlanningStarted { side: Side, reason: String },
+    /// Subtasks may start before this, while the plan streams.
+    PlanReady { subtasks: Vec<PlannedSubtask>, direct_reason: Option<String> },
+    /// A subtask started (attempt > 1: a retry or a fallback to the other side).
+    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<RouteExplanation> },
+    /// Generated text of a subtask, or of the final answer (`subtask_id` null).
+    Token { subtask_id: Option<String>, text: String },
+    SubtaskFinished {
+        id: String,
+        /// Side of the last attempt; null when skipped.
+        side: Option<Side>,
+        status: SubtaskStatus,
+        /// The result (done) or the errors (failed) or the failed dependency (skipped).
+        detail: String,
+        latency_ms: u64,
+        attempts: u32,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
+    AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<RouteExplanation> },
+    /// Always the last event of a query that was not cancelled.
+    Answer { text: String, totals: Totals },
+}
+
+fn planned(subtasks: &[plan::Subtask]) -> Vec<PlannedSubtask> {
+    subtasks
+        .iter()
+        .map(|s| PlannedSubtask {
+            id: s.id.clone(),
+            task: s.task.clone(),
+            depends_on: s.depends_on.clone(),
+            kind: format!("{:?}", s.kind).to_lowercase(),
+            difficulty: format!("{:?}", s.difficulty).to_lowercase(),
+        })
+        .collect()
+}
+
+fn direct_reason(reason: &Option<DirectReason>) -> Option<String> {
+    reason.as_ref().map(|reason| match reason {
+        DirectReason::ShortQuery => "short query: answered without a plan".to_string(),
+        DirectReason::SingleStep => "the planner found a single step".to_string(),
+        DirectReason::PlannerFailed { error } => format!("the planner failed: {error}"),
+        DirectReason::UnusablePlan { error, .. } => format!("unusable plan: {error}"),
+    })
+}
+
+fn explanation(explanation: Option<route::Explanation>) -> Option<RouteExplanation> {
+    explanation.map(|e| RouteExplanation {
+        quality: e.quality,
+        predicted_gain: e.predicted_gain,
+        threshold: e.threshold,
+        budget_used: e.budget_used,
+        gate: e.gate.map(|g| format!("{g:?}")),
+    })
+}
+
+impl From<exec::SideTotals> for SideTotals {
+    fn from(t: exec::SideTotals) -> Self {
+        Self { calls: t.calls, prompt_tokens: t.prompt_tokens, completion_tokens: t.completion_tokens }
+    }
+}
+
+impl From<exec::Totals> for Totals {
+    fn from(t: exec::Totals) -> Self {
+        Self {
+            edge: t.edge.into(),
+            cloud: t.cloud.into(),
+            cloud_cost: t.cloud_cost,
+            wall_time_ms: t.wall_time.as_millis() as u64,
+            subtasks: t.subtasks as u32,
+            subtasks_on_cloud: t.subtasks_on_cloud as u32,
+            failed_subtasks: t.failed_subtasks as u32,
+        }
+    }
+}
+
+impl From<exec::Answer> for Answer {
+    fn from(answer: exec::Answer) -> Self {
+        Self { direct_reason: direct_reason(&answer.direct), plan: planned(&answer.plan.subtasks), text: answer.text, totals: answer.totals.into() }
+    }
+}
+
+impl From<exec::Event> for Event {
+    fn from(event: exec::Event) -> Self {
+        match event {
+            exec::Event::PlanningStarted { side, reason } => Event::PlanningStarted { side: side.into(), reason },
+            exec::Event::PlanReady { plan, direct } => Event::PlanReady { subtasks: planned(&plan.subtasks), direct_reason: direct_reason(&direct) },
+            exec::Event::SubtaskStarted { id, side, reason, attempt, explanation: e } => {
+                Event::SubtaskStarted { id, side: side.into(), reason, attempt, explanation: explanation(e) }
+            }
+            exec::Event::TokenDelta { id, text } => Event::Token { subtask_id: id, text },
+            exec::Event::SubtaskFinished { id, report } => {
+                let (status, detail) = match report.outcome {
+                    SubtaskOutcome::Done { text } => (SubtaskStatus::Done, text),
+                    SubtaskOutcome::Failed { error } => (SubtaskStatus::Failed, error),
+                    SubtaskOutcome::Skipped { failed_dependency } => (SubtaskStatus::Skipped, failed_dependency),
+                };
+                Event::SubtaskFinished {
+                    id,
+                    side: report.side.map(Side::from),
+                    status,
+                    detail,
+                    latency_ms: report.latency.as_millis() as u64,
+                    attempts: report.attempts,
+                    prompt_tokens: report.usage.as_ref().map_or(0, |u| u.prompt_tokens),
+                    completion_tokens: report.usage.as_ref().map_or(0, |u| u.completion_tokens),
+                }
+            }
+            exec::Event::AnswerStarted { side, reason, attempt, explanation: e } => {
+                Event::AnswerStarted { side: side.into(), reason, attempt, explanation: explanation(e) }
+            }
+            exec::Event::Answer { text, totals } => Event::Answer { text, totals: totals.into() },
+        }
+    }
+}

@@ -1,0 +1,209 @@
+// The Kotlin API on the JVM against the real library: the real edge model (mistral.rs) and the
+// real test cloud (llama-server). Run by scripts/kotlin-test.sh, itself run by scripts/test.sh.
+package dev.hybridflow
+
+import java.nio.file.Files
+import java.util.Collections
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.onEach
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
+import org.junit.Assert.assertNotNull
+import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
+import org.junit.Test
+
+class HybridFlowClientTest {
+    private val edgeModel = System.getenv("HYBRIDFLOW_EDGE_MODEL") ?: error("HYBRIDFLOW_EDGE_MODEL is not set")
+    private val cloudUrl = System.getenv("HYBRIDFLOW_CLOUD_URL") ?: error("HYBRIDFLOW_CLOUD_URL is not set")
+    private val cloudModel = System.getenv("HYBRIDFLOW_CLOUD_MODEL") ?: "qwen2.5-coder-0.5b-instruct"
+    private val multiStep = "Tom has 3 boxes with 4 apples each. He gives away 5 apples. How many apples does he have left?"
+
+    private fun config(routing: Routing, withCloud: Boolean = true) = HybridFlowConfig(
+        edgeModelPath = edgeModel,
+        cloud = if (withCloud) CloudEndpoint(baseUrl = cloudUrl, model = cloudModel, apiKey = "sk-kotlin-test-secret") else null,
+        stateDir = Files.createTempDirectory("hybridflow-kotlin").toString(),
+        routing = routing,
+    )
+
+    private fun <T> withClient(config: HybridFlowConfig, body: suspend (HybridFlowClient) -> T): T = runBlocking {
+        HybridFlowClient.open(config).use { body(it) }
+    }
+
+    @Test
+    fun asksWithTheRealEdgeModel() = withClient(config(Routing.EDGE_ONLY)) { client ->
+        val answer = client.ask("What is the capital of France?")
+        assertTrue("an answer: ${answer.text}", answer.text.isNotBlank())
+        assertTrue(answer.totals.edge.calls >= 1u)
+        assertEquals(0u, answer.totals.cloud.calls)
+    }
+
+    @Test
+    fun asksWithTheRealCloudServer() = withClient(config(Routing.CLOUD_ONLY)) { client ->
+        val answer = client.ask(multiStep)
+        assertTrue(answer.text.isNotBlank())
+        assertTrue("cloud calls: ${answer.totals}", answer.totals.cloud.calls >= 1u)
+        assertTrue(answer.totals.cloud.completionTokens > 0u)
+        assertEquals("spending recorded in the store", answer.totals.cloud.calls.toULong(), client.budgetStatus().today.cloudRequests)
+    }
+
+    @Test
+    fun flowDeliversEventsInOrderAndEndsWithTheAnswer() = withClient(config(Routing.BY_DIFFICULTY)) { client ->
+        val events = client.askFlow(multiStep).toList()
+        val last = events.last()
+        assertTrue("last event is the answer: $last", last is Event.Answer)
+        assertEquals(1, events.count { it is Event.Answer })
+        val planAt = events.indexOfFirst { it is Event.PlanReady }
+        assertTrue("a plan before the answer", planAt in 0 until events.lastIndex)
+        val plan = (events[planAt] as Event.PlanReady).subtasks
+        val started = mutableSetOf<String>()
+        val finished = mutableSetOf<String>()
+        for (event in events) {
+            when (event) {
+                is Event.SubtaskStarted -> {
+                    assertTrue("known subtask ${event.id}", plan.any { it.id == event.id })
+                    assertTrue("started after its dependencies finished", plan.first { it.id == event.id }.dependsOn.all { it in finished })
+                    assertTrue(event.reason.isNotBlank())
+                    started += event.id
+                }
+                is Event.SubtaskFinished -> {
+                    assertTrue("finished after it started: ${event.id}", event.id in started || event.status == SubtaskStatus.SKIPPED)
+                    finished += event.id
+                }
+                is Event.Token -> event.subtaskId?.let { assertTrue("tokens of a started subtask", it in started) }
+                else -> {}
+            }
+        }
+        assertEquals("every planned subtask finished", plan.map { it.id }.toSet(), finished)
+        val streamed = events.filterIsInstance<Event.Token>().filter { it.subtaskId == null }.joinToString("") { it.text }
+        assertEquals("the answer is what was streamed", streamed.trim(), (last as Event.Answer).text.trim())
+    }
+
+    @Test
+    fun cancellingTheCollectorCancelsTheQuery() = withClient(config(Routing.EDGE_ONLY, withCloud = false)) { client ->
+        val seen = Collections.synchronizedList(mutableListOf<Event>())
+        val firstToken = client.askFlow("Write a long story about a dragon who learns to cook.")
+            .onEach { seen += it }
+            .first { it is Event.Token }
+        assertNotNull(firstToken)
+        val atCancel = seen.size
+        delay(2_000)
+        assertEquals("no event after the collector stopped", atCancel, seen.size)
+        assertFalse(seen.any { it is Event.Answer })
+        // The engine is free again: the next query runs to its end.
+        assertTrue(client.ask("Say hello.").text.isNotBlank())
+    }
+
+    @Test
+    fun cancellingACoroutineCancelsAsk() = withClient(config(Routing.EDGE_ONLY, withCloud = false)) { client ->
+        val started = CompletableDeferred<Unit>()
+        coroutineScope {
+            val job = launch {
+                started.complete(Unit)
+                client.ask("Write a long story about a dragon who learns to cook.")
+                fail("the query should have been cancelled")
+            }
+            started.await()
+            delay(500)
+            withTimeout(30_000) { job.cancelAndJoin() }
+            assertTrue(job.isCancelled)
+        }
+        assertTrue(client.ask("Say hello.").text.isNotBlank())
+    }
+
+    @Test
+    fun invalidConfigurationRaisesInvalidConfig() = runBlocking {
+        val cases = listOf(
+            HybridFlowConfig(cloud = CloudEndpoint(baseUrl = "http://example.com/v1", model = "m")) to "https",
+            HybridFlowConfig() to "neither",
+            HybridFlowConfig(edgeModelPath = edgeModel, budgets = Budgets(perDay = Limits(money = 1.0))) to "state_dir",
+            HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, minBatteryForCloud = 2.0f)) to "min_battery",
+            HybridFlowConfig(edgeModelPath = edgeModel, maxQueryChars = 0u) to "at least 1",
+        )
+        for ((config, mentions) in cases) {
+            try {
+                HybridFlowClient.open(config).close()
+                fail("accepted: $config")
+            } catch (e: HybridFlowException.InvalidConfig) {
+                assertTrue("'${e.message}' mentions $mentions", e.message!!.contains(mentions))
+            }
+        }
+        try {
+            HybridFlowClient.open(HybridFlowConfig(edgeModelPath = "/nonexistent/model.gguf")).close()
+            fail("a missing model loaded")
+        } catch (e: HybridFlowException.ModelLoad) {
+            assertTrue(e.message!!.contains("not found"))
+        }
+    }
+
+    @Test
+    fun oversizedQueryRaisesInvalidQuery() = withClient(config(Routing.EDGE_ONLY, withCloud = false).copy(maxQueryChars = 50u)) { client ->
+        try {
+            client.ask("x".repeat(51))
+            fail("an oversized query ran")
+        } catch (e: HybridFlowException.InvalidQuery) {
+            assertTrue(e.message!!.contains("limit"))
+        }
+    }
+
+    @Test
+    fun twoClientsAnswerConcurrently() = runBlocking {
+        val first = HybridFlowClient.open(config(Routing.EDGE_ONLY, withCloud = false))
+        val second = HybridFlowClient.open(config(Routing.CLOUD_ONLY))
+        first.use { a ->
+            second.use { b ->
+                val answers = listOf(
+                    async { a.ask("What is 2 + 2?") },
+                    async { b.ask("What is 3 + 3?") },
+                    async { a.ask("Name a primary colour.") },
+                ).awaitAll()
+                answers.forEach { assertTrue(it.text.isNotBlank()) }
+                assertEquals(0u, answers[0].totals.cloud.calls)
+                assertTrue(answers[1].totals.cloud.calls >= 1u)
+            }
+        }
+    }
+
+    @Test
+    fun offlineDeviceKeepsEverySubtaskOnTheEdge() = withClient(config(Routing.LEARNED)) { client ->
+        client.updateDeviceState(DeviceState(network = Network.NONE, thermal = Thermal.NOMINAL))
+        val events = client.askFlow(multiStep).toList()
+        val routes = events.filterIsInstance<Event.SubtaskStarted>()
+        assertTrue(routes.isNotEmpty())
+        routes.forEach {
+            assertEquals(Side.EDGE, it.side)
+            assertEquals("Offline", it.explanation?.gate)
+        }
+        assertEquals(0u, (events.last() as Event.Answer).totals.cloud.calls)
+        assertNotNull(client.routerStatistics())
+    }
+
+    @Test
+    fun closedClientRaisesClosedAndLogsNeverShowTheKey() = runBlocking {
+        val logged = Collections.synchronizedList(mutableListOf<String>())
+        HybridFlowClient.setLogging(LogLevel.DEBUG) { _, target, message -> logged += "$target $message" }
+        val client = HybridFlowClient.open(config(Routing.CLOUD_ONLY))
+        client.ask("What is 2 + 2?")
+        client.close()
+        try {
+            client.budgetStatus()
+            fail("a closed client answered")
+        } catch (e: IllegalStateException) {
+            // uniffi refuses calls on a destroyed object
+        } catch (e: HybridFlowException.Closed) {
+        }
+        HybridFlowClient.setLogging(LogLevel.WARN)
+        assertTrue("the SDK logged something", logged.isNotEmpty())
+        assertFalse(logged.any { it.contains("sk-kotlin-test-secret") })
+    }
+}
