@@ -1,0 +1,137 @@
+// The idiomatic Swift face of HybridFlow, beside the uniffi-generated HybridFlow.swift of the
+// same module (records, enums, `HybridFlow`, `HybridFlowError`).
+//
+// Why queries go through the streaming handle even for `ask`: uniffi's Swift futures do not
+// observe task cancellation, while `QueryHandle.cancel()` does stop the query; so a cancelled
+// `Task` here always cancels its model calls.
+
+import Foundation
+
+/// A HybridFlow engine: an on-device model, a cloud endpoint when it pays off, budgets that
+/// persist. Open one per app; queries run concurrently on it. Releasing it cancels its queries.
+public final class HybridFlowClient: Sendable {
+    private let engine: HybridFlow
+
+    private init(engine: HybridFlow) {
+        self.engine = engine
+    }
+
+    deinit {
+        engine.shutdown()
+    }
+
+    /// Checks `config`, loads the edge model and opens the budget store.
+    /// Throws `HybridFlowError.InvalidConfig` or `.ModelLoad`.
+    public static func open(
+        _ config: HybridFlowConfig,
+        onProgress: (@Sendable (LoadProgress) -> Void)? = nil
+    ) async throws -> HybridFlowClient {
+        let relay = onProgress.map(ProgressRelay.init)
+        return HybridFlowClient(engine: try await HybridFlow.open(config: config, progress: relay))
+    }
+
+    /// The SDK's log level (os_log) and optionally the app's own logger.
+    public static func setLogging(_ level: LogLevel, logger: (@Sendable (LogLevel, String, String) -> Void)? = nil) {
+        initLogging(level: level, sink: logger.map(LogRelay.init))
+    }
+
+    /// Answers `query`. Cancelling the calling task cancels every model call of the query.
+    public func ask(_ query: String) async throws -> Answer {
+        let handle = try engine.askStreaming(query: query, listener: DiscardEvents())
+        return try await withTaskCancellationHandler {
+            try await handle.answer()
+        } onCancel: {
+            handle.cancel()
+        }
+    }
+
+    /// Answers `query` as a stream of events: the plan, each subtask's route and reason, tokens,
+    /// results, and last `.answer`. Ending the iteration (or cancelling its task) cancels the
+    /// query; failures end the stream with a `HybridFlowError`.
+    public func events(for query: String) -> AsyncThrowingStream<Event, Error> {
+        AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
+            let handle: QueryHandle
+            do {
+                handle = try engine.askStreaming(query: query, listener: EventRelay(continuation))
+            } catch {
+                continuation.finish(throwing: error)
+                return
+            }
+            let completion = Task {
+                do {
+                    _ = try await handle.answer()
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in
+                handle.cancel()
+                completion.cancel()
+            }
+        }
+    }
+
+    /// What the phone reports (NWPathMonitor, UIDevice battery, ProcessInfo thermal state and
+    /// low-power mode); routing uses it from the next step on.
+    public func updateDeviceState(_ state: DeviceState) throws {
+        try engine.updateDeviceState(state: state)
+    }
+
+    public func setPolicy(_ policy: AppPolicy) throws {
+        try engine.setPolicy(policy: policy)
+    }
+
+    public func budgetStatus() throws -> BudgetStatus {
+        try engine.budgetStatus()
+    }
+
+    public func resetBudgets() throws {
+        try engine.resetBudgets()
+    }
+
+    /// What the learned router measured on this device; nil for the fixed routings.
+    public func routerStatistics() throws -> RouterStatistics? {
+        try engine.routerStatistics()
+    }
+}
+
+private final class EventRelay: EventListener {
+    let continuation: AsyncThrowingStream<Event, Error>.Continuation
+
+    init(_ continuation: AsyncThrowingStream<Event, Error>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func onEvent(event: Event) {
+        continuation.yield(event)
+    }
+}
+
+private final class DiscardEvents: EventListener {
+    func onEvent(event: Event) {}
+}
+
+private final class ProgressRelay: LoadListener {
+    let report: @Sendable (LoadProgress) -> Void
+
+    init(_ report: @escaping @Sendable (LoadProgress) -> Void) {
+        self.report = report
+    }
+
+    func onProgress(progress: LoadProgress) {
+        report(progress)
+    }
+}
+
+private final class LogRelay: LogSink {
+    let write: @Sendable (LogLevel, String, String) -> Void
+
+    init(_ write: @escaping @Sendable (LogLevel, String, String) -> Void) {
+        self.write = write
+    }
+
+    func log(level: LogLevel, target: String, message: String) {
+        write(level, target, message)
+    }
+}
