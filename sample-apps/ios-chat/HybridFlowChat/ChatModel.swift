@@ -1,0 +1,133 @@
+// The chat's state: the client (opened once a model is on the phone), the turns with their live
+// plans, routes and streamed answers, the device state and the budget.
+import Foundation
+import HybridFlow
+import Observation
+
+struct StepView: Identifiable {
+    let subtask: PlannedSubtask
+    var side: Side?
+    var reason = ""
+    var status: SubtaskStatus?
+    var tokens = 0
+    var id: String { subtask.id }
+}
+
+@Observable
+final class Turn: Identifiable {
+    let id = UUID()
+    let question: String
+    var planning: String?
+    var steps: [StepView] = []
+    var answer = ""
+    var totals: Totals?
+    var error: String?
+    init(question: String) { self.question = question }
+}
+
+@MainActor
+@Observable
+final class ChatModel {
+    var turns: [Turn] = []
+    var loading: String?
+    var downloadProgress: Double?
+    var device: DeviceState?
+    var budget: BudgetStatus?
+    var cloudURL = UserDefaults.standard.string(forKey: "cloudURL") ?? ""
+    var cloudModel = UserDefaults.standard.string(forKey: "cloudModel") ?? ""
+    var dailyBudget = UserDefaults.standard.object(forKey: "dailyBudget") as? Double
+
+    private var client: HybridFlowClient?
+    private var running: Task<Void, Never>?
+    private let monitor = DeviceMonitor()
+    private let support = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
+    var modelURL: URL { support.appendingPathComponent("models/edge.gguf") }
+    var hasModel: Bool { FileManager.default.fileExists(atPath: modelURL.path) }
+
+    func start() async {
+        monitor.start { [weak self] state in
+            self?.device = state
+            try? self?.client?.updateDeviceState(state)
+        }
+        if hasModel { await open() }
+    }
+
+    func open() async {
+        client = nil
+        let cloud = cloudURL.isEmpty ? nil : CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: Keychain.load())
+        let caches = FileManager.default.urls(for: .cachesDirectory, in: .userDomainMask)[0]
+        let config = HybridFlowConfig(
+            edgeModelPath: modelURL.path,
+            cacheDir: caches.path,
+            cloud: cloud,
+            stateDir: support.appendingPathComponent("hybridflow").path,
+            budgets: Budgets(perDay: Limits(money: dailyBudget))
+        )
+        do {
+            let opened = try await HybridFlowClient.open(config) { progress in
+                Task { @MainActor [weak self] in
+                    switch progress {
+                    case .checking: self?.loading = "checking the model…"
+                    case .loading(let architecture, let bytes): self?.loading = "loading \(architecture) (\(bytes / 1_000_000) MB)…"
+                    case .ready: self?.loading = nil
+                    }
+                }
+            }
+            if let device { try opened.updateDeviceState(device) }
+            client = opened
+            budget = try opened.budgetStatus()
+        } catch {
+            loading = error.localizedDescription
+        }
+    }
+
+    func saveSettings(apiKey: String) async {
+        UserDefaults.standard.set(cloudURL, forKey: "cloudURL")
+        UserDefaults.standard.set(cloudModel, forKey: "cloudModel")
+        UserDefaults.standard.set(dailyBudget, forKey: "dailyBudget")
+        if !apiKey.isEmpty { Keychain.save(apiKey) }
+        await open()
+    }
+
+    func resetBudgets() {
+        try? client?.resetBudgets()
+        budget = try? client?.budgetStatus()
+    }
+
+    func ask(_ question: String) {
+        guard let client else { return }
+        let turn = Turn(question: question)
+        turns.append(turn)
+        running = Task {
+            do {
+                for try await event in client.events(for: question) { apply(event, to: turn) }
+            } catch {
+                turn.error = error.localizedDescription
+            }
+            budget = try? client.budgetStatus()
+        }
+    }
+
+    /// Cancelling the task ends the stream, which cancels the query in the SDK.
+    func stop() { running?.cancel() }
+
+    private func apply(_ event: Event, to turn: Turn) {
+        func update(_ id: String, _ change: (inout StepView) -> Void) {
+            if let index = turn.steps.firstIndex(where: { $0.id == id }) { change(&turn.steps[index]) }
+        }
+        switch event {
+        case .planningStarted(let side, _): turn.planning = "planning on the \(side == .edge ? "phone" : "cloud")…"
+        case .planReady(let subtasks, let direct):
+            turn.planning = direct
+            for s in subtasks where !turn.steps.contains(where: { $0.id == s.id }) { turn.steps.append(StepView(subtask: s)) }
+        case .subtaskStarted(let id, let side, let reason, _, _): update(id) { $0.side = side; $0.reason = reason }
+        case .token(let id, let text):
+            if let id { update(id) { $0.tokens += 1 } } else { turn.answer += text }
+        case .subtaskFinished(let id, _, let status, _, _, _, _, _): update(id) { $0.status = status }
+        case .answerStarted: turn.answer = ""
+        case .answer(let text, let totals):
+            turn.answer = text
+            turn.totals = totals
+        }
+    }
+}
