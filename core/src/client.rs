@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::device::{AppPolicy, DeviceState};
 use crate::exec::{Answer, EventSink, ExecConfig, ExecError, Models, Scheduler};
 use crate::model::cloud::{CloudConfig, CloudError, CloudModel};
-use crate::model::edge::{EdgeConfig, EdgeLoadError, EdgeModel, LoadProgress};
+use crate::model::edge::{EdgeConfig, EdgeLoadError, LoadProgress};
 use crate::model::{ChatModel, Side};
 use crate::route::router::{Budgets, LearnedRouter, Limits, RouterConfig, RouterStats};
 use crate::route::{Accounted, ByDifficulty, Fixed, RoutePolicy};
@@ -152,7 +152,13 @@ impl Client {
             None => None,
         };
         let edge: Option<Arc<dyn ChatModel>> = match config.edge {
-            Some(edge) => Some(Arc::new(EdgeModel::load(edge, progress).await?)),
+            #[cfg(feature = "edge")]
+            Some(edge) => Some(Arc::new(crate::model::edge::EdgeModel::load(edge, progress).await?)),
+            #[cfg(not(feature = "edge"))]
+            Some(_) => {
+                drop(progress);
+                return Err(ClientError::InvalidConfig("this build has no edge backend (feature `edge`)".into()));
+            }
             None => None,
         };
         let mut breaker = None;

@@ -7,12 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 
-use super::EdgeLoadError;
-
-/// Architectures mistral.rs 0.8.1 runs from GGUF (its `GGUFArchitecture` list, minus the
-/// unsupported ones; Gemma 3 is known not to load).
-pub const SUPPORTED_ARCHITECTURES: &[&str] =
-    &["llama", "mistral3", "phi2", "phi3", "qwen2", "qwen3", "qwen3moe", "starcoder2"];
+use super::{EdgeLoadError, SUPPORTED_ARCHITECTURES};
 
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 

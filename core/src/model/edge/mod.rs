@@ -3,25 +3,23 @@
 //! Loading never touches the network: mistral.rs is given the model's own directory, which it lists
 //! instead of asking a model hub, and no token source.
 
+#[cfg(feature = "edge")]
+mod engine;
+#[cfg(feature = "edge")]
 pub mod gguf;
+#[cfg(feature = "edge")]
 pub mod requantize;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[cfg(feature = "edge")]
+pub use engine::EdgeModel;
 
-use futures::future::BoxFuture;
-use futures::StreamExt;
-use mistralrs::{
-    Constraint, GgufModelBuilder, NormalRequest, Request, RequestBuilder, RequestLike, Response,
-    SamplingParams, StopTokens, TextMessageRole, TokenSource,
-};
-use tokio::sync::mpsc;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use super::{
-    CancelHandle, ChatModel, ChatRequest, FinishReason, GenerationClock, ModelError, Role, Side,
-    StreamEvent, TokenCount, TokenStream, Usage,
-};
+/// Architectures mistral.rs 0.8.1 runs from GGUF (its `GGUFArchitecture` list, minus the
+/// unsupported ones; Gemma 3 is known not to load).
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["llama", "mistral3", "phi2", "phi3", "qwen2", "qwen3", "qwen3moe", "starcoder2"];
 
 /// How to load the edge model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +62,7 @@ pub enum EdgeLoadError {
     MissingFile { path: PathBuf },
     #[error("not a GGUF file (bad magic): {path}")]
     NotGguf { path: PathBuf },
-    #[error("unsupported model architecture `{architecture}` (supported: {})", gguf::SUPPORTED_ARCHITECTURES.join(", "))]
+    #[error("unsupported model architecture `{architecture}` (supported: {})", SUPPORTED_ARCHITECTURES.join(", "))]
     UnsupportedArchitecture { architecture: String },
     #[error("model file truncated: {path} has {actual_bytes} bytes, its tensors need {expected_bytes}")]
     Truncated { path: PathBuf, expected_bytes: u64, actual_bytes: u64 },
@@ -87,249 +85,9 @@ pub struct EdgeModelInfo {
     pub load_time: Duration,
 }
 
-/// The on-device model. Cheap to share (`Arc`); requests from many tasks run concurrently.
-pub struct EdgeModel {
-    engine: Arc<mistralrs::Model>,
-    info: EdgeModelInfo,
-}
-
 /// Memory a GGUF needs once loaded: the weights, plus dequantized embeddings, KV cache and
 /// scratch buffers. Calibrated against peak RSS in docs/benchmarks.md.
 pub fn estimated_memory_bytes(file_bytes: u64) -> u64 {
     file_bytes + file_bytes / 2 + 256 * 1024 * 1024
 }
 
-fn available_memory_bytes() -> u64 {
-    let mut system = sysinfo::System::new();
-    system.refresh_memory();
-    let available = system.available_memory();
-    match system.cgroup_limits() {
-        Some(cgroup) => available.min(cgroup.free_memory),
-        None => available,
-    }
-}
-
-impl EdgeModel {
-    /// Loads the model, reporting progress. The blocking part runs off the async threads.
-    pub async fn load(
-        config: EdgeConfig,
-        progress: impl Fn(LoadProgress) + Send + Sync + 'static,
-    ) -> Result<Self, EdgeLoadError> {
-        let started = Instant::now();
-        progress(LoadProgress::Checking);
-        let path = config.model_path.clone();
-        let summary = tokio::task::spawn_blocking(move || gguf::inspect(&path))
-            .await
-            .map_err(|e| EdgeLoadError::Engine(e.to_string()))??;
-
-        let required_bytes = estimated_memory_bytes(summary.file_bytes);
-        let available_bytes = config
-            .memory_budget_bytes
-            .map_or_else(available_memory_bytes, |budget| budget.min(available_memory_bytes()));
-        if required_bytes > available_bytes {
-            return Err(EdgeLoadError::InsufficientMemory { required_bytes, available_bytes });
-        }
-
-        if let Some(dir) = &config.cache_dir {
-            if std::env::var_os("HF_HOME").is_none() {
-                std::env::set_var("HF_HOME", dir);
-            }
-        }
-        progress(LoadProgress::Loading {
-            architecture: summary.architecture.clone(),
-            file_bytes: summary.file_bytes,
-        });
-        let (dir, file) = split_model_path(&config.model_path)?;
-        let builder = GgufModelBuilder::new(dir, vec![file.clone()])
-            .with_token_source(TokenSource::None)
-            .with_max_num_seqs(config.max_concurrent_sequences.max(1));
-        let runtime = tokio::runtime::Handle::current();
-        let engine = tokio::task::spawn_blocking(move || runtime.block_on(builder.build()))
-            .await
-            .map_err(|e| EdgeLoadError::Engine(e.to_string()))?
-            .map_err(|e| EdgeLoadError::Engine(format!("{e:#}")))?;
-
-        let load_time = started.elapsed();
-        progress(LoadProgress::Ready { load_time });
-        log::info!("edge model {file} ({}) loaded in {load_time:?}", summary.architecture);
-        Ok(Self {
-            engine: Arc::new(engine),
-            info: EdgeModelInfo {
-                name: file,
-                architecture: summary.architecture,
-                file_bytes: summary.file_bytes,
-                load_time,
-            },
-        })
-    }
-
-    pub fn info(&self) -> &EdgeModelInfo {
-        &self.info
-    }
-}
-
-fn split_model_path(path: &Path) -> Result<(String, String), EdgeLoadError> {
-    let file = path.file_name().and_then(|f| f.to_str());
-    let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
-    match (dir.and_then(|d| d.to_str()), file) {
-        (Some(dir), Some(file)) => Ok((dir.to_owned(), file.to_owned())),
-        _ => Err(EdgeLoadError::MissingFile { path: path.to_owned() }),
-    }
-}
-
-/// Translates our request into mistral.rs's: greedy unless a temperature is set; constrained
-/// decoding per ARCHITECTURE.md's measured settings (no flexible whitespace, stop on endoftext).
-fn engine_request(request: &ChatRequest, responder: mpsc::Sender<Response>) -> NormalRequest {
-    let mut sampling = match request.sampling_temperature() {
-        None => SamplingParams::deterministic(),
-        Some(t) => SamplingParams { temperature: Some(f64::from(t)), ..SamplingParams::neutral() },
-    };
-    sampling.max_len = Some(request.max_tokens as usize);
-    let mut stop = request.stop.clone();
-    let constraint = match &request.json_schema {
-        Some(schema) => {
-            let mut schema = schema.clone();
-            if let Some(object) = schema.as_object_mut() {
-                object
-                    .entry("x-guidance")
-                    .or_insert_with(|| serde_json::json!({"whitespace_flexible": false}));
-            }
-            stop.push("<|endoftext|>".into());
-            Constraint::JsonSchema(schema)
-        }
-        None => Constraint::None,
-    };
-    if !stop.is_empty() {
-        sampling.stop_toks = Some(StopTokens::Seqs(stop));
-    }
-
-    let mut builder = RequestBuilder::new();
-    for message in &request.messages {
-        let role = match message.role {
-            Role::System => TextMessageRole::System,
-            Role::User => TextMessageRole::User,
-            Role::Assistant => TextMessageRole::Assistant,
-        };
-        builder = builder.add_message(role, &message.content);
-    }
-    NormalRequest {
-        messages: builder.take_messages(),
-        sampling_params: sampling,
-        response: responder,
-        return_logprobs: false,
-        is_streaming: true,
-        id: 0,
-        constraint,
-        suffix: None,
-        tools: None,
-        tool_choice: None,
-        logits_processors: None,
-        return_raw_logits: false,
-        web_search_options: None,
-        model_id: None,
-        truncate_sequence: false,
-    }
-}
-
-/// State of one edge generation, advanced by [`next_event`].
-struct EdgeGeneration {
-    /// Dropping the receiver is what makes mistral.rs cancel the sequence.
-    responses: Option<mpsc::Receiver<Response>>,
-    cancel: CancelHandle,
-    clock: GenerationClock,
-    finished: Option<Usage>,
-}
-
-fn finish_reason(engine_reason: &str) -> FinishReason {
-    match engine_reason {
-        "length" => FinishReason::Length,
-        "canceled" => FinishReason::Cancelled,
-        _ => FinishReason::Stop,
-    }
-}
-
-async fn next_event(
-    mut generation: EdgeGeneration,
-) -> Option<(Result<StreamEvent, ModelError>, EdgeGeneration)> {
-    loop {
-        if let Some(usage) = generation.finished.take() {
-            generation.responses = None;
-            return Some((Ok(StreamEvent::Finished(usage)), generation));
-        }
-        let responses = generation.responses.as_mut()?;
-        let response = tokio::select! {
-            biased;
-            _ = generation.cancel.token().cancelled() => {
-                let deltas = generation.clock.deltas();
-                generation.finished = Some(generation.clock.usage(
-                    0, deltas, TokenCount::Estimated, FinishReason::Cancelled));
-                continue;
-            }
-            response = responses.recv() => response,
-        };
-        let event = match response {
-            Some(Response::Chunk(chunk)) => {
-                let Some(choice) = chunk.choices.into_iter().next() else { continue };
-                if let Some(reason) = choice.finish_reason {
-                    let reason = finish_reason(&reason);
-                    generation.finished = Some(match chunk.usage {
-                        Some(u) => generation.clock.usage(
-                            u.prompt_tokens as u32,
-                            u.completion_tokens as u32,
-                            TokenCount::Reported,
-                            reason,
-                        ),
-                        None => {
-                            let deltas = generation.clock.deltas();
-                            generation.clock.usage(0, deltas, TokenCount::Estimated, reason)
-                        }
-                    });
-                }
-                match choice.delta.content {
-                    Some(text) if !text.is_empty() => {
-                        generation.clock.on_delta();
-                        Ok(StreamEvent::Delta(text))
-                    }
-                    _ => continue,
-                }
-            }
-            Some(Response::ValidationError(e)) => Err(ModelError::InvalidRequest(e.to_string())),
-            Some(Response::InternalError(e)) => Err(ModelError::Engine(e.to_string())),
-            Some(Response::ModelError(message, _)) => Err(ModelError::Engine(message)),
-            Some(_) => Err(ModelError::Engine("unexpected response kind from mistral.rs".into())),
-            None => Err(ModelError::Engine("mistral.rs closed the stream".into())),
-        };
-        if event.is_err() {
-            generation.responses = None;
-        }
-        return Some((event, generation));
-    }
-}
-
-impl ChatModel for EdgeModel {
-    fn side(&self) -> Side {
-        Side::Edge
-    }
-
-    fn name(&self) -> &str {
-        &self.info.name
-    }
-
-    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
-        Box::pin(async move {
-            request.validate()?;
-            // Room for a burst of tokens so the engine never waits on a slow consumer.
-            let (responder, responses) = mpsc::channel(64);
-            let clock = GenerationClock::start();
-            let sender = self.engine.inner().get_sender(None).map_err(|e| ModelError::Engine(e.to_string()))?;
-            sender
-                .send(Request::Normal(Box::new(engine_request(&request, responder))))
-                .await
-                .map_err(|_| ModelError::Engine("the engine has stopped".into()))?;
-            let cancel = CancelHandle::default();
-            let generation =
-                EdgeGeneration { responses: Some(responses), cancel: cancel.clone(), clock, finished: None };
-            Ok(TokenStream::new(futures::stream::unfold(generation, next_event).boxed(), cancel))
-        })
-    }
-}
