@@ -85,6 +85,9 @@ impl ClientConfig {
             if cloud.timeouts.total.is_zero() || cloud.timeouts.connect.is_zero() {
                 return invalid("cloud timeouts must be longer than zero".into());
             }
+            if cloud.max_response_bytes == 0 {
+                return invalid("max_response_bytes must be at least 1".into());
+            }
             if cloud.retry.max_attempts == 0 {
                 return invalid("retry.max_attempts must be at least 1".into());
             }
@@ -104,8 +107,10 @@ impl ClientConfig {
             return invalid(format!("policy.min_battery_for_cloud must be within 0..=1, not {battery}"));
         }
         let exec = &self.exec;
-        if exec.max_query_chars == 0 || exec.subtask_max_tokens == 0 || exec.answer_max_tokens == 0 || exec.max_edge_generations == 0 || exec.attempts_per_side == 0 {
-            return invalid("limits on query size, tokens, edge generations and attempts must be at least 1".into());
+        if exec.max_query_chars == 0 || exec.subtask_max_tokens == 0 || exec.answer_max_tokens == 0 || exec.max_edge_generations == 0 || exec.attempts_per_side == 0
+            || exec.max_queries_in_flight == 0 || exec.max_cloud_requests == 0
+        {
+            return invalid("limits on query size, tokens, generations, requests, queries and attempts must be at least 1".into());
         }
         if exec.planner_config.max_subtasks == 0 {
             return invalid("the plan size limit must be at least 1".into());
@@ -231,5 +236,47 @@ impl Client {
     /// What the router has measured on this device (`None` for the fixed routings).
     pub fn router_stats(&self) -> Option<RouterStats> {
         self.router.as_ref().map(|r| r.stats())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge_only() -> ClientConfig {
+        ClientConfig { edge: Some(EdgeConfig::new("/models/m.gguf")), ..ClientConfig::default() }
+    }
+
+    fn rejected(config: ClientConfig) -> String {
+        match config.validate() {
+            Err(ClientError::InvalidConfig(message)) | Err(ClientError::Cloud(CloudError::InvalidConfig(message))) => message,
+            other => panic!("accepted or wrong error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_bad_value_is_named() {
+        assert!(edge_only().validate().is_ok());
+        assert!(rejected(ClientConfig::default()).contains("neither"));
+        let mut config = edge_only();
+        config.cloud = Some(CloudConfig::new("http://api.example.com/v1", "m"));
+        assert!(rejected(config).contains("https"));
+        let mut config = edge_only();
+        let mut cloud = CloudConfig::new("https://api.example.com/v1", "m");
+        cloud.price.input_per_million = f64::NAN;
+        config.cloud = Some(cloud);
+        assert!(rejected(config).contains("input price"));
+        let mut config = edge_only();
+        config.budgets.per_month.money = Some(5.0);
+        assert!(rejected(config).contains("per_month needs a state_dir"));
+        let mut config = edge_only();
+        config.budgets.per_query.money = Some(-1.0);
+        assert!(rejected(config).contains("per_query.money"));
+        let mut config = edge_only();
+        config.policy.min_battery_for_cloud = f32::NAN;
+        assert!(rejected(config).contains("min_battery_for_cloud"));
+        let mut config = edge_only();
+        config.exec.max_queries_in_flight = 0;
+        assert!(rejected(config).contains("at least 1"));
     }
 }

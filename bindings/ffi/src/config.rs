@@ -43,6 +43,9 @@ pub struct HybridFlowConfig {
     /// Edge generations running at once (a phone decodes one well).
     #[uniffi(default = 1)]
     pub max_edge_generations: u32,
+    /// Queries running at once; one more fails with `Busy`.
+    #[uniffi(default = 16)]
+    pub max_queries_in_flight: u32,
 }
 
 #[derive(Clone, Debug, uniffi::Record)]
@@ -227,7 +230,12 @@ impl HybridFlowConfig {
             cloud.extra_root_certificates_pem = endpoint.extra_root_certificates_pem.clone();
             cloud
         });
-        let mut exec = ExecConfig { max_query_chars: self.max_query_chars as usize, max_edge_generations: self.max_edge_generations as usize, ..ExecConfig::default() };
+        let mut exec = ExecConfig {
+            max_query_chars: self.max_query_chars as usize,
+            max_edge_generations: self.max_edge_generations as usize,
+            max_queries_in_flight: self.max_queries_in_flight as usize,
+            ..ExecConfig::default()
+        };
         exec.planner_config.max_subtasks = self.max_subtasks as usize;
         ClientConfig {
             edge,

@@ -23,6 +23,9 @@ pub enum HybridFlowError {
     /// Every side failed to produce an answer.
     #[error("no answer could be produced: {reason}")]
     AnswerFailed { reason: String },
+    /// Too many queries are running on this client; retry when one has finished.
+    #[error("busy: {reason}")]
+    Busy { reason: String },
     #[error("cancelled")]
     Cancelled,
     /// The client was closed.
@@ -41,6 +44,7 @@ impl From<ExecError> for HybridFlowError {
             ExecError::EmptyQuery | ExecError::QueryTooLong { .. } => Self::InvalidQuery { reason: message },
             ExecError::NoModel => Self::InvalidConfig { reason: message },
             ExecError::AnswerFailed(_) => Self::AnswerFailed { reason: message },
+            ExecError::Busy { .. } => Self::Busy { reason: message },
         }
     }
 }

@@ -50,6 +50,11 @@ pub struct ExecConfig {
     pub sequential: bool,
     /// Longest query accepted, in characters (it is repeated in every step's prompt).
     pub max_query_chars: usize,
+    /// Queries running at once on this scheduler; one more is refused with `Busy`, so a flood
+    /// of calls cannot grow memory without bound.
+    pub max_queries_in_flight: usize,
+    /// Cloud requests in flight at once, across queries (more wait for a slot).
+    pub max_cloud_requests: usize,
 }
 
 impl Default for ExecConfig {
@@ -64,6 +69,8 @@ impl Default for ExecConfig {
             ancestor_context_tokens: 256,
             sequential: false,
             max_query_chars: 8_000,
+            max_queries_in_flight: 16,
+            max_cloud_requests: 4,
         }
     }
 }
@@ -80,6 +87,8 @@ pub enum ExecError {
     Cancelled,
     #[error("no answer could be produced: {0}")]
     AnswerFailed(String),
+    #[error("{limit} queries are already running; try again when one has finished")]
+    Busy { limit: usize },
 }
 
 /// The final answer with what it cost.
@@ -127,6 +136,8 @@ struct Shared {
     policy: Arc<dyn RoutePolicy>,
     config: ExecConfig,
     edge_slots: Semaphore,
+    cloud_slots: Semaphore,
+    query_slots: Arc<Semaphore>,
 }
 
 /// Runs queries: plan, subtasks as their parents finish, synthesis.
@@ -172,7 +183,9 @@ impl Scheduler {
             return Err(ExecError::NoModel);
         }
         let edge_slots = Semaphore::new(config.max_edge_generations.max(1));
-        Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots }) })
+        let cloud_slots = Semaphore::new(config.max_cloud_requests.max(1));
+        let query_slots = Arc::new(Semaphore::new(config.max_queries_in_flight.max(1)));
+        Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots, cloud_slots, query_slots }) })
     }
 
     fn route(&self, query: &str, step: Step<'_>, spent: &Totals) -> RouteDecision {
@@ -207,6 +220,9 @@ impl Scheduler {
         if chars > limit {
             return Err(ExecError::QueryTooLong { chars, limit });
         }
+        let Ok(_query_slot) = self.shared.query_slots.clone().try_acquire_owned() else {
+            return Err(ExecError::Busy { limit: self.shared.config.max_queries_in_flight });
+        };
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ExecError::Cancelled),
@@ -459,10 +475,11 @@ impl Scheduler {
             }
             let request_id = format!("{query_id}:{}:{attempts}", id.as_deref().unwrap_or("answer"));
             let request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
-            let _edge_slot = match side {
-                Side::Edge => Some(self.shared.edge_slots.acquire().await.expect("never closed")),
-                Side::Cloud => None,
-            };
+            let _slot = match side {
+                Side::Edge => self.shared.edge_slots.acquire().await,
+                Side::Cloud => self.shared.cloud_slots.acquire().await,
+            }
+            .expect("never closed");
             match generate(model.as_ref(), request, id.as_deref(), events).await {
                 Ok((text, usage)) => {
                     let cost = model.cost(&usage);

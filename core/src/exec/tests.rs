@@ -295,3 +295,24 @@ async fn a_given_plan_runs_without_a_planning_call() {
     assert_eq!(answer.plan, plan);
     assert_eq!(answer.totals.edge.calls, 3, "two subtasks and the synthesis, no planning");
 }
+
+#[tokio::test]
+async fn queries_over_the_in_flight_limit_are_refused_and_cloud_requests_are_capped() {
+    let plan = plan_json(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
+    let model = Arc::new(ScriptedModel::new(Side::Cloud, &plan, Duration::from_millis(50)));
+    let config = ExecConfig { max_queries_in_flight: 1, max_cloud_requests: 2, ..ExecConfig::default() };
+    let scheduler = scheduler(model.clone(), Side::Cloud, config);
+    let (first, second) = tokio::join!(run(&scheduler, LONG_QUERY), async {
+        tokio::task::yield_now().await;
+        run(&scheduler, LONG_QUERY).await
+    });
+    assert!(first.0.is_ok());
+    assert!(matches!(second.0, Err(ExecError::Busy { limit: 1 })), "{:?}", second.0);
+    // Four independent subtasks, two cloud slots: never more than two overlap.
+    let runs = model.runs();
+    for (step, start, _) in &runs {
+        let overlapping = runs.iter().filter(|(_, s, e)| s <= start && start < e).count();
+        assert!(overlapping <= 2, "{step}: {overlapping} cloud requests at once");
+    }
+    assert!(run(&scheduler, LONG_QUERY).await.0.is_ok(), "the slot is free again");
+}
