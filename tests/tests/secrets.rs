@@ -1,0 +1,139 @@
+//! The user's key and data: with offload set to never, no byte reaches the network; the API key
+//! is in no log line, event, error or file of the budget store after real cloud traffic.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hybridflow_core::client::{Client, ClientConfig, Routing};
+use hybridflow_core::device::{AppPolicy, Offload};
+use hybridflow_core::exec::{Event, EventSink};
+use hybridflow_core::model::cloud::{ApiKey, CloudConfig};
+use hybridflow_core::model::edge::EdgeConfig;
+use hybridflow_core::model::Side;
+use hybridflow_core::route::gates::Gate;
+use hybridflow_e2e::{default_edge_model, scratch_dir, test_cloud_token_counter, test_cloud_url};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "sk-hybridflow-secret-4242";
+const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
+
+struct CapturingLogger(Mutex<Vec<String>>);
+
+impl log::Log for CapturingLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        self.0.lock().unwrap().push(format!("{} {}", record.target(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+fn logs() -> &'static CapturingLogger {
+    static LOGGER: OnceLock<&'static CapturingLogger> = OnceLock::new();
+    LOGGER.get_or_init(|| {
+        let logger: &'static CapturingLogger = Box::leak(Box::new(CapturingLogger(Mutex::new(Vec::new()))));
+        log::set_logger(logger).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        logger
+    })
+}
+
+fn config(cloud_url: &str, routing: Routing, test: &str) -> ClientConfig {
+    let mut cloud = CloudConfig::new(cloud_url, "qwen2.5-coder-0.5b-instruct");
+    cloud.api_key = Some(ApiKey::new(SECRET));
+    ClientConfig {
+        edge: Some(EdgeConfig::new(default_edge_model())),
+        cloud: Some(cloud),
+        state_dir: Some(scratch_dir(test)),
+        routing,
+        ..ClientConfig::default()
+    }
+}
+
+async fn ask(client: &Client) -> Vec<Event> {
+    let (sink, mut receiver) = EventSink::channel();
+    client.ask(QUESTION, &sink, &CancellationToken::new()).await.expect("answered");
+    drop(sink);
+    let mut events = Vec::new();
+    while let Some(event) = receiver.recv().await {
+        events.push(event);
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_offload_sends_no_byte_to_the_network() {
+    logs();
+    // A listener standing in for the cloud counts every connection, and the real server's own
+    // token counters show whether anything reached it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for _ in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let real_before = test_cloud_token_counter();
+    let never = AppPolicy { offload: Offload::Never, ..AppPolicy::default() };
+    for (url, test) in [(silent_url, "never-listener"), (test_cloud_url(), "never-real")] {
+        let config = ClientConfig { policy: never, ..config(&url, Routing::Learned, test) };
+        let state = config.state_dir.clone().unwrap();
+        let client = Client::open(config, |_| {}).await.unwrap();
+        let events = ask(&client).await;
+        let routes: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SubtaskStarted { side, explanation, .. } | Event::AnswerStarted { side, explanation, .. } => Some((*side, explanation.as_ref().and_then(|x| x.gate))),
+                _ => None,
+            })
+            .collect();
+        assert!(!routes.is_empty());
+        assert!(routes.iter().all(|r| *r == (Side::Edge, Some(Gate::PolicyNeverOffload))), "{routes:?}");
+        drop(client);
+        std::fs::remove_dir_all(state).unwrap();
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a connection reached the network");
+    assert_eq!(test_cloud_token_counter(), real_before, "the real cloud processed tokens");
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_is_in_no_log_event_or_stored_file() {
+    logs();
+    let config = config(&test_cloud_url(), Routing::CloudOnly, "secret-store");
+    let state = config.state_dir.clone().unwrap();
+    let rendered_config = format!("{config:?}");
+    let client = Client::open(config, |_| {}).await.unwrap();
+    let events = ask(&client).await;
+    assert!(events.iter().any(|e| matches!(e, Event::SubtaskStarted { side: Side::Cloud, .. } | Event::AnswerStarted { side: Side::Cloud, .. })), "the cloud was used");
+    assert!(client.budget_status().unwrap().today.cloud_requests > 0, "spending was stored");
+    drop(client);
+
+    assert!(!rendered_config.contains(SECRET), "Debug of the configuration shows the key");
+    assert!(!format!("{events:?}").contains(SECRET), "an event carries the key");
+    let logs = logs().0.lock().unwrap().join("\n");
+    assert!(!logs.is_empty() && !logs.contains(SECRET), "a log line carries the key");
+    let files = files_under(&state);
+    assert!(!files.is_empty());
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "{} holds the key", file.display());
+    }
+    std::fs::remove_dir_all(state).unwrap();
+}
