@@ -6,6 +6,7 @@
 //! or incompatible database is moved aside and rebuilt, with a warning, never a crash.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use crate::model::Side;
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const STATS_KEY: &[u8] = b"router_stats";
+const ACKNOWLEDGED_FILE: &str = "acknowledged";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -79,6 +81,11 @@ pub struct Store {
     db: sled::Db,
     usage: sled::Tree,
     totals: sled::Tree,
+    /// Usage records acknowledged so far, mirrored in the `acknowledged` file beside sled's: a
+    /// database that reopens with fewer records lost some (sled replays a truncated log
+    /// without complaint), and is treated as damaged.
+    acknowledged: Mutex<u64>,
+    acknowledged_path: PathBuf,
     /// Set when the database had to be rebuilt, with why.
     recovered: Option<String>,
 }
@@ -102,6 +109,9 @@ impl Store {
     }
 
     fn try_open(dir: &Path) -> Result<Self, String> {
+        // A database that existed must carry its schema version; only a new one starts empty
+        // (a file truncated to nothing opens as an empty database otherwise).
+        let existed = dir.join("db").exists() || dir.join("conf").exists();
         // sled reports most damage as errors but may panic on some: both mean "unusable".
         let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
         let db = match opened {
@@ -110,7 +120,7 @@ impl Store {
             Err(_) => return Err("the database engine panicked while opening it".into()),
         };
         match db.get(SCHEMA_KEY).map_err(|e| e.to_string())? {
-            None if db.tree_names().len() <= 1 && db.is_empty() => {
+            None if !existed && db.tree_names().len() <= 1 && db.is_empty() => {
                 db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes()).map_err(|e| e.to_string())?;
                 db.flush().map_err(|e| e.to_string())?;
             }
@@ -120,12 +130,26 @@ impl Store {
         }
         let usage = db.open_tree("usage").map_err(|e| e.to_string())?;
         let totals = db.open_tree("totals").map_err(|e| e.to_string())?;
+        let acknowledged_path = dir.join(ACKNOWLEDGED_FILE);
+        let acknowledged = match std::fs::read_to_string(&acknowledged_path) {
+            // The newline ends a complete write: a truncated count lacks it.
+            Ok(text) => text.strip_suffix('\n').and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| format!("unreadable {ACKNOWLEDGED_FILE} file"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !existed => 0,
+            Err(e) => return Err(format!("cannot read {ACKNOWLEDGED_FILE}: {e}")),
+        };
+        if (usage.len() as u64) < acknowledged {
+            return Err(format!("{} usage records where {acknowledged} were acknowledged (truncated or damaged file)", usage.len()));
+        }
         // Every stored value must decode: a partially damaged file is rebuilt, not half-trusted.
         for entry in totals.iter() {
             let (_, value) = entry.map_err(|e| e.to_string())?;
             serde_json::from_slice::<WindowTotals>(&value).map_err(|e| format!("damaged totals: {e}"))?;
         }
-        Ok(Self { db, usage, totals, recovered: None })
+        let store = Self { db, usage, totals, acknowledged: Mutex::new(acknowledged), acknowledged_path, recovered: None };
+        if !existed {
+            store.write_acknowledged(0).map_err(|e| e.to_string())?;
+        }
+        Ok(store)
     }
 
     pub fn recovered(&self) -> Option<&str> {
@@ -163,7 +187,21 @@ impl Store {
             Err(TransactionError::Storage(e)) => return Err(e.into()),
         };
         self.db.flush()?;
+        if new {
+            let mut acknowledged = self.acknowledged.lock().unwrap_or_else(|p| p.into_inner());
+            *acknowledged += 1;
+            self.write_acknowledged(*acknowledged)?;
+        }
         Ok(new)
+    }
+
+    /// Replaces the count atomically (temporary file, fsync, rename): never half written.
+    fn write_acknowledged(&self, count: u64) -> Result<(), std::io::Error> {
+        let temporary = self.acknowledged_path.with_extension("tmp");
+        let mut file = std::fs::File::create(&temporary)?;
+        std::io::Write::write_all(&mut file, format!("{count}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &self.acknowledged_path)
     }
 
     pub fn window_totals(&self, window: Window, unix_seconds: u64) -> Result<WindowTotals, StoreError> {
@@ -276,6 +314,52 @@ mod tests {
         assert_eq!(aside.len(), 1, "the damaged copy is kept for diagnosis");
         std::fs::remove_dir_all(aside[0].path()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Truncated files (a full disk, a copy cut short): the store is either intact or detected as
+    /// damaged and rebuilt, never silently half there.
+    #[test]
+    fn a_truncated_database_is_intact_or_rebuilt() {
+        let mut rebuilt = 0;
+        // (kept share of each file, only sled's data file or every file)
+        for (keep_percent, only_data) in [(0, false), (10, false), (50, true), (90, true), (99, false), (99, true)] {
+            let dir = temp_dir(&format!("truncated-{keep_percent}-{only_data}"));
+            {
+                let store = Store::open(&dir).unwrap();
+                for i in 0..50 {
+                    store.record(&format!("r{i}"), &cloud(10, 0.001)).unwrap();
+                }
+            }
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() && (!only_data || path.ends_with("db")) {
+                    let len = std::fs::metadata(&path).unwrap().len();
+                    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len * keep_percent / 100).unwrap();
+                }
+            }
+            let store = Store::open(&dir).unwrap();
+            match store.recovered() {
+                Some(_) => {
+                    rebuilt += 1;
+                    assert_eq!(store.records(), 0);
+                }
+                None => {
+                    assert_eq!(store.records(), 50, "kept {keep_percent}%: opened without complaint but lost records");
+                    let totals = store.window_totals(Window::Day, now_unix_seconds()).unwrap();
+                    assert_eq!(totals.cloud_requests, 50);
+                }
+            }
+            assert!(store.record("after", &cloud(1, 0.0)).unwrap(), "usable after opening");
+            drop(store);
+            let prefix = format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy());
+            for entry in std::fs::read_dir(dir.parent().unwrap()).unwrap().filter_map(|e| e.ok()) {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    std::fs::remove_dir_all(entry.path()).unwrap();
+                }
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        assert!(rebuilt > 0, "no truncation was detected");
     }
 
     #[test]
