@@ -109,9 +109,15 @@ impl Store {
     }
 
     fn try_open(dir: &Path) -> Result<Self, String> {
-        // A database that existed must carry its schema version; only a new one starts empty
-        // (a file truncated to nothing opens as an empty database otherwise).
-        let existed = dir.join("db").exists() || dir.join("conf").exists();
+        // Read first: an empty database is new only if nothing was ever acknowledged in it (a
+        // data file truncated to nothing opens as an empty database).
+        let acknowledged_path = dir.join(ACKNOWLEDGED_FILE);
+        let acknowledged = match std::fs::read_to_string(&acknowledged_path) {
+            // The newline ends a complete write: a truncated count lacks it.
+            Ok(text) => text.strip_suffix('\n').and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| format!("unreadable {ACKNOWLEDGED_FILE} file"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(format!("cannot read {ACKNOWLEDGED_FILE}: {e}")),
+        };
         // sled reports most damage as errors but may panic on some: both mean "unusable".
         let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
         let db = match opened {
@@ -120,7 +126,7 @@ impl Store {
             Err(_) => return Err("the database engine panicked while opening it".into()),
         };
         match db.get(SCHEMA_KEY).map_err(|e| e.to_string())? {
-            None if !existed && db.tree_names().len() <= 1 && db.is_empty() => {
+            None if acknowledged == 0 && db.tree_names().len() <= 1 && db.is_empty() => {
                 db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes()).map_err(|e| e.to_string())?;
                 db.flush().map_err(|e| e.to_string())?;
             }
@@ -130,13 +136,6 @@ impl Store {
         }
         let usage = db.open_tree("usage").map_err(|e| e.to_string())?;
         let totals = db.open_tree("totals").map_err(|e| e.to_string())?;
-        let acknowledged_path = dir.join(ACKNOWLEDGED_FILE);
-        let acknowledged = match std::fs::read_to_string(&acknowledged_path) {
-            // The newline ends a complete write: a truncated count lacks it.
-            Ok(text) => text.strip_suffix('\n').and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| format!("unreadable {ACKNOWLEDGED_FILE} file"))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !existed => 0,
-            Err(e) => return Err(format!("cannot read {ACKNOWLEDGED_FILE}: {e}")),
-        };
         if (usage.len() as u64) < acknowledged {
             return Err(format!("{} usage records where {acknowledged} were acknowledged (truncated or damaged file)", usage.len()));
         }
@@ -145,11 +144,7 @@ impl Store {
             let (_, value) = entry.map_err(|e| e.to_string())?;
             serde_json::from_slice::<WindowTotals>(&value).map_err(|e| format!("damaged totals: {e}"))?;
         }
-        let store = Self { db, usage, totals, acknowledged: Mutex::new(acknowledged), acknowledged_path, recovered: None };
-        if !existed {
-            store.write_acknowledged(0).map_err(|e| e.to_string())?;
-        }
-        Ok(store)
+        Ok(Self { db, usage, totals, acknowledged: Mutex::new(acknowledged), acknowledged_path, recovered: None })
     }
 
     pub fn recovered(&self) -> Option<&str> {
