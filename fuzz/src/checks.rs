@@ -133,7 +133,13 @@ pub fn check_config(data: &[u8]) {
         assert!(config.budgets.per_day.money.is_none_or(|m| m.is_finite() && m >= 0.0));
         if let Some(cloud) = &config.cloud {
             let endpoint = cloud.endpoint().expect("an accepted endpoint parses");
-            assert!(endpoint.scheme() == "https" || endpoint.host_str().is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]"), "{endpoint}");
+            let loopback = match endpoint.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(name)) => name == "localhost",
+                None => false,
+            };
+            assert!(endpoint.scheme() == "https" || (endpoint.scheme() == "http" && loopback), "{endpoint}");
             assert!(cloud.price.input_per_million.is_finite() && cloud.price.output_per_million >= 0.0);
         }
         if config.budgets.per_day != Limits::default() {

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: chores that need Rust (model conversion) or belong with the code.
 
 mod bench_dag;
+mod benchmark;
 mod bench_edge;
 mod bench_router;
 mod fetch_models;
@@ -55,6 +56,38 @@ enum Command {
         #[arg(long, default_value = "core/assets/router-weights.json")]
         out: std::path::PathBuf,
     },
+    /// The edge–cloud benchmark: a dataset of ../shared/data through every strategy (or those
+    /// given), one JSON line per question and strategy appended to `out` (resumable).
+    Bench {
+        /// gsm8k, mmlu-stem, livebench-reasoning or aime24-25 (dev splits).
+        #[arg(long, default_value = "gsm8k")]
+        dataset: String,
+        #[arg(long, default_value_t = 200)]
+        questions: usize,
+        /// Comma-separated subset of the strategies (default: all).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<String>,
+        #[arg(long, default_value = "http://127.0.0.1:8088/v1")]
+        cloud_url: String,
+        #[arg(long, default_value = "qwen2.5-coder-0.5b-instruct")]
+        cloud_model: String,
+        /// Cloud price per million input and output tokens.
+        #[arg(long, default_value_t = 0.15)]
+        input_price: f64,
+        #[arg(long, default_value_t = 0.60)]
+        output_price: f64,
+        #[arg(long, default_value = "../shared/data")]
+        data: std::path::PathBuf,
+        #[arg(long, default_value = "docs/bench/results.jsonl")]
+        out: std::path::PathBuf,
+    },
+    /// The benchmark report (Markdown and SVG plots) from a results file.
+    BenchReport {
+        #[arg(long, default_value = "docs/bench/results.jsonl")]
+        results: std::path::PathBuf,
+        #[arg(long, default_value = "docs/bench")]
+        out_dir: std::path::PathBuf,
+    },
     /// One model's measurement, in a process of its own so its peak RSS is its own.
     #[command(hide = true)]
     BenchEdgeRun {
@@ -72,6 +105,20 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, data, out } => profile_router::run(questions, &cloud_url, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
+        Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, out } => benchmark::run(benchmark::Options {
+            dataset: &dataset,
+            questions,
+            strategies: if strategies.is_empty() { benchmark::STRATEGIES.iter().map(|s| s.to_string()).collect() } else { strategies },
+            cloud_url: &cloud_url,
+            cloud_model: &cloud_model,
+            price: hybridflow_core::model::cloud::Price { input_per_million: input_price, output_per_million: output_price },
+            data_dir: &data,
+            out: &out,
+        }),
+        Command::BenchReport { results, out_dir } => {
+            let command = format!("cargo xtask bench-report --results {} --out-dir {}", results.display(), out_dir.display());
+            benchmark::report::run(&results, &out_dir, &command)
+        }
         Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
     }
 }

@@ -1,0 +1,277 @@
+//! The benchmark: one dataset through every strategy with the same models and prompts, one JSON
+//! line per (question, strategy) appended to the results file, so an interrupted run resumes
+//! where it stopped. `report` turns the file into the Markdown report and its plots.
+
+pub mod datasets;
+pub mod report;
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use hybridflow_core::exec::{EventSink, ExecConfig, Models, Scheduler, Totals};
+use hybridflow_core::model::cloud::{CloudConfig, CloudModel, Price};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
+use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message, Side};
+use hybridflow_core::plan::planner::direct_plan;
+use hybridflow_core::route::router::{LearnedRouter, RouterConfig};
+use hybridflow_core::route::{ByDifficulty, Fixed, RouteDecision, RoutePolicy, RouteRequest, Step};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use datasets::{Dataset, Item};
+
+pub const STRATEGIES: [&str; 10] = [
+    "edge-direct",
+    "edge-cot",
+    "cloud-direct",
+    "cloud-cot",
+    "query-routing",
+    "hybridflow-learned",
+    "hybridflow-threshold",
+    "hybridflow-random",
+    "hybridflow-chained",
+    "hybridflow-edge-only",
+];
+
+const DIRECT: &str = "Answer with the final answer only, on one line, with no explanation.";
+const COT: &str = "Think step by step, briefly. End with a last line of the form 'Answer: <final answer>'.";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub dataset: String,
+    pub id: String,
+    pub strategy: String,
+    pub correct: bool,
+    pub extracted: String,
+    pub latency_s: f64,
+    pub edge_tokens: u64,
+    pub cloud_input_tokens: u64,
+    pub cloud_output_tokens: u64,
+    pub cloud_cost: f64,
+    pub subtasks: usize,
+    pub subtasks_on_cloud: usize,
+    pub failed_subtasks: usize,
+    pub error: Option<String>,
+    pub commit: String,
+}
+
+/// Sends each step to the cloud with a fixed probability, seeded by the query and the step, so
+/// a rerun makes the same choices (the baseline for "is the learned router better than chance
+/// at the same cloud fraction").
+struct RandomRouter {
+    cloud_fraction: f64,
+}
+
+impl RoutePolicy for RandomRouter {
+    fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
+        let step = match request.step {
+            Step::Plan => "plan".to_string(),
+            Step::Subtask { subtask, .. } => subtask.id.clone(),
+            Step::Synthesis { .. } => "synthesis".to_string(),
+        };
+        // FNV-1a of query and step, mapped to [0, 1).
+        let hash = format!("{}\u{0}{step}", request.query).bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let draw = (hash >> 11) as f64 / (1u64 << 53) as f64;
+        let side = if draw < self.cloud_fraction && request.cloud_available { Side::Cloud } else { Side::Edge };
+        RouteDecision::new(side, format!("random draw {draw:.2} vs {:.2}", self.cloud_fraction))
+    }
+}
+
+fn record_from_totals(item: &Item, strategy: &str, totals: &Totals, latency: Duration) -> Record {
+    Record {
+        dataset: String::new(),
+        id: item.id.clone(),
+        strategy: strategy.into(),
+        correct: false,
+        extracted: String::new(),
+        latency_s: latency.as_secs_f64(),
+        edge_tokens: totals.edge.prompt_tokens + totals.edge.completion_tokens,
+        cloud_input_tokens: totals.cloud.prompt_tokens,
+        cloud_output_tokens: totals.cloud.completion_tokens,
+        cloud_cost: totals.cloud_cost,
+        subtasks: totals.subtasks,
+        subtasks_on_cloud: totals.subtasks_on_cloud,
+        failed_subtasks: totals.failed_subtasks,
+        error: None,
+        commit: String::new(),
+    }
+}
+
+struct Bench {
+    edge: Arc<dyn ChatModel>,
+    cloud: Arc<dyn ChatModel>,
+    price: Price,
+    /// Share of steps the learned router sent to the cloud so far (for the random baseline).
+    learned_cloud_fraction: f64,
+}
+
+impl Bench {
+    async fn single_call(&self, side: Side, item: &Item, instruction: &str, strategy: &str) -> (Record, String) {
+        let model = if side == Side::Edge { &self.edge } else { &self.cloud };
+        let started = Instant::now();
+        let request = ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { 384 });
+        let mut totals = Totals::default();
+        let outcome = match model.stream(request).await {
+            Ok(stream) => stream.collect_text().await,
+            Err(e) => Err(e),
+        };
+        let text = match outcome {
+            Ok(completion) => {
+                let usage = &completion.usage;
+                let sides = if side == Side::Edge { &mut totals.edge } else { &mut totals.cloud };
+                sides.calls = 1;
+                sides.prompt_tokens = u64::from(usage.prompt_tokens);
+                sides.completion_tokens = u64::from(usage.completion_tokens);
+                if side == Side::Cloud {
+                    totals.cloud_cost = self.price.cost(usage);
+                }
+                completion.text
+            }
+            Err(e) => {
+                let mut record = record_from_totals(item, strategy, &totals, started.elapsed());
+                record.error = Some(e.to_string());
+                return (record, String::new());
+            }
+        };
+        (record_from_totals(item, strategy, &totals, started.elapsed()), text)
+    }
+
+    async fn hybrid(&self, item: &Item, strategy: &str, policy: Arc<dyn RoutePolicy>, sequential: bool) -> (Record, String) {
+        let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
+        let config = ExecConfig { sequential, ..ExecConfig::default() };
+        let scheduler = match Scheduler::new(models, policy, config) {
+            Ok(s) => s,
+            Err(e) => panic!("scheduler: {e}"),
+        };
+        let (sink, _events) = EventSink::channel();
+        let started = Instant::now();
+        let question = format!("{}\n\n{COT}", item.question);
+        match scheduler.run(&question, &sink, &CancellationToken::new()).await {
+            Ok(answer) => (record_from_totals(item, strategy, &answer.totals, started.elapsed()), answer.text),
+            Err(e) => {
+                let mut record = record_from_totals(item, strategy, &Totals::default(), started.elapsed());
+                record.error = Some(e.to_string());
+                (record, String::new())
+            }
+        }
+    }
+
+    async fn run(&mut self, item: &Item, strategy: &str) -> Result<(Record, String)> {
+        let learned = || Arc::new(LearnedRouter::new(RouterConfig { price: self.price, ..RouterConfig::default() }, None, None));
+        Ok(match strategy {
+            "edge-direct" => self.single_call(Side::Edge, item, DIRECT, strategy).await,
+            "edge-cot" => self.single_call(Side::Edge, item, COT, strategy).await,
+            "cloud-direct" => self.single_call(Side::Cloud, item, DIRECT, strategy).await,
+            "cloud-cot" => self.single_call(Side::Cloud, item, COT, strategy).await,
+            "query-routing" => {
+                // The whole query, as one step, to the side the learned router picks for it.
+                let plan = direct_plan(&item.question);
+                let decision = learned().route(&RouteRequest {
+                    query: &item.question,
+                    step: Step::Subtask { subtask: &plan.subtasks[0], plan: Some(&plan) },
+                    cloud_available: true,
+                    edge_available: true,
+                    spent: &Totals::default(),
+                });
+                self.single_call(decision.side, item, COT, strategy).await
+            }
+            "hybridflow-learned" => {
+                let (record, text) = self.hybrid(item, strategy, learned(), false).await;
+                let steps = record.subtasks.max(1) as f64;
+                self.learned_cloud_fraction = 0.8 * self.learned_cloud_fraction + 0.2 * (record.subtasks_on_cloud as f64 / steps);
+                (record, text)
+            }
+            "hybridflow-threshold" => self.hybrid(item, strategy, Arc::new(ByDifficulty), false).await,
+            "hybridflow-random" => self.hybrid(item, strategy, Arc::new(RandomRouter { cloud_fraction: self.learned_cloud_fraction }), false).await,
+            "hybridflow-chained" => self.hybrid(item, strategy, learned(), true).await,
+            "hybridflow-edge-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Edge)), false).await,
+            other => bail!("unknown strategy {other}; known: {}", STRATEGIES.join(", ")),
+        })
+    }
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".into(), |s| s.trim().to_owned())
+}
+
+pub struct Options<'a> {
+    pub dataset: &'a str,
+    pub questions: usize,
+    pub strategies: Vec<String>,
+    pub cloud_url: &'a str,
+    pub cloud_model: &'a str,
+    pub price: Price,
+    pub data_dir: &'a Path,
+    pub out: &'a Path,
+}
+
+/// Runs every (question, strategy) pair not yet in `out`, appending each result as it finishes.
+pub fn run(options: Options<'_>) -> Result<()> {
+    let dataset = Dataset::parse(options.dataset)?;
+    for strategy in &options.strategies {
+        if !STRATEGIES.contains(&strategy.as_str()) {
+            bail!("unknown strategy {strategy}; known: {}", STRATEGIES.join(", "));
+        }
+    }
+    let items = datasets::load(dataset, options.data_dir, options.questions)?;
+    let done: HashSet<(String, String)> = std::fs::File::open(options.out)
+        .map(|f| {
+            std::io::BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<Record>(&l).ok())
+                .filter(|r| r.dataset == dataset.name())
+                .map(|r| (r.id, r.strategy))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(parent) = options.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut output = std::fs::OpenOptions::new().create(true).append(true).open(options.out)?;
+    let commit = git_commit();
+    let total = items.len() * options.strategies.len();
+    let mut finished = done.len().min(total);
+    let started = Instant::now();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(catalog::DEFAULT_EDGE_MODEL)), |_| {}).await?);
+        let mut cloud_config = CloudConfig::new(options.cloud_url, options.cloud_model);
+        cloud_config.price = options.price;
+        let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(cloud_config)?);
+        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5 };
+        for item in &items {
+            for strategy in &options.strategies {
+                if done.contains(&(item.id.clone(), strategy.clone())) {
+                    continue;
+                }
+                let (mut record, text) = bench.run(item, strategy).await?;
+                let (correct, extracted) = datasets::score(dataset, item, &text);
+                record.dataset = dataset.name().into();
+                record.correct = correct;
+                record.extracted = extracted;
+                record.commit = commit.clone();
+                writeln!(output, "{}", serde_json::to_string(&record)?)?;
+                output.flush()?;
+                finished += 1;
+                let per_item = started.elapsed().as_secs_f64() / (finished - done.len().min(total)).max(1) as f64;
+                eprintln!(
+                    "[{finished}/{total}] {} {strategy}: {} in {:.1} s (about {:.0} min left)",
+                    item.id,
+                    if correct { "right" } else { "wrong" },
+                    record.latency_s,
+                    per_item * (total - finished) as f64 / 60.0
+                );
+            }
+        }
+        anyhow::Ok(())
+    })
+}

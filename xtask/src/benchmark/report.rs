@@ -1,0 +1,181 @@
+//! The results file → a Markdown report with one table per dataset, the headline ratios against
+//! cloud-only chain-of-thought, and SVG plots (accuracy vs cloud tokens, accuracy vs latency).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::{Record, STRATEGIES};
+
+/// xorshift64*: reproducible bootstrap without another dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+    }
+}
+
+/// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
+pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut means: Vec<f64> = (0..1000).map(|_| (0..values.len()).map(|_| values[rng.below(values.len())]).sum::<f64>() / values.len() as f64).collect();
+    means.sort_by(f64::total_cmp);
+    (means[25], means[974])
+}
+
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+pub struct Summary {
+    pub n: usize,
+    pub accuracy: f64,
+    pub interval: (f64, f64),
+    pub latency_median: f64,
+    pub latency_p90: f64,
+    pub edge_tokens: f64,
+    pub cloud_input: f64,
+    pub cloud_output: f64,
+    pub cost: f64,
+    pub cloud_fraction: f64,
+    pub failures: usize,
+}
+
+pub fn summarise(records: &[&Record]) -> Summary {
+    let n = records.len();
+    let correct: Vec<f64> = records.iter().map(|r| f64::from(u8::from(r.correct))).collect();
+    let latency: Vec<f64> = records.iter().map(|r| r.latency_s).collect();
+    let mean = |f: &dyn Fn(&Record) -> f64| records.iter().map(|r| f(r)).sum::<f64>() / n.max(1) as f64;
+    let (steps, cloud_steps) = records.iter().fold((0usize, 0usize), |(s, c), r| {
+        if r.subtasks > 0 {
+            (s + r.subtasks, c + r.subtasks_on_cloud)
+        } else {
+            (s + 1, c + usize::from(r.cloud_output_tokens > 0))
+        }
+    });
+    Summary {
+        n,
+        accuracy: mean(&|r| f64::from(u8::from(r.correct))),
+        interval: bootstrap_interval(&correct),
+        latency_median: quantile(&latency, 0.5),
+        latency_p90: quantile(&latency, 0.9),
+        edge_tokens: mean(&|r| r.edge_tokens as f64),
+        cloud_input: mean(&|r| r.cloud_input_tokens as f64),
+        cloud_output: mean(&|r| r.cloud_output_tokens as f64),
+        cost: records.iter().map(|r| r.cloud_cost).sum(),
+        cloud_fraction: cloud_steps as f64 / steps.max(1) as f64,
+        failures: records.iter().filter(|r| r.error.is_some() || r.failed_subtasks > 0).count(),
+    }
+}
+
+/// One scatter plot: a point per strategy, labelled.
+fn scatter(title: &str, x_label: &str, points: &[(String, f64, f64)]) -> String {
+    let (width, height, margin) = (640.0, 420.0, 60.0);
+    let x_max = points.iter().map(|p| p.1).fold(1e-9, f64::max) * 1.1;
+    let x = |v: f64| margin + v / x_max * (width - 2.0 * margin);
+    let y = |v: f64| height - margin - v * (height - 2.0 * margin);
+    let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#);
+    let _ = write!(svg, r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="20" font-size="14" text-anchor="middle">{title}</text>"#, width / 2.0);
+    let _ = write!(svg, r#"<line x1="{margin}" y1="{0}" x2="{1}" y2="{0}" stroke="black"/><line x1="{margin}" y1="{margin}" x2="{margin}" y2="{0}" stroke="black"/>"#, height - margin, width - margin);
+    let _ = write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{x_label}</text><text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">accuracy</text>"#, width / 2.0, height - 20.0, height / 2.0, height / 2.0);
+    for tick in 0..=4 {
+        let value = f64::from(tick) / 4.0;
+        let _ = write!(svg, r#"<text x="{}" y="{}" text-anchor="end">{value:.2}</text>"#, margin - 5.0, y(value) + 4.0);
+        let _ = write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{:.0}</text>"#, x(x_max * value), height - margin + 15.0, x_max * value);
+    }
+    for (label, px, py) in points {
+        let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="steelblue"/><text x="{:.1}" y="{:.1}">{label}</text>"#, x(*px), y(*py), x(*px) + 6.0, y(*py) - 6.0);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+pub fn run(results: &Path, out_dir: &Path, command: &str) -> Result<()> {
+    let records: Vec<Record> = std::io::BufReader::new(std::fs::File::open(results).with_context(|| format!("reading {}", results.display()))?)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    std::fs::create_dir_all(out_dir)?;
+    let mut by_dataset: BTreeMap<&str, BTreeMap<&str, Vec<&Record>>> = BTreeMap::new();
+    for record in &records {
+        by_dataset.entry(record.dataset.as_str()).or_default().entry(record.strategy.as_str()).or_default().push(record);
+    }
+    let commits: std::collections::BTreeSet<&str> = records.iter().map(|r| r.commit.as_str()).collect();
+    let mut md = String::from("# Benchmark results\n\n");
+    let _ = writeln!(md, "Produced by `{command}` from `{}` (commits: {}).\n", results.display(), commits.into_iter().collect::<Vec<_>>().join(", "));
+    md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s); tokens are means per question; cost is the total at the configured price; cloud share = steps (or single calls) run on the cloud; failures = questions with an error or a failed subtask.\n\n");
+    for (dataset, strategies) in &by_dataset {
+        let _ = writeln!(md, "## {dataset}\n");
+        md.push_str("| strategy | n | accuracy (95% CI) | latency median / p90 s | edge tokens | cloud in / out tokens | cost | cloud share | failures |\n|---|---|---|---|---|---|---|---|---|\n");
+        let mut token_points = Vec::new();
+        let mut latency_points = Vec::new();
+        for strategy in STRATEGIES {
+            let Some(rows) = strategies.get(strategy) else { continue };
+            let s = summarise(rows);
+            let _ = writeln!(
+                md,
+                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {:.1} / {:.1} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} | {} |",
+                s.n, s.accuracy, s.interval.0, s.interval.1, s.latency_median, s.latency_p90, s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.failures
+            );
+            token_points.push((strategy.to_string(), s.cloud_input + s.cloud_output, s.accuracy));
+            latency_points.push((strategy.to_string(), s.latency_median, s.accuracy));
+        }
+        if let (Some(hybrid), Some(cloud)) = (strategies.get("hybridflow-learned"), strategies.get("cloud-cot")) {
+            let (h, c) = (summarise(hybrid), summarise(cloud));
+            // Paired difference over the questions both strategies answered.
+            let cloud_by_id: BTreeMap<&str, bool> = cloud.iter().map(|r| (r.id.as_str(), r.correct)).collect();
+            let differences: Vec<f64> = hybrid.iter().filter_map(|r| cloud_by_id.get(r.id.as_str()).map(|c| f64::from(u8::from(r.correct)) - f64::from(u8::from(*c)))).collect();
+            let (low, high) = bootstrap_interval(&differences);
+            let _ = writeln!(
+                md,
+                "\n**Headline ({dataset}):** HybridFlow (learned) vs cloud-only chain-of-thought: median latency ×{:.2}, cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
+                h.latency_median / c.latency_median,
+                (h.cloud_input + h.cloud_output) / (c.cloud_input + c.cloud_output).max(1e-9),
+                100.0 * (h.accuracy - c.accuracy),
+                100.0 * low,
+                100.0 * high,
+                differences.len()
+            );
+        }
+        for (name, title, label, points) in [
+            ("tokens", "accuracy vs cloud tokens per question", "cloud tokens per question", &token_points),
+            ("latency", "accuracy vs median latency", "median latency (s)", &latency_points),
+        ] {
+            let file = format!("{dataset}-{name}.svg");
+            std::fs::write(out_dir.join(&file), scatter(&format!("{dataset}: {title}"), label, points))?;
+            let _ = writeln!(md, "![{dataset}: {title}]({file})\n");
+        }
+    }
+    std::fs::write(out_dir.join("README.md"), md)?;
+    eprintln!("report written to {}", out_dir.join("README.md").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_interval_brackets_the_mean_and_narrows_with_n() {
+        let small: Vec<f64> = (0..20).map(|i| f64::from(u8::from(i % 2 == 0))).collect();
+        let large: Vec<f64> = (0..400).map(|i| f64::from(u8::from(i % 2 == 0))).collect();
+        let (a, b) = bootstrap_interval(&small);
+        let (c, d) = bootstrap_interval(&large);
+        assert!(a < 0.5 && 0.5 < b && c < 0.5 && 0.5 < d);
+        assert!(d - c < b - a);
+        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+    }
+}
