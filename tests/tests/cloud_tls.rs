@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hybridflow_core::model::cloud::{CloudConfig, CloudError, CloudModel, TimeoutStage};
+use hybridflow_core::model::cloud::{CloudConfig, CloudError, CloudModel, TimeoutStage, TrustRoots};
 use hybridflow_core::model::{ChatModel, ChatRequest, Message, ModelError};
 use hybridflow_e2e::scratch_dir;
 
@@ -69,12 +69,12 @@ impl Drop for TlsServer {
     }
 }
 
-#[tokio::test]
-async fn private_ca_is_rejected_unless_configured() {
-    let dir = scratch_dir("tls");
+async fn private_ca_is_rejected_unless_configured(trust_roots: TrustRoots) {
+    let dir = scratch_dir(&format!("tls-{trust_roots:?}"));
     make_certificates(&dir);
     let server = TlsServer::start(&dir);
     let mut config = CloudConfig::new(format!("https://127.0.0.1:{}/v1", server.port), "m");
+    config.trust_roots = trust_roots;
     config.timeouts.first_token = Duration::from_millis(800);
     config.retry.max_attempts = 1;
     let ask = || ChatRequest::new(vec![Message::user("hi")]);
@@ -96,4 +96,15 @@ async fn private_ca_is_rejected_unless_configured() {
     assert!(server.wait_for("POST /v1/chat/completions"), "request not received: {}", server.received());
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn platform_roots_reject_a_private_ca_unless_configured() {
+    private_ca_is_rejected_unless_configured(TrustRoots::Platform).await;
+}
+
+/// The Android default: Mozilla's roots compiled in, plus the configured extra ones.
+#[tokio::test]
+async fn bundled_roots_reject_a_private_ca_unless_configured() {
+    private_ca_is_rejected_unless_configured(TrustRoots::Bundled).await;
 }

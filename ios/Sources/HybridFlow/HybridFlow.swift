@@ -1483,6 +1483,10 @@ public struct HybridFlowConfig: Equatable, Hashable {
      * Edge generations running at once (a phone decodes one well).
      */
     public var maxEdgeGenerations: UInt32
+    /**
+     * Queries running at once; one more fails with `Busy`.
+     */
+    public var maxQueriesInFlight: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1511,7 +1515,10 @@ public struct HybridFlowConfig: Equatable, Hashable {
          */maxSubtasks: UInt32 = UInt32(6), 
         /**
          * Edge generations running at once (a phone decodes one well).
-         */maxEdgeGenerations: UInt32 = UInt32(1)) {
+         */maxEdgeGenerations: UInt32 = UInt32(1), 
+        /**
+         * Queries running at once; one more fails with `Busy`.
+         */maxQueriesInFlight: UInt32 = UInt32(16)) {
         self.edgeModelPath = edgeModelPath
         self.cacheDir = cacheDir
         self.cloud = cloud
@@ -1522,6 +1529,7 @@ public struct HybridFlowConfig: Equatable, Hashable {
         self.maxQueryChars = maxQueryChars
         self.maxSubtasks = maxSubtasks
         self.maxEdgeGenerations = maxEdgeGenerations
+        self.maxQueriesInFlight = maxQueriesInFlight
     }
 
     
@@ -1549,7 +1557,8 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
                 routing: FfiConverterOptionTypeRouting.read(from: &buf), 
                 maxQueryChars: FfiConverterUInt32.read(from: &buf), 
                 maxSubtasks: FfiConverterUInt32.read(from: &buf), 
-                maxEdgeGenerations: FfiConverterUInt32.read(from: &buf)
+                maxEdgeGenerations: FfiConverterUInt32.read(from: &buf), 
+                maxQueriesInFlight: FfiConverterUInt32.read(from: &buf)
         )
     }
 
@@ -1564,6 +1573,7 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxQueryChars, into: &buf)
         FfiConverterUInt32.write(value.maxSubtasks, into: &buf)
         FfiConverterUInt32.write(value.maxEdgeGenerations, into: &buf)
+        FfiConverterUInt32.write(value.maxQueriesInFlight, into: &buf)
     }
 }
 
@@ -2254,6 +2264,11 @@ enum HybridFlowError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
      */
     case AnswerFailed(reason: String
     )
+    /**
+     * Too many queries are running on this client; retry when one has finished.
+     */
+    case Busy(reason: String
+    )
     case Cancelled
     /**
      * The client was closed.
@@ -2308,9 +2323,12 @@ public struct FfiConverterTypeHybridFlowError: FfiConverterRustBuffer {
         case 5: return .AnswerFailed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .Cancelled
-        case 7: return .Closed
-        case 8: return .Internal(
+        case 6: return .Busy(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 7: return .Cancelled
+        case 8: return .Closed
+        case 9: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -2350,16 +2368,21 @@ public struct FfiConverterTypeHybridFlowError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .Cancelled:
+        case let .Busy(reason):
             writeInt(&buf, Int32(6))
+            FfiConverterString.write(reason, into: &buf)
+            
         
-        
-        case .Closed:
+        case .Cancelled:
             writeInt(&buf, Int32(7))
         
         
-        case let .Internal(reason):
+        case .Closed:
             writeInt(&buf, Int32(8))
+        
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(9))
             FfiConverterString.write(reason, into: &buf)
             
         }

@@ -115,8 +115,29 @@ pub struct CloudConfig {
     pub breaker: BreakerConfig,
     /// Upper bound on one response's size (body or whole stream).
     pub max_response_bytes: usize,
-    /// PEM certificates to trust in addition to the system's roots (private CAs, tests).
+    /// PEM certificates to trust in addition to the roots (private CAs, tests).
     pub extra_root_certificates_pem: Option<String>,
+    pub trust_roots: TrustRoots,
+}
+
+/// Which certificate authorities the cloud's certificate is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The operating system's verifier and store (iOS, macOS, Linux, Windows).
+    Platform,
+    /// Mozilla's root store, compiled into the SDK. The default on Android, where the platform
+    /// verifier needs a JNI context that a library loaded through JNA does not get.
+    Bundled,
+}
+
+impl Default for TrustRoots {
+    fn default() -> Self {
+        if cfg!(target_os = "android") {
+            Self::Bundled
+        } else {
+            Self::Platform
+        }
+    }
 }
 
 impl CloudConfig {
@@ -132,6 +153,7 @@ impl CloudConfig {
             breaker: BreakerConfig::default(),
             max_response_bytes: 4 * 1024 * 1024,
             extra_root_certificates_pem: None,
+            trust_roots: TrustRoots::default(),
         }
     }
 

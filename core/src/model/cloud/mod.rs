@@ -18,7 +18,7 @@ use reqwest::{StatusCode, Url};
 use tokio::time::{timeout_at, Instant};
 
 pub use breaker::{BreakerSnapshot, BreakerState, CircuitBreaker};
-pub use config::{ApiKey, BreakerConfig, CloudConfig, CloudTimeouts, Price, RetryPolicy};
+pub use config::{ApiKey, BreakerConfig, CloudConfig, CloudTimeouts, Price, RetryPolicy, TrustRoots};
 use wire::{SseDecoder, SseLine};
 
 use super::{
@@ -107,11 +107,23 @@ impl CloudModel {
             .default_headers(headers)
             .connect_timeout(config.timeouts.connect)
             .user_agent(concat!("hybridflow/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &config.extra_root_certificates_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| CloudError::InvalidConfig(format!("extra root certificates: {e}")))?;
-            builder = builder.tls_certs_merge(certs);
-        }
+        let extra = match &config.extra_root_certificates_pem {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| CloudError::InvalidConfig(format!("extra root certificates: {e}")))?,
+            None => Vec::new(),
+        };
+        builder = match config.trust_roots {
+            TrustRoots::Platform => builder.tls_certs_merge(extra),
+            TrustRoots::Bundled => {
+                let mut roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .map(|der| reqwest::Certificate::from_der(der))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| CloudError::InvalidConfig(format!("bundled root certificates: {e}")))?;
+                roots.extend(extra);
+                builder.tls_certs_only(roots)
+            }
+        };
         let client = builder.build().map_err(|e| CloudError::InvalidConfig(e.to_string()))?;
         let breaker = Arc::new(CircuitBreaker::new(config.breaker));
         Ok(Self { config, endpoint, client, breaker })

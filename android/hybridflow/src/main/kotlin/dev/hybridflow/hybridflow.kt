@@ -2508,6 +2508,11 @@ data class HybridFlowConfig (
      * Edge generations running at once (a phone decodes one well).
      */
     var `maxEdgeGenerations`: kotlin.UInt = 1u 
+    , 
+    /**
+     * Queries running at once; one more fails with `Busy`.
+     */
+    var `maxQueriesInFlight`: kotlin.UInt = 16u 
     
 ){
     
@@ -2534,6 +2539,7 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -2547,7 +2553,8 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterOptionalTypeRouting.allocationSize(value.`routing`) +
             FfiConverterUInt.allocationSize(value.`maxQueryChars`) +
             FfiConverterUInt.allocationSize(value.`maxSubtasks`) +
-            FfiConverterUInt.allocationSize(value.`maxEdgeGenerations`)
+            FfiConverterUInt.allocationSize(value.`maxEdgeGenerations`) +
+            FfiConverterUInt.allocationSize(value.`maxQueriesInFlight`)
     )
 
     override fun write(value: HybridFlowConfig, buf: ByteBuffer) {
@@ -2561,6 +2568,7 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterUInt.write(value.`maxQueryChars`, buf)
             FfiConverterUInt.write(value.`maxSubtasks`, buf)
             FfiConverterUInt.write(value.`maxEdgeGenerations`, buf)
+            FfiConverterUInt.write(value.`maxQueriesInFlight`, buf)
     }
 }
 
@@ -3303,6 +3311,17 @@ sealed class HybridFlowException: kotlin.Exception() {
             get() = "reason=${ `reason` }"
     }
     
+    /**
+     * Too many queries are running on this client; retry when one has finished.
+     */
+    class Busy(
+        
+        val `reason`: kotlin.String
+        ) : HybridFlowException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
     class Cancelled(
         ) : HybridFlowException() {
         override val message
@@ -3363,9 +3382,12 @@ public object FfiConverterTypeHybridFlowError : FfiConverterRustBuffer<HybridFlo
             5 -> HybridFlowException.AnswerFailed(
                 FfiConverterString.read(buf),
                 )
-            6 -> HybridFlowException.Cancelled()
-            7 -> HybridFlowException.Closed()
-            8 -> HybridFlowException.Internal(
+            6 -> HybridFlowException.Busy(
+                FfiConverterString.read(buf),
+                )
+            7 -> HybridFlowException.Cancelled()
+            8 -> HybridFlowException.Closed()
+            9 -> HybridFlowException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -3395,6 +3417,11 @@ public object FfiConverterTypeHybridFlowError : FfiConverterRustBuffer<HybridFlo
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is HybridFlowException.AnswerFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is HybridFlowException.Busy -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -3442,16 +3469,21 @@ public object FfiConverterTypeHybridFlowError : FfiConverterRustBuffer<HybridFlo
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is HybridFlowException.Cancelled -> {
+            is HybridFlowException.Busy -> {
                 buf.putInt(6)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is HybridFlowException.Closed -> {
+            is HybridFlowException.Cancelled -> {
                 buf.putInt(7)
                 Unit
             }
-            is HybridFlowException.Internal -> {
+            is HybridFlowException.Closed -> {
                 buf.putInt(8)
+                Unit
+            }
+            is HybridFlowException.Internal -> {
+                buf.putInt(9)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
