@@ -3,6 +3,7 @@
 pub mod fault_server;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use hybridflow_core::model::catalog;
@@ -111,4 +112,30 @@ pub async fn run_collecting(
         events.push(event);
     }
     (answer, events)
+}
+
+/// Captures every log record of the test binary, at trace level.
+struct CapturingLogger(Mutex<Vec<String>>);
+
+impl log::Log for CapturingLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        self.0.lock().unwrap().push(format!("{} {}", record.target(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// Every log line of this test binary so far; the first call installs the capturing logger
+/// (tests use it to prove a secret never reaches the logs).
+pub fn captured_logs() -> Vec<String> {
+    static LOGGER: OnceLock<&'static CapturingLogger> = OnceLock::new();
+    let logger = LOGGER.get_or_init(|| {
+        let logger: &'static CapturingLogger = Box::leak(Box::new(CapturingLogger(Mutex::new(Vec::new()))));
+        log::set_logger(logger).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        logger
+    });
+    logger.0.lock().unwrap().clone()
 }

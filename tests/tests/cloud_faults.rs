@@ -1,42 +1,18 @@
 //! The cloud client against a deliberately misbehaving local server: every fault gets its typed
 //! error, the right number of attempts, and keeps the text received before it.
 
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hybridflow_core::model::cloud::{ApiKey, BreakerState, CloudConfig, CloudError, CloudModel, RetryPolicy, TimeoutStage};
 use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, ModelError, StreamEvent, TokenCount};
-use hybridflow_e2e::cancel_after;
+use hybridflow_e2e::{cancel_after, captured_logs};
 use hybridflow_e2e::fault_server::{delta, stream_end, End, FaultServer, Reply};
 
 const SECRET: &str = "sk-test-DO-NOT-LEAK-4242";
 
-/// Every log line of this test binary, to prove the key never reaches them.
-struct CapturingLogger(Mutex<Vec<String>>);
-
-impl log::Log for CapturingLogger {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        self.0.lock().unwrap().push(format!("{} {}", record.target(), record.args()));
-    }
-    fn flush(&self) {}
-}
-
-fn logs() -> &'static CapturingLogger {
-    static LOGGER: OnceLock<&'static CapturingLogger> = OnceLock::new();
-    LOGGER.get_or_init(|| {
-        let logger: &'static CapturingLogger = Box::leak(Box::new(CapturingLogger(Mutex::new(Vec::new()))));
-        log::set_logger(logger).unwrap();
-        log::set_max_level(log::LevelFilter::Trace);
-        logger
-    })
-}
-
 fn config(base_url: &str) -> CloudConfig {
-    logs();
+    captured_logs();
     let mut config = CloudConfig::new(base_url, "test-model");
     config.api_key = Some(ApiKey::new(SECRET));
     config.retry = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(20), max_delay: Duration::from_millis(80) };
@@ -320,7 +296,7 @@ async fn the_api_key_never_appears_in_logs_or_errors() {
         let error = result.unwrap_err();
         rendered.push_str(&format!("{error} {error:?}"));
     }
-    let logs = logs().0.lock().unwrap().join("\n");
+    let logs = captured_logs().join("\n");
     assert!(logs.contains("cloud"), "the failures were logged: {logs}");
     assert!(!logs.contains(SECRET) && !rendered.contains(SECRET), "the key leaked");
     assert_eq!(server.attempts(), 3);

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use hybridflow_core::client::{Client, ClientConfig, Routing};
 use hybridflow_core::device::{AppPolicy, Offload};
@@ -12,33 +12,11 @@ use hybridflow_core::model::cloud::{ApiKey, CloudConfig};
 use hybridflow_core::model::edge::EdgeConfig;
 use hybridflow_core::model::Side;
 use hybridflow_core::route::gates::Gate;
-use hybridflow_e2e::{default_edge_model, scratch_dir, test_cloud_token_counter, test_cloud_url};
+use hybridflow_e2e::{captured_logs, default_edge_model, scratch_dir, test_cloud_token_counter, test_cloud_url};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "sk-hybridflow-secret-4242";
 const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
-
-struct CapturingLogger(Mutex<Vec<String>>);
-
-impl log::Log for CapturingLogger {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        self.0.lock().unwrap().push(format!("{} {}", record.target(), record.args()));
-    }
-    fn flush(&self) {}
-}
-
-fn logs() -> &'static CapturingLogger {
-    static LOGGER: OnceLock<&'static CapturingLogger> = OnceLock::new();
-    LOGGER.get_or_init(|| {
-        let logger: &'static CapturingLogger = Box::leak(Box::new(CapturingLogger(Mutex::new(Vec::new()))));
-        log::set_logger(logger).unwrap();
-        log::set_max_level(log::LevelFilter::Trace);
-        logger
-    })
-}
 
 fn config(cloud_url: &str, routing: Routing, test: &str) -> ClientConfig {
     let mut cloud = CloudConfig::new(cloud_url, "qwen2.5-coder-0.5b-instruct");
@@ -65,7 +43,7 @@ async fn ask(client: &Client) -> Vec<Event> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_offload_sends_no_byte_to_the_network() {
-    logs();
+    captured_logs();
     // A listener standing in for the cloud counts every connection, and the real server's own
     // token counters show whether anything reached it.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -115,7 +93,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_key_is_in_no_log_event_or_stored_file() {
-    logs();
+    captured_logs();
     let config = config(&test_cloud_url(), Routing::CloudOnly, "secret-store");
     let state = config.state_dir.clone().unwrap();
     let rendered_config = format!("{config:?}");
@@ -127,7 +105,7 @@ async fn the_api_key_is_in_no_log_event_or_stored_file() {
 
     assert!(!rendered_config.contains(SECRET), "Debug of the configuration shows the key");
     assert!(!format!("{events:?}").contains(SECRET), "an event carries the key");
-    let logs = logs().0.lock().unwrap().join("\n");
+    let logs = captured_logs().join("\n");
     assert!(!logs.is_empty() && !logs.contains(SECRET), "a log line carries the key");
     let files = files_under(&state);
     assert!(!files.is_empty());
