@@ -20,6 +20,8 @@ use hybridflow_core::plan::planner::{stream_plan, PlanEvent, PlannerConfig};
 use hybridflow_core::plan::Subtask;
 use serde::{Deserialize, Serialize};
 
+use crate::benchmark::datasets::last_number;
+
 #[derive(Serialize, Deserialize)]
 pub struct ProfiledSubtask {
     pub question_id: String,
@@ -42,15 +44,6 @@ struct Gsm8kItem {
     id: String,
     question: String,
     answer: String,
-}
-
-/// gsm8k scoring: the last number in the text equals the reference.
-pub fn last_number(text: &str) -> Option<f64> {
-    let cleaned = text.replace(',', "");
-    cleaned
-        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
-        .filter_map(|t| t.trim_matches('.').parse::<f64>().ok())
-        .last()
 }
 
 async fn generate(model: &dyn ChatModel, messages: Vec<Message>, max_tokens: u32) -> Result<(String, u32, f64)> {
@@ -137,16 +130,4 @@ pub fn run(questions: usize, cloud_url: &str, data: &Path, out: &Path) -> Result
         }
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_number;
-
-    #[test]
-    fn extracts_the_last_number() {
-        assert_eq!(last_number("3 pens cost $6, so he pays 1,016."), Some(1016.0));
-        assert_eq!(last_number("The answer is -4.5."), Some(-4.5));
-        assert_eq!(last_number("no digits"), None);
-    }
 }

@@ -124,6 +124,13 @@ mod tests {
     }
 
     #[test]
+    fn extracts_the_last_number() {
+        assert_eq!(last_number("3 pens cost $6, so he pays 1,016."), Some(1016.0));
+        assert_eq!(last_number("The answer is -4.5."), Some(-4.5));
+        assert_eq!(last_number("no digits"), None);
+    }
+
+    #[test]
     fn scoring_follows_the_data_readme() {
         assert!(score(Dataset::Gsm8k, &item("1200", None), "so the total is $1,200.").0);
         assert!(!score(Dataset::Gsm8k, &item("12", None), "12 apples, minus 5 is 7").0);
