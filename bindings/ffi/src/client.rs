@@ -39,7 +39,12 @@ async fn on_runtime<T: Send + 'static>(
     work: impl Future<Output = Result<T, HybridFlowError>> + Send + 'static,
 ) -> Result<T, HybridFlowError> {
     let _cancel_on_drop = cancel.drop_guard();
-    match runtime().spawn(work).await {
+    joined(runtime().spawn(work).await)
+}
+
+/// The outcome of a task of the runtime: a panic in it is `Internal`, an abort `Cancelled`.
+fn joined<T>(outcome: Result<Result<T, HybridFlowError>, tokio::task::JoinError>) -> Result<T, HybridFlowError> {
+    match outcome {
         Ok(result) => result,
         Err(error) if error.is_panic() => Err(HybridFlowError::Internal { reason: panic_message(&*error.into_panic()) }),
         Err(_) => Err(HybridFlowError::Cancelled),
@@ -185,13 +190,7 @@ impl HybridFlow {
             }
             Ok(answer.into())
         });
-        let outcome = async move {
-            match task.await {
-                Ok(result) => result,
-                Err(error) if error.is_panic() => Err(HybridFlowError::Internal { reason: panic_message(&*error.into_panic()) }),
-                Err(_) => Err(HybridFlowError::Cancelled),
-            }
-        };
+        let outcome = async move { joined(task.await) };
         Ok(Arc::new(QueryHandle { cancel, outcome: outcome.boxed().shared() }))
     }
 
