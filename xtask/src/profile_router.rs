@@ -1,8 +1,13 @@
 //! Router training data: for questions of the gsm8k TRAIN split (never the dev files), plan with
-//! the cloud, run every subtask on both sides (parents' results from the edge, the baseline), then
-//! synthesise the answer from all-edge results and, for each subtask, with that subtask's result
-//! from the cloud instead. Label: the cloud's result turned a wrong final answer into a right one.
-//! Appends one JSON line per subtask; resumable (questions already in the file are skipped).
+//! the cloud, run every subtask on both sides (each with its own side's parents), then synthesise
+//! the answer from all-edge results and from all-cloud results, and, for each subtask, with that
+//! one result swapped. Label: the cloud's result of this subtask decided correctness — swapped in
+//! for the edge's it turned a wrong answer right, or swapped out for the edge's it turned a right
+//! answer wrong.
+//! The synthesis runs on the cloud (the stronger model) so that the label reflects the subtask's
+//! result rather than a weak combiner. Also recorded: whether the two results of the subtask agree
+//! (what the device can observe; see `route::calibration`). Appends one JSON line per subtask;
+//! resumable (questions already in the file are skipped).
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -18,9 +23,9 @@ use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
 use hybridflow_core::plan::planner::{stream_plan, PlanEvent, PlannerConfig};
 use hybridflow_core::plan::Subtask;
+use hybridflow_core::route::calibration::{last_number, results_agree};
 use serde::{Deserialize, Serialize};
 
-use crate::benchmark::datasets::last_number;
 
 #[derive(Serialize, Deserialize)]
 pub struct ProfiledSubtask {
@@ -35,8 +40,18 @@ pub struct ProfiledSubtask {
     pub edge_seconds: f64,
     pub cloud_seconds: f64,
     pub correct_all_edge: bool,
-    pub correct_with_cloud: bool,
+    /// All edge results but this subtask's from the cloud; `None` when the all-edge answer was
+    /// already right (nothing to fix).
+    pub correct_with_cloud: Option<bool>,
+    pub correct_all_cloud: bool,
+    /// All cloud results but this subtask's from the edge; `None` when the all-cloud answer was
+    /// wrong (nothing to break).
+    pub correct_with_edge: Option<bool>,
     pub cloud_helps: bool,
+    /// Whether the edge's and the cloud's results of this subtask agree (`results_agree`).
+    pub results_agree: bool,
+    /// The cloud model's name, for the data's provenance.
+    pub cloud_model: String,
 }
 
 #[derive(Deserialize)]
@@ -52,7 +67,7 @@ async fn generate(model: &dyn ChatModel, messages: Vec<Message>, max_tokens: u32
     Ok((completion.text, completion.usage.completion_tokens, started.elapsed().as_secs_f64()))
 }
 
-pub fn run(questions: usize, cloud_url: &str, data: &Path, out: &Path) -> Result<()> {
+pub fn run(questions: usize, cloud_url: &str, cloud_model: &str, data: &Path, out: &Path) -> Result<()> {
     let done: HashSet<String> = std::fs::File::open(out)
         .map(|f| std::io::BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<ProfiledSubtask>(&l).ok()).map(|r| r.question_id).collect())
         .unwrap_or_default();
@@ -65,7 +80,7 @@ pub fn run(questions: usize, cloud_url: &str, data: &Path, out: &Path) -> Result
     let mut output = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(catalog::DEFAULT_EDGE_MODEL)), |_| {}).await?);
-        let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(CloudConfig::new(cloud_url, "qwen2.5-coder-0.5b-instruct"))?);
+        let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(CloudConfig::new(cloud_url, cloud_model))?);
         for (index, item) in items.iter().enumerate() {
             if done.contains(&item.id) {
                 continue;
@@ -85,29 +100,35 @@ pub fn run(questions: usize, cloud_url: &str, data: &Path, out: &Path) -> Result
             };
             let mut edge_results: Vec<(String, u32, f64)> = Vec::new();
             let mut cloud_results: Vec<(String, u32, f64)> = Vec::new();
-            for subtask in &plan.subtasks {
-                let result_of = |id: &str| plan.subtasks.iter().position(|s| s.id == id).map(|i| edge_results[i].0.clone()).unwrap_or_default();
+            // Each side's subtask sees its own side's parents' results (plans are in dependency order).
+            let step_messages = |subtask: &Subtask, results: &[(String, u32, f64)]| {
+                let result_of = |id: &str| plan.subtasks.iter().position(|s| s.id == id).map(|i| results[i].0.clone()).unwrap_or_default();
                 let parents: Vec<(&Subtask, String)> = subtask.depends_on.iter().filter_map(|d| plan.get(d).map(|p| (p, result_of(d)))).collect();
                 let further: Vec<(&Subtask, String)> = plan.further_ancestors(&subtask.id).into_iter().map(|a| (a, result_of(&a.id))).collect();
                 let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
                 let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
-                let messages = prompts::step_messages(&item.question, subtask, &parents, &further, 256);
-                edge_results.push(generate(edge.as_ref(), messages.clone(), 192).await?);
-                cloud_results.push(generate(cloud.as_ref(), messages, 192).await?);
+                prompts::step_messages(&item.question, subtask, &parents, &further, 256)
+            };
+            for subtask in &plan.subtasks {
+                let edge_result = generate(edge.as_ref(), step_messages(subtask, &edge_results), 192).await?;
+                let cloud_result = generate(cloud.as_ref(), step_messages(subtask, &cloud_results), 192).await?;
+                edge_results.push(edge_result);
+                cloud_results.push(cloud_result);
             }
             let correct = |text: &str| last_number(text).is_some_and(|n| (n - reference).abs() < 1e-6);
-            let synthesise = |swap: Option<usize>| {
-                let results: Vec<(&Subtask, Result<&str, &str>)> = plan
-                    .subtasks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (s, Ok(if Some(i) == swap { cloud_results[i].0.as_str() } else { edge_results[i].0.as_str() })))
-                    .collect();
+            // Every result from `base` except subtask `swap`'s, which comes from the other side.
+            let synthesise = |base: &[(String, u32, f64)], other: &[(String, u32, f64)], swap: Option<usize>| {
+                let results: Vec<(&Subtask, Result<&str, &str>)> =
+                    plan.subtasks.iter().enumerate().map(|(i, s)| (s, Ok(if Some(i) == swap { other[i].0.as_str() } else { base[i].0.as_str() }))).collect();
                 prompts::synthesis_messages(&item.question, &results)
             };
-            let correct_all_edge = correct(&generate(cloud.as_ref(), synthesise(None), 192).await?.0);
+            let correct_all_edge = correct(&generate(cloud.as_ref(), synthesise(&edge_results, &cloud_results, None), 192).await?.0);
+            let correct_all_cloud = correct(&generate(cloud.as_ref(), synthesise(&cloud_results, &edge_results, None), 192).await?.0);
             for (i, subtask) in plan.subtasks.iter().enumerate() {
-                let correct_with_cloud = correct(&generate(cloud.as_ref(), synthesise(Some(i)), 192).await?.0);
+                let correct_with_cloud =
+                    if correct_all_edge { None } else { Some(correct(&generate(cloud.as_ref(), synthesise(&edge_results, &cloud_results, Some(i)), 192).await?.0)) };
+                let correct_with_edge =
+                    if correct_all_cloud { Some(correct(&generate(cloud.as_ref(), synthesise(&cloud_results, &edge_results, Some(i)), 192).await?.0)) } else { None };
                 let record = ProfiledSubtask {
                     question_id: item.id.clone(),
                     query: item.question.clone(),
@@ -121,12 +142,26 @@ pub fn run(questions: usize, cloud_url: &str, data: &Path, out: &Path) -> Result
                     cloud_seconds: cloud_results[i].2,
                     correct_all_edge,
                     correct_with_cloud,
-                    cloud_helps: !correct_all_edge && correct_with_cloud,
+                    correct_all_cloud,
+                    correct_with_edge,
+                    cloud_helps: correct_with_cloud == Some(true) || correct_with_edge == Some(false),
+                    results_agree: results_agree(&edge_results[i].0, &cloud_results[i].0),
+                    cloud_model: cloud_model.to_owned(),
                 };
                 writeln!(output, "{}", serde_json::to_string(&record)?)?;
             }
             output.flush()?;
-            eprintln!("[{}/{}] {}: {} subtasks, all-edge {}, {:.0} s", index + 1, items.len(), item.id, plan.subtasks.len(), if correct_all_edge { "right" } else { "wrong" }, started.elapsed().as_secs_f64());
+            let verdict = |right: bool| if right { "right" } else { "wrong" };
+            eprintln!(
+                "[{}/{}] {}: {} subtasks, all-edge {}, all-cloud {}, {:.0} s",
+                index + 1,
+                items.len(),
+                item.id,
+                plan.subtasks.len(),
+                verdict(correct_all_edge),
+                verdict(correct_all_cloud),
+                started.elapsed().as_secs_f64()
+            );
         }
         Ok(())
     })

@@ -108,6 +108,8 @@ pub struct RouterStatistics {
     pub cloud_first_token_ms_cellular: f64,
     pub cloud_error_rate: f64,
     pub observations: u64,
+    /// Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
+    pub calibration_probes: u64,
 }
 
 #[derive(uniffi::Object)]
@@ -204,11 +206,7 @@ impl HybridFlow {
 
     pub fn set_policy(&self, policy: AppPolicy) -> Result<(), HybridFlowError> {
         guarded(|| {
-            if !(0.0..=1.0).contains(&policy.min_battery_for_cloud) {
-                return Err(HybridFlowError::InvalidConfig { reason: format!("min_battery_for_cloud must be within 0..=1, not {}", policy.min_battery_for_cloud) });
-            }
-            self.client()?.set_policy(policy.into());
-            Ok(())
+            Ok(self.client()?.set_policy(policy.into())?)
         })
     }
 
@@ -235,6 +233,7 @@ impl HybridFlow {
                 cloud_first_token_ms_cellular: s.cloud_first_token_seconds[1] * 1e3,
                 cloud_error_rate: s.cloud_error_rate,
                 observations: s.observations,
+                calibration_probes: s.calibration.observations,
             }))
         })
     }

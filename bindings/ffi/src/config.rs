@@ -117,6 +117,10 @@ pub struct AppPolicy {
     /// Below this battery level (0..=1, not charging) the cloud is not used.
     #[uniffi(default = 0.1)]
     pub min_battery_for_cloud: f32,
+    /// Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
+    /// calibrate the router here (counted in the budgets); 0 turns it off.
+    #[uniffi(default = 0.05)]
+    pub calibration_probe_rate: f32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -190,6 +194,7 @@ impl From<AppPolicy> for device::AppPolicy {
             },
             keep_personal_data_on_device: policy.keep_personal_data_on_device,
             min_battery_for_cloud: policy.min_battery_for_cloud,
+            calibration_probe_rate: policy.calibration_probe_rate,
         }
     }
 }

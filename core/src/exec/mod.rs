@@ -24,7 +24,8 @@ pub use events::{Event, SideTotals, SubtaskOutcome, SubtaskReport, Totals};
 use crate::model::{ChatModel, ChatRequest, Message, Side, StreamEvent, Usage};
 use crate::plan::planner::{self, DirectReason, PlanEvent, PlanOutcome, PlannerConfig};
 use crate::plan::{Subtask, ValidatedPlan};
-use crate::route::{Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use crate::route::calibration::results_agree;
+use crate::route::{CalibrationProbe, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 
 /// Which model writes the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,8 +137,10 @@ struct Shared {
     policy: Arc<dyn RoutePolicy>,
     config: ExecConfig,
     edge_slots: Semaphore,
-    cloud_slots: Semaphore,
+    cloud_slots: Arc<Semaphore>,
     query_slots: Arc<Semaphore>,
+    /// Calibration probes still running; dropping the scheduler aborts them.
+    probes: std::sync::Mutex<JoinSet<()>>,
 }
 
 /// Runs queries: plan, subtasks as their parents finish, synthesis.
@@ -183,9 +186,10 @@ impl Scheduler {
             return Err(ExecError::NoModel);
         }
         let edge_slots = Semaphore::new(config.max_edge_generations.max(1));
-        let cloud_slots = Semaphore::new(config.max_cloud_requests.max(1));
+        let cloud_slots = Arc::new(Semaphore::new(config.max_cloud_requests.max(1)));
         let query_slots = Arc::new(Semaphore::new(config.max_queries_in_flight.max(1)));
-        Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots, cloud_slots, query_slots }) })
+        let probes = std::sync::Mutex::new(JoinSet::new());
+        Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots, cloud_slots, query_slots, probes }) })
     }
 
     fn route(&self, query: &str, step: Step<'_>, spent: &Totals) -> RouteDecision {
@@ -196,7 +200,7 @@ impl Scheduler {
         if models.get(decision.side).is_some() {
             decision
         } else {
-            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason), explanation: decision.explanation }
+            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason), explanation: decision.explanation, probe: None }
         }
     }
 
@@ -483,7 +487,10 @@ impl Scheduler {
             match generate(model.as_ref(), request, id.as_deref(), events).await {
                 Ok((text, usage)) => {
                     let cost = model.cost(&usage);
-                    self.shared.policy.observe(&Observation { request_id, side, usage: Some(usage.clone()), cost });
+                    self.shared.policy.observe(&Observation { request_id: request_id.clone(), side, usage: Some(usage.clone()), cost });
+                    if let (Side::Edge, Some(probe)) = (side, decision.probe) {
+                        self.spawn_probe(format!("{request_id}:probe"), probe, ChatRequest::new(messages).with_max_tokens(max_tokens), text.clone());
+                    }
                     return StepResult { run: Ok(StepRun { side, text, usage, cost }), attempts, last_side, latency: started.elapsed() };
                 }
                 Err(error) => {
@@ -494,6 +501,32 @@ impl Scheduler {
             }
         }
         StepResult { run: Err(errors.join("; ")), attempts, last_side, latency: started.elapsed() }
+    }
+
+    /// Runs a calibration probe in the background, so the user does not wait for it: the step
+    /// again on the cloud, unseen, compared with the edge's result. Its spending counts in the
+    /// budgets like any cloud call.
+    fn spawn_probe(&self, request_id: String, probe: CalibrationProbe, request: ChatRequest, edge_text: String) {
+        let Some(cloud) = self.shared.models.cloud.clone() else { return };
+        let policy = self.shared.policy.clone();
+        let slots = self.shared.cloud_slots.clone();
+        let mut probes = self.shared.probes.lock().unwrap_or_else(|p| p.into_inner());
+        while probes.try_join_next().is_some() {}
+        probes.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("never closed");
+            let completion = async { cloud.stream(request).await?.collect_text().await }.await;
+            match completion {
+                Ok(completion) => {
+                    let cost = cloud.cost(&completion.usage);
+                    policy.observe(&Observation { request_id, side: Side::Cloud, usage: Some(completion.usage), cost });
+                    policy.calibrate(&probe, results_agree(&edge_text, &completion.text));
+                }
+                Err(error) => {
+                    log::debug!("calibration probe {request_id} failed: {error}");
+                    policy.observe(&Observation { request_id, side: Side::Cloud, usage: None, cost: 0.0 });
+                }
+            }
+        });
     }
 }
 

@@ -10,6 +10,10 @@ pub const ORIGINAL_EDGE_MODEL: &str = "smollm2-135m-instruct-q4_1/SmolLM2-135M-I
 /// The model behind the test cloud server (Qwen2.5-Coder-0.5B-Instruct Q4_K_M).
 pub const TEST_CLOUD_MODEL: &str =
     "qwen2.5-coder-0.5b-instruct-q4_k_m/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+/// The stronger cloud for benchmarks and router profiling (Qwen2.5-Coder-1.5B-Instruct Q4_K_M):
+/// the 0.5B model is too weak for its results to change a gsm8k answer.
+pub const BENCHMARK_CLOUD_MODEL: &str =
+    "qwen2.5-coder-1.5b-instruct-q4_k_m/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
 /// `$HYBRIDFLOW_MODELS`, else `$HOME/.cache/hybridflow/models`.
 pub fn models_dir() -> PathBuf {

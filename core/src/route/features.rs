@@ -28,7 +28,8 @@ pub struct Features {
     pub dense: [f32; 14],
 }
 
-fn fnv1a(prefix: u8, text: &str) -> u32 {
+/// FNV-1a of `prefix` then `text` (the prefix separates the kinds of n-gram).
+pub(crate) fn fnv1a(prefix: u8, text: &str) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for byte in std::iter::once(prefix).chain(text.bytes()) {
         hash ^= u32::from(byte);

@@ -18,6 +18,16 @@ pub struct RouterWeights {
     pub bias: f32,
     pub dense: Vec<f32>,
     pub sparse: Vec<f32>,
+    /// How often, in the training data, a subtask whose two results disagreed was one where the
+    /// cloud fixed the answer: the target of an on-device calibration probe that saw a
+    /// disagreement (`route::calibration`).
+    #[serde(default = "prior_helps_when_results_differ")]
+    pub helps_when_results_differ: f32,
+}
+
+/// Until measured: a disagreement is taken to mean a better answer one time in four.
+fn prior_helps_when_results_differ() -> f32 {
+    0.25
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +68,8 @@ impl RouterWeights {
         Ok(weights)
     }
 
-    fn logit(&self, features: &Features) -> f32 {
+    /// The model's score before the sigmoid (what the on-device calibration rescales).
+    pub fn logit(&self, features: &Features) -> f32 {
         let dense: f32 = self.dense.iter().zip(&features.dense).map(|(w, x)| w * x).sum();
         let sparse: f32 = features.sparse.iter().map(|(bucket, x)| self.sparse[*bucket as usize] * x).sum();
         self.bias + dense + sparse
@@ -82,6 +93,7 @@ impl RouterWeights {
             bias: (positives / (positives + negatives)).ln() - (negatives / (positives + negatives)).ln(),
             dense: vec![0.0; DENSE_FEATURES.len()],
             sparse: vec![0.0; HASH_BUCKETS],
+            helps_when_results_differ: prior_helps_when_results_differ(),
         };
         for epoch in 0..epochs {
             let rate = learning_rate / (1.0 + epoch as f32 * 0.1);

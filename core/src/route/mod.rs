@@ -4,9 +4,11 @@
 //!
 //! - [`features`]: what the learned model sees (same code for training and inference);
 //! - [`learned`]: the logistic model, its weights file, training and ROC AUC;
+//! - [`calibration`]: the on-device correction of its probability from calibration probes;
 //! - [`gates`]: device and policy gates;
 //! - [`router`]: utility, budget-adaptive threshold, statistics, persistence.
 
+pub mod calibration;
 pub mod features;
 pub mod gates;
 pub mod learned;
@@ -62,12 +64,21 @@ pub struct RouteDecision {
     /// Why, in words for the user and the logs.
     pub reason: String,
     pub explanation: Option<Explanation>,
+    /// Set when the policy also wants the step run on the cloud, unseen, after the edge has
+    /// answered, to calibrate itself (see [`calibration`]).
+    pub probe: Option<CalibrationProbe>,
 }
 
 impl RouteDecision {
     pub fn new(side: Side, reason: impl Into<String>) -> Self {
-        Self { side, reason: reason.into(), explanation: None }
+        Self { side, reason: reason.into(), explanation: None, probe: None }
     }
+}
+
+/// A calibration probe's input: the learned model's logit at the time of the decision.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibrationProbe {
+    pub logit: f64,
 }
 
 /// What one attempt of a step cost, reported back to the policy.
@@ -85,6 +96,8 @@ pub trait RoutePolicy: Send + Sync {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision;
     /// Learns from what a step cost (statistics, budgets); the baselines ignore it.
     fn observe(&self, _observation: &Observation) {}
+    /// Learns from a calibration probe: whether the cloud's result agreed with the edge's.
+    fn calibrate(&self, _probe: &CalibrationProbe, _results_agree: bool) {}
 }
 
 /// Records what an attempt spent in the budget store, exactly once per request id.
@@ -118,6 +131,10 @@ impl<P: RoutePolicy> RoutePolicy for Accounted<P> {
     fn observe(&self, observation: &Observation) {
         self.policy.observe(observation);
         account(&self.store, observation);
+    }
+
+    fn calibrate(&self, probe: &CalibrationProbe, results_agree: bool) {
+        self.policy.calibrate(probe, results_agree);
     }
 }
 

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{features, GraphPosition};
+use super::calibration::Calibration;
+use super::features::{features, fnv1a, GraphPosition};
 use super::gates::{self, Gate, GateInputs, Verdict};
 use super::learned::RouterWeights;
-use super::{account, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use super::{account, CalibrationProbe, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::{AppPolicy, DeviceState, Network};
 use crate::exec::Totals;
 use crate::model::cloud::{BreakerSnapshot, CircuitBreaker, Price};
@@ -67,7 +68,12 @@ pub struct RouterConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self { weights: RouterWeights::builtin(), utility: UtilityWeights::default(), budgets: Budgets::default(), price: Price::default() }
+        Self {
+            weights: RouterWeights::builtin(),
+            utility: UtilityWeights::default(),
+            budgets: Budgets::default(),
+            price: Price::default(),
+        }
     }
 }
 
@@ -84,6 +90,9 @@ pub struct RouterStats {
     /// The cloud's circuit breaker, so a dead endpoint stays avoided across a restart.
     #[serde(default)]
     pub breaker: BreakerSnapshot,
+    /// The on-device correction of the learned estimate.
+    #[serde(default)]
+    pub calibration: Calibration,
 }
 
 impl Default for RouterStats {
@@ -97,6 +106,7 @@ impl Default for RouterStats {
             cloud_error_rate: 0.0,
             observations: 0,
             breaker: BreakerSnapshot::default(),
+            calibration: Calibration::default(),
         }
     }
 }
@@ -246,11 +256,9 @@ impl LearnedRouter {
             budget_exhausted: budget.would_exceed,
         });
 
-        let quality = match subtask {
-            Some((s, position)) => f64::from(self.config.weights.predict(&features(request.query, s, position))),
-            // Planning and synthesis have no learned estimate: a neutral probability.
-            None => 0.5,
-        };
+        let logit = subtask.map(|(s, position)| f64::from(self.config.weights.logit(&features(request.query, s, position))));
+        // Planning and synthesis have no learned estimate: a neutral probability.
+        let quality = logit.map_or(0.5, |logit| stats.calibration.apply(logit));
         let battery_factor = if device.charging { 0.5 } else { 1.0 + (1.0 - f64::from(device.battery_level)).clamp(0.0, 1.0) };
         let energy = RADIO_WATTS[network_index(device.network)] * t_cloud - COMPUTE_WATTS * t_edge;
         let gain = quality - utility.per_second * (t_cloud - t_edge) - utility.per_money * step_money - utility.per_joule * battery_factor * energy;
@@ -263,8 +271,29 @@ impl LearnedRouter {
             Verdict::Open if gain > threshold => (Side::Cloud, format!("gain {gain:.3} > threshold {threshold:.3}"), None),
             Verdict::Open => (Side::Edge, format!("gain {gain:.3} <= threshold {threshold:.3}"), None),
         };
-        RouteDecision { side, reason, explanation: Some(explanation(gate)) }
+        // Probe only while every budget is less than half used: learning never eats the end of one.
+        let probe = match (verdict, side, logit, subtask) {
+            (Verdict::Open, Side::Edge, Some(logit), Some((s, _))) if budget.used < 0.5 && sampled(request.query, &s.task, f64::from(policy.calibration_probe_rate)) => {
+                Some(CalibrationProbe { logit })
+            }
+            _ => None,
+        };
+        RouteDecision { side, reason, explanation: Some(explanation(gate)), probe }
     }
+
+    fn save(&self, stats: &RouterStats) {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.save_stats(stats) {
+                log::warn!("cannot save router statistics: {e}");
+            }
+        }
+    }
+}
+
+/// A deterministic sample of `rate` of the subtasks: the same query and task are always (or never)
+/// probed, so decisions stay identical for identical inputs.
+fn sampled(query: &str, task: &str, rate: f64) -> bool {
+    f64::from(fnv1a(0xff, &format!("{query}\u{1f}{task}"))) / 4_294_967_296.0 < rate
 }
 
 impl RoutePolicy for LearnedRouter {
@@ -307,11 +336,21 @@ impl RoutePolicy for LearnedRouter {
             }
             stats.clone()
         };
-        let Some(store) = &self.store else { return };
-        account(store, observation);
-        if let Err(e) = store.save_stats(&snapshot) {
-            log::warn!("cannot save router statistics: {e}");
+        if let Some(store) = &self.store {
+            account(store, observation);
         }
+        self.save(&snapshot);
+    }
+
+    /// Moves the calibration towards the probe's outcome and persists it.
+    fn calibrate(&self, probe: &CalibrationProbe, results_agree: bool) {
+        let target = if results_agree { 0.0 } else { f64::from(self.config.weights.helps_when_results_differ) };
+        let snapshot = {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.calibration.update(probe.logit, target);
+            stats.clone()
+        };
+        self.save(&snapshot);
     }
 }
 
@@ -441,6 +480,62 @@ mod tests {
         assert!(router.stats().edge_tokens_per_second < RouterStats::default().edge_tokens_per_second, "measured edge speed restored");
         let decision = route(&router, &hard_subtask(), &Totals::default());
         assert_eq!((decision.side, decision.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)), "0.012 spent of 0.01 today");
+        drop(router);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn easy_subtask(n: usize) -> Subtask {
+        let mut s = Subtask::new("s1", &format!("Add {n} and {}", n + 1), &[]);
+        s.difficulty = Difficulty::Easy;
+        s
+    }
+
+    fn probed(router: &LearnedRouter) -> usize {
+        (0..200).filter(|n| route(router, &easy_subtask(*n), &Totals::default()).probe.is_some()).count()
+    }
+
+    #[test]
+    fn calibration_probes_sample_edge_decisions_with_open_gates_only() {
+        let router = LearnedRouter::new(cheap_cloud(), None, None);
+        assert_eq!(route(&router, &hard_subtask(), &Totals::default()).probe, None, "a cloud decision needs no probe");
+        let default_share = probed(&router);
+        assert!((2..=25).contains(&default_share), "about 5% of 200 edge decisions: {default_share}");
+        router.set_policy(AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() });
+        assert_eq!(probed(&router), 200);
+        assert_eq!(route(&router, &easy_subtask(7), &Totals::default()), route(&router, &easy_subtask(7), &Totals::default()), "deterministic");
+        router.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+        assert_eq!(probed(&router), 0, "a gate that takes the cloud away takes the probes too");
+        router.set_device_state(DeviceState::default());
+        router.set_policy(AppPolicy { calibration_probe_rate: 0.0, ..AppPolicy::default() });
+        assert_eq!(probed(&router), 0, "rate 0 turns calibration off");
+    }
+
+    #[test]
+    fn probe_outcomes_recalibrate_the_quality_and_persist() {
+        let (store, dir) = temp_store("calibration");
+        let probe = |router: &LearnedRouter| route(router, &easy_subtask(1), &Totals::default());
+        let before = {
+            let router = LearnedRouter::new(cheap_cloud(), Some(store.clone()), None);
+            let before = probe(&router).explanation.unwrap().quality;
+            let logit = f64::from(router.config.weights.logit(&features("Is the sum of two odd numbers even? Explain.", &easy_subtask(1), GraphPosition::default())));
+            // The cloud keeps disagreeing with the edge: the probability moves towards the rate
+            // at which a disagreement meant a fixed answer in training.
+            for _ in 0..50 {
+                router.calibrate(&CalibrationProbe { logit }, false);
+            }
+            before
+        };
+        let target = f64::from(RouterWeights::builtin().helps_when_results_differ);
+        drop(store);
+        let router = LearnedRouter::new(cheap_cloud(), Some(Arc::new(Store::open(&dir).unwrap())), None);
+        assert_eq!(router.stats().calibration.observations, 50, "restored after a restart");
+        let after = probe(&router).explanation.unwrap().quality;
+        assert!((after - target).abs() < 0.5 * (before - target).abs(), "{before} -> {after}, towards {target}");
+        // Agreement pulls it back down.
+        for _ in 0..200 {
+            router.calibrate(&CalibrationProbe { logit: 0.0 }, true);
+        }
+        assert!(probe(&router).explanation.unwrap().quality < after);
         drop(router);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -1093,6 +1093,11 @@ public struct AppPolicy: Equatable, Hashable {
      * Below this battery level (0..=1, not charging) the cloud is not used.
      */
     public var minBatteryForCloud: Float
+    /**
+     * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
+     * calibrate the router here (counted in the budgets); 0 turns it off.
+     */
+    public var calibrationProbeRate: Float
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1102,10 +1107,15 @@ public struct AppPolicy: Equatable, Hashable {
          */keepPersonalDataOnDevice: Bool = true, 
         /**
          * Below this battery level (0..=1, not charging) the cloud is not used.
-         */minBatteryForCloud: Float = Float(0.1)) {
+         */minBatteryForCloud: Float = Float(0.1), 
+        /**
+         * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
+         * calibrate the router here (counted in the budgets); 0 turns it off.
+         */calibrationProbeRate: Float = Float(0.05)) {
         self.offload = offload
         self.keepPersonalDataOnDevice = keepPersonalDataOnDevice
         self.minBatteryForCloud = minBatteryForCloud
+        self.calibrationProbeRate = calibrationProbeRate
     }
 
     
@@ -1126,7 +1136,8 @@ public struct FfiConverterTypeAppPolicy: FfiConverterRustBuffer {
             try AppPolicy(
                 offload: FfiConverterTypeOffload.read(from: &buf), 
                 keepPersonalDataOnDevice: FfiConverterBool.read(from: &buf), 
-                minBatteryForCloud: FfiConverterFloat.read(from: &buf)
+                minBatteryForCloud: FfiConverterFloat.read(from: &buf), 
+                calibrationProbeRate: FfiConverterFloat.read(from: &buf)
         )
     }
 
@@ -1134,6 +1145,7 @@ public struct FfiConverterTypeAppPolicy: FfiConverterRustBuffer {
         FfiConverterTypeOffload.write(value.offload, into: &buf)
         FfiConverterBool.write(value.keepPersonalDataOnDevice, into: &buf)
         FfiConverterFloat.write(value.minBatteryForCloud, into: &buf)
+        FfiConverterFloat.write(value.calibrationProbeRate, into: &buf)
     }
 }
 
@@ -1813,10 +1825,17 @@ public struct RouterStatistics: Equatable, Hashable {
     public var cloudFirstTokenMsCellular: Double
     public var cloudErrorRate: Double
     public var observations: UInt64
+    /**
+     * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
+     */
+    public var calibrationProbes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(edgeTokensPerSecond: Double, edgeFirstTokenMs: Double, cloudTokensPerSecond: Double, cloudFirstTokenMsWifi: Double, cloudFirstTokenMsCellular: Double, cloudErrorRate: Double, observations: UInt64) {
+    public init(edgeTokensPerSecond: Double, edgeFirstTokenMs: Double, cloudTokensPerSecond: Double, cloudFirstTokenMsWifi: Double, cloudFirstTokenMsCellular: Double, cloudErrorRate: Double, observations: UInt64, 
+        /**
+         * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
+         */calibrationProbes: UInt64) {
         self.edgeTokensPerSecond = edgeTokensPerSecond
         self.edgeFirstTokenMs = edgeFirstTokenMs
         self.cloudTokensPerSecond = cloudTokensPerSecond
@@ -1824,6 +1843,7 @@ public struct RouterStatistics: Equatable, Hashable {
         self.cloudFirstTokenMsCellular = cloudFirstTokenMsCellular
         self.cloudErrorRate = cloudErrorRate
         self.observations = observations
+        self.calibrationProbes = calibrationProbes
     }
 
     
@@ -1848,7 +1868,8 @@ public struct FfiConverterTypeRouterStatistics: FfiConverterRustBuffer {
                 cloudFirstTokenMsWifi: FfiConverterDouble.read(from: &buf), 
                 cloudFirstTokenMsCellular: FfiConverterDouble.read(from: &buf), 
                 cloudErrorRate: FfiConverterDouble.read(from: &buf), 
-                observations: FfiConverterUInt64.read(from: &buf)
+                observations: FfiConverterUInt64.read(from: &buf), 
+                calibrationProbes: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -1860,6 +1881,7 @@ public struct FfiConverterTypeRouterStatistics: FfiConverterRustBuffer {
         FfiConverterDouble.write(value.cloudFirstTokenMsCellular, into: &buf)
         FfiConverterDouble.write(value.cloudErrorRate, into: &buf)
         FfiConverterUInt64.write(value.observations, into: &buf)
+        FfiConverterUInt64.write(value.calibrationProbes, into: &buf)
     }
 }
 

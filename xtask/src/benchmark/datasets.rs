@@ -5,6 +5,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use hybridflow_core::route::calibration::last_number;
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,14 +64,6 @@ pub fn load(dataset: Dataset, data_dir: &Path, limit: usize) -> Result<Vec<Item>
     Ok(items)
 }
 
-/// The last number in the text (commas dropped), as gsm8k and AIME are scored.
-pub fn last_number(text: &str) -> Option<f64> {
-    text.replace(',', "")
-        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
-        .filter_map(|t| t.trim_matches('.').parse::<f64>().ok())
-        .last()
-}
-
 /// The option letter the answer chose: after the last "answer", else the last standalone letter.
 fn chosen_letter(text: &str) -> Option<char> {
     let standalone = |s: &str| -> Option<char> {
@@ -121,13 +114,6 @@ mod tests {
 
     fn item(answer: &str, answer_id: Option<usize>) -> Item {
         Item { id: "x".into(), question: String::new(), answer: answer.into(), answer_id }
-    }
-
-    #[test]
-    fn extracts_the_last_number() {
-        assert_eq!(last_number("3 pens cost $6, so he pays 1,016."), Some(1016.0));
-        assert_eq!(last_number("The answer is -4.5."), Some(-4.5));
-        assert_eq!(last_number("no digits"), None);
     }
 
     #[test]

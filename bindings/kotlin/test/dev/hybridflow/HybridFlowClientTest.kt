@@ -128,6 +128,7 @@ class HybridFlowClientTest {
             HybridFlowConfig() to "neither",
             HybridFlowConfig(edgeModelPath = edgeModel, budgets = Budgets(perDay = Limits(money = 1.0))) to "state_dir",
             HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, minBatteryForCloud = 2.0f)) to "min_battery",
+            HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, calibrationProbeRate = Float.NaN)) to "calibration_probe_rate",
             HybridFlowConfig(edgeModelPath = edgeModel, maxQueryChars = 0u) to "at least 1",
         )
         for ((config, mentions) in cases) {

@@ -2200,6 +2200,12 @@ data class AppPolicy (
      * Below this battery level (0..=1, not charging) the cloud is not used.
      */
     var `minBatteryForCloud`: kotlin.Float = 0.1f 
+    , 
+    /**
+     * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
+     * calibrate the router here (counted in the budgets); 0 turns it off.
+     */
+    var `calibrationProbeRate`: kotlin.Float = 0.05f 
     
 ){
     
@@ -2219,19 +2225,22 @@ public object FfiConverterTypeAppPolicy: FfiConverterRustBuffer<AppPolicy> {
             FfiConverterTypeOffload.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterFloat.read(buf),
+            FfiConverterFloat.read(buf),
         )
     }
 
     override fun allocationSize(value: AppPolicy) = (
             FfiConverterTypeOffload.allocationSize(value.`offload`) +
             FfiConverterBoolean.allocationSize(value.`keepPersonalDataOnDevice`) +
-            FfiConverterFloat.allocationSize(value.`minBatteryForCloud`)
+            FfiConverterFloat.allocationSize(value.`minBatteryForCloud`) +
+            FfiConverterFloat.allocationSize(value.`calibrationProbeRate`)
     )
 
     override fun write(value: AppPolicy, buf: ByteBuffer) {
             FfiConverterTypeOffload.write(value.`offload`, buf)
             FfiConverterBoolean.write(value.`keepPersonalDataOnDevice`, buf)
             FfiConverterFloat.write(value.`minBatteryForCloud`, buf)
+            FfiConverterFloat.write(value.`calibrationProbeRate`, buf)
     }
 }
 
@@ -2753,6 +2762,11 @@ data class RouterStatistics (
     var `cloudErrorRate`: kotlin.Double
     , 
     var `observations`: kotlin.ULong
+    , 
+    /**
+     * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
+     */
+    var `calibrationProbes`: kotlin.ULong
     
 ){
     
@@ -2776,6 +2790,7 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -2786,7 +2801,8 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.allocationSize(value.`cloudFirstTokenMsWifi`) +
             FfiConverterDouble.allocationSize(value.`cloudFirstTokenMsCellular`) +
             FfiConverterDouble.allocationSize(value.`cloudErrorRate`) +
-            FfiConverterULong.allocationSize(value.`observations`)
+            FfiConverterULong.allocationSize(value.`observations`) +
+            FfiConverterULong.allocationSize(value.`calibrationProbes`)
     )
 
     override fun write(value: RouterStatistics, buf: ByteBuffer) {
@@ -2797,6 +2813,7 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.write(value.`cloudFirstTokenMsCellular`, buf)
             FfiConverterDouble.write(value.`cloudErrorRate`, buf)
             FfiConverterULong.write(value.`observations`, buf)
+            FfiConverterULong.write(value.`calibrationProbes`, buf)
     }
 }
 

@@ -1,0 +1,75 @@
+//! Online calibration with the real models: subtasks kept on the edge are also run on the real
+//! cloud (its own token counters prove the requests), the answer still comes from the edge, every
+//! probe updates the persisted calibration and is counted in the budgets, and a gate that takes
+//! the cloud away takes the probes with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hybridflow_core::device::{AppPolicy, DeviceState, Network};
+use hybridflow_core::exec::{Event, ExecConfig, Models, Scheduler};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
+use hybridflow_core::model::{ChatModel, Side};
+use hybridflow_core::route::router::{LearnedRouter, RouterConfig, UtilityWeights};
+use hybridflow_core::store::{now_unix_seconds, Store, Window};
+use hybridflow_e2e::{default_edge_model, run_collecting, scratch_dir, test_cloud, test_cloud_token_counter};
+
+const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
+
+/// A router that keeps every step on the edge (threshold 1: the gain never exceeds it) and probes
+/// every subtask it keeps there.
+fn edge_router(store: Arc<Store>, cloud_breaker: Arc<hybridflow_core::model::cloud::CircuitBreaker>) -> Arc<LearnedRouter> {
+    let config = RouterConfig { utility: UtilityWeights { base_threshold: 1.0, ..UtilityWeights::default() }, ..RouterConfig::default() };
+    let router = Arc::new(LearnedRouter::new(config, Some(store), Some(cloud_breaker)));
+    router.set_policy(AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() });
+    router
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_reach_the_cloud_calibrate_and_persist_but_respect_gates() {
+    let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.unwrap());
+    let dir = scratch_dir("router-calibration");
+    let store = Arc::new(Store::open(&dir).unwrap());
+    let cloud = test_cloud();
+    let router = edge_router(store.clone(), cloud.breaker());
+    let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(Arc::new(cloud)) }, router.clone(), ExecConfig::default()).unwrap();
+
+    let before = test_cloud_token_counter();
+    let (answer, events) = run_collecting(&scheduler, QUESTION).await;
+    assert!(!answer.text.trim().is_empty());
+    let subtasks: Vec<Side> = events.iter().filter_map(|e| match e { Event::SubtaskStarted { side, .. } => Some(*side), _ => None }).collect();
+    assert!(!subtasks.is_empty() && subtasks.iter().all(|s| *s == Side::Edge), "every step stays on the edge: {subtasks:?}");
+    assert!(answer.totals.cloud.prompt_tokens == 0, "the answer itself used no cloud");
+
+    // Probes run in the background after their subtask: wait for all of them.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while router.stats().calibration.observations < subtasks.len() as u64 {
+        assert!(Instant::now() < deadline, "{} of {} probes finished", router.stats().calibration.observations, subtasks.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let calibration = router.stats().calibration;
+    assert_eq!(calibration.observations, subtasks.len() as u64);
+    assert!(test_cloud_token_counter() > before, "the probes reached the real cloud");
+    let today = store.window_totals(Window::Day, now_unix_seconds()).unwrap();
+    assert_eq!(today.cloud_requests, subtasks.len() as u64, "each probe counted once in the budgets");
+    drop(scheduler);
+    drop(router);
+    drop(store);
+
+    // After a restart the calibration is what it was.
+    let store = Arc::new(Store::open(&dir).unwrap());
+    let cloud = test_cloud();
+    let restarted = edge_router(store.clone(), cloud.breaker());
+    assert_eq!(restarted.stats().calibration, calibration);
+
+    // Offline: no probe leaves the device.
+    restarted.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+    let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, restarted.clone(), ExecConfig::default()).unwrap();
+    let before = test_cloud_token_counter();
+    run_collecting(&scheduler, QUESTION).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(test_cloud_token_counter(), before, "a probe reached the cloud while offline");
+    assert_eq!(restarted.stats().calibration, calibration);
+    drop(scheduler);
+    std::fs::remove_dir_all(dir).unwrap();
+}
