@@ -77,6 +77,9 @@ pub fn run(questions: usize, cloud_url: &str, cloud_model: &str, data: &Path, ou
         .filter_map(|l| serde_json::from_str(&l).ok())
         .take(questions)
         .collect();
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut output = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(catalog::DEFAULT_EDGE_MODEL)), |_| {}).await?);

@@ -360,6 +360,7 @@ mod tests {
     use crate::device::Thermal;
     use crate::model::{FinishReason, TokenCount, Usage};
     use crate::plan::{Difficulty, SubtaskKind};
+    use crate::route::features::{DENSE_FEATURES, HASH_BUCKETS};
 
     fn temp_store(name: &str) -> (Arc<Store>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("hybridflow-router-{name}-{}", std::process::id()));
@@ -385,8 +386,17 @@ mod tests {
         })
     }
 
+    /// Weights that follow the planner's difficulty hint only, so that these tests do not depend on
+    /// what the shipped weights learned.
+    fn difficulty_weights() -> RouterWeights {
+        let mut dense = vec![0.0; DENSE_FEATURES.len()];
+        dense[DENSE_FEATURES.iter().position(|f| *f == "difficulty_easy").unwrap()] = -1.5;
+        dense[DENSE_FEATURES.iter().position(|f| *f == "difficulty_hard").unwrap()] = 1.5;
+        RouterWeights { bias: -1.0, dense, sparse: vec![0.0; HASH_BUCKETS], trained_on: "test".into(), ..RouterWeights::builtin() }
+    }
+
     fn cheap_cloud() -> RouterConfig {
-        RouterConfig { price: Price { input_per_million: 1.0, output_per_million: 2.0 }, ..RouterConfig::default() }
+        RouterConfig { weights: difficulty_weights(), price: Price { input_per_million: 1.0, output_per_million: 2.0 }, ..RouterConfig::default() }
     }
 
     #[test]
@@ -525,7 +535,7 @@ mod tests {
             }
             before
         };
-        let target = f64::from(RouterWeights::builtin().helps_when_results_differ);
+        let target = f64::from(cheap_cloud().weights.helps_when_results_differ);
         drop(store);
         let router = LearnedRouter::new(cheap_cloud(), Some(Arc::new(Store::open(&dir).unwrap())), None);
         assert_eq!(router.stats().calibration.observations, 50, "restored after a restart");
