@@ -28,6 +28,22 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("stored value is unreadable: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("the database at {0} is in use by another open client")]
+    InUse(String),
+}
+
+/// Why an existing database cannot be opened as it is.
+enum OpenFailure {
+    /// Another handle holds its lock (another client on the same directory, or one not yet
+    /// closed): not damage, so nothing is moved aside.
+    InUse,
+    Damaged(String),
+}
+
+impl From<String> for OpenFailure {
+    fn from(reason: String) -> Self {
+        Self::Damaged(reason)
+    }
 }
 
 /// One generation to account for.
@@ -95,20 +111,25 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         match Self::try_open(dir) {
             Ok(store) => Ok(store),
-            Err(reason) => {
+            Err(OpenFailure::InUse) => Err(StoreError::InUse(dir.display().to_string())),
+            Err(OpenFailure::Damaged(reason)) => {
                 let aside = aside_path(dir);
                 log::warn!("HybridFlow store at {} is unusable ({reason}); moved to {} and rebuilt", dir.display(), aside.display());
                 if dir.exists() {
                     std::fs::rename(dir, &aside)?;
                 }
-                let mut store = Self::try_open(dir).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+                let mut store = match Self::try_open(dir) {
+                    Ok(store) => store,
+                    Err(OpenFailure::InUse) => return Err(StoreError::InUse(dir.display().to_string())),
+                    Err(OpenFailure::Damaged(reason)) => return Err(StoreError::Io(std::io::Error::other(reason))),
+                };
                 store.recovered = Some(reason);
                 Ok(store)
             }
         }
     }
 
-    fn try_open(dir: &Path) -> Result<Self, String> {
+    fn try_open(dir: &Path) -> Result<Self, OpenFailure> {
         // Read first: an empty database is new only if nothing was ever acknowledged in it (a
         // data file truncated to nothing opens as an empty database).
         let acknowledged_path = dir.join(ACKNOWLEDGED_FILE);
@@ -116,28 +137,30 @@ impl Store {
             // The newline ends a complete write: a truncated count lacks it.
             Ok(text) => text.strip_suffix('\n').and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| format!("unreadable {ACKNOWLEDGED_FILE} file"))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(format!("cannot read {ACKNOWLEDGED_FILE}: {e}")),
+            Err(e) => return Err(format!("cannot read {ACKNOWLEDGED_FILE}: {e}").into()),
         };
         // sled reports most damage as errors but may panic on some: both mean "unusable".
         let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(format!("cannot open: {e}")),
-            Err(_) => return Err("the database engine panicked while opening it".into()),
+            // sled says so only in words: its lock error is a plain I/O error.
+            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => return Err(OpenFailure::InUse),
+            Ok(Err(e)) => return Err(format!("cannot open: {e}").into()),
+            Err(_) => return Err(OpenFailure::Damaged("the database engine panicked while opening it".into())),
         };
         match db.get(SCHEMA_KEY).map_err(|e| e.to_string())? {
             None if acknowledged == 0 && db.tree_names().len() <= 1 && db.is_empty() => {
                 db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes()).map_err(|e| e.to_string())?;
                 db.flush().map_err(|e| e.to_string())?;
             }
-            None => return Err("no schema version".into()),
+            None => return Err(OpenFailure::Damaged("no schema version".into())),
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_le_bytes() => {}
-            Some(v) => return Err(format!("schema version {:?}, this SDK uses {SCHEMA_VERSION}", v.as_ref())),
+            Some(v) => return Err(format!("schema version {:?}, this SDK uses {SCHEMA_VERSION}", v.as_ref()).into()),
         }
         let usage = db.open_tree("usage").map_err(|e| e.to_string())?;
         let totals = db.open_tree("totals").map_err(|e| e.to_string())?;
         if (usage.len() as u64) < acknowledged {
-            return Err(format!("{} usage records where {acknowledged} were acknowledged (truncated or damaged file)", usage.len()));
+            return Err(format!("{} usage records where {acknowledged} were acknowledged (truncated or damaged file)", usage.len()).into());
         }
         // Every stored value must decode: a partially damaged file is rebuilt, not half-trusted.
         for entry in totals.iter() {
@@ -308,6 +331,23 @@ mod tests {
         let aside: Vec<_> = std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).collect();
         assert_eq!(aside.len(), 1, "the damaged copy is kept for diagnosis");
         std::fs::remove_dir_all(aside[0].path()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_in_use_is_reported_not_moved_aside() {
+        let dir = temp_dir("in-use");
+        let first = Store::open(&dir).unwrap();
+        first.record("a", &cloud(10, 0.1)).unwrap();
+        assert!(matches!(Store::open(&dir), Err(StoreError::InUse(_))));
+        assert_eq!(first.records(), 1, "the open store keeps its data");
+        drop(first);
+        let parent = dir.parent().unwrap();
+        let prefix = format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy());
+        assert!(!std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with(&prefix)), "nothing moved aside");
+        let reopened = Store::open(&dir).unwrap();
+        assert_eq!((reopened.records(), reopened.recovered()), (1, None));
+        drop(reopened);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

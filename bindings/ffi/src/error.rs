@@ -4,11 +4,13 @@
 use hybridflow_core::client::ClientError;
 use hybridflow_core::exec::ExecError;
 use hybridflow_core::model::cloud::CloudError;
+use hybridflow_core::store::StoreError;
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error, uniffi::Error)]
 /// (Fields are `reason`, not `message`: Kotlin exceptions already have a `message`.)
 pub enum HybridFlowError {
-    /// A configuration value is wrong (names the field); nothing was loaded.
+    /// A configuration value is wrong (names the field), or its state directory is in use by
+    /// another open client; nothing was loaded.
     #[error("invalid configuration: {reason}")]
     InvalidConfig { reason: String },
     /// The query cannot be run as given (empty, or over the size limit).
@@ -56,6 +58,8 @@ impl From<ClientError> for HybridFlowError {
             ClientError::InvalidConfig(_) | ClientError::Cloud(CloudError::InvalidConfig(_)) => Self::InvalidConfig { reason: message },
             ClientError::EdgeLoad(_) => Self::ModelLoad { reason: message },
             ClientError::Cloud(_) => Self::CloudUnavailable { reason: message },
+            // Two clients on one state directory: the app's to fix, like any config value.
+            ClientError::Store(StoreError::InUse(_)) => Self::InvalidConfig { reason: message },
             ClientError::Store(_) => Self::Internal { reason: message },
             ClientError::Exec(error) => error.into(),
         }

@@ -2262,7 +2262,8 @@ enum HybridFlowError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     
     
     /**
-     * A configuration value is wrong (names the field); nothing was loaded.
+     * A configuration value is wrong (names the field), or its state directory is in use by
+     * another open client; nothing was loaded.
      */
     case InvalidConfig(reason: String
     )

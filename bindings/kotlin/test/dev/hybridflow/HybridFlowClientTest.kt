@@ -2,6 +2,7 @@
 // real test cloud (llama-server). Run by scripts/kotlin-test.sh, itself run by scripts/test.sh.
 package dev.hybridflow
 
+import java.io.File
 import java.nio.file.Files
 import java.util.Collections
 import kotlinx.coroutines.CompletableDeferred
@@ -155,6 +156,23 @@ class HybridFlowClientTest {
         } catch (e: HybridFlowException.InvalidQuery) {
             assertTrue(e.message!!.contains("limit"))
         }
+    }
+
+    @Test
+    fun aStateDirectoryInUseIsRefusedAndKept() = runBlocking {
+        val shared = config(Routing.EDGE_ONLY, withCloud = false)
+        HybridFlowClient.open(shared).use { first ->
+            try {
+                HybridFlowClient.open(shared).close()
+                fail("a second client opened the same state directory")
+            } catch (e: HybridFlowException.InvalidConfig) {
+                assertTrue(e.message!!, e.message!!.contains("in use"))
+            }
+            assertTrue("the first client still works", first.ask("What is 2 + 2?").text.isNotBlank())
+        }
+        HybridFlowClient.open(shared).close()
+        val aside = File(shared.stateDir!!).parentFile.listFiles { f -> f.name.startsWith(File(shared.stateDir!!).name + ".damaged") }
+        assertEquals("nothing moved aside", 0, aside!!.size)
     }
 
     @Test

@@ -3274,7 +3274,8 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
 sealed class HybridFlowException: kotlin.Exception() {
     
     /**
-     * A configuration value is wrong (names the field); nothing was loaded.
+     * A configuration value is wrong (names the field), or its state directory is in use by
+     * another open client; nothing was loaded.
      */
     class InvalidConfig(
         
