@@ -13,12 +13,12 @@ use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use hybridflow_core::exec::prompts;
-use hybridflow_core::model::cloud::{CloudConfig, CloudModel};
+use hybridflow_core::model::cloud::{CloudConfig, CloudModel, CloudTimeouts};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
 use hybridflow_core::plan::planner::{stream_plan, PlanEvent, PlannerConfig};
@@ -83,89 +83,103 @@ pub fn run(questions: usize, cloud_url: &str, cloud_model: &str, data: &Path, ou
     let mut output = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(catalog::DEFAULT_EDGE_MODEL)), |_| {}).await?);
-        let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(CloudConfig::new(cloud_url, cloud_model))?);
+        // Profiling is offline work on a shared machine: wait for slow answers rather than lose them.
+        let mut cloud_config = CloudConfig::new(cloud_url, cloud_model);
+        cloud_config.timeouts = CloudTimeouts { first_token: Duration::from_secs(300), between_tokens: Duration::from_secs(60), total: Duration::from_secs(900), ..CloudTimeouts::default() };
+        let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(cloud_config)?);
         for (index, item) in items.iter().enumerate() {
             if done.contains(&item.id) {
                 continue;
             }
-            let reference: f64 = item.answer.trim().parse().context("gsm8k answers are numbers")?;
             let started = Instant::now();
-            let mut plan_events = stream_plan(cloud.clone(), &item.question, &PlannerConfig::default());
-            let mut plan = None;
-            while let Some(event) = plan_events.next().await {
-                if let PlanEvent::Done { outcome, .. } = event {
-                    plan = outcome.direct.is_none().then_some(outcome.plan);
+            let progress = format!("[{}/{}] {}", index + 1, items.len(), item.id);
+            match profile_question(edge.as_ref(), &cloud, cloud_model, item).await {
+                // A question's records are written together, so a resumed run never sees half of one.
+                Ok(Some(records)) => {
+                    for record in &records {
+                        writeln!(output, "{}", serde_json::to_string(record)?)?;
+                    }
+                    output.flush()?;
+                    let verdict = |right: bool| if right { "right" } else { "wrong" };
+                    eprintln!(
+                        "{progress}: {} subtasks, all-edge {}, all-cloud {}, {:.0} s",
+                        records.len(),
+                        verdict(records[0].correct_all_edge),
+                        verdict(records[0].correct_all_cloud),
+                        started.elapsed().as_secs_f64()
+                    );
                 }
+                Ok(None) => eprintln!("{progress}: no multi-step plan, skipped"),
+                Err(error) => eprintln!("{progress}: failed ({error:#}); it is retried by the next run"),
             }
-            let Some(plan) = plan else {
-                eprintln!("[{}/{}] {}: no multi-step plan, skipped", index + 1, items.len(), item.id);
-                continue;
-            };
-            let mut edge_results: Vec<(String, u32, f64)> = Vec::new();
-            let mut cloud_results: Vec<(String, u32, f64)> = Vec::new();
-            // Each side's subtask sees its own side's parents' results (plans are in dependency order).
-            let step_messages = |subtask: &Subtask, results: &[(String, u32, f64)]| {
-                let result_of = |id: &str| plan.subtasks.iter().position(|s| s.id == id).map(|i| results[i].0.clone()).unwrap_or_default();
-                let parents: Vec<(&Subtask, String)> = subtask.depends_on.iter().filter_map(|d| plan.get(d).map(|p| (p, result_of(d)))).collect();
-                let further: Vec<(&Subtask, String)> = plan.further_ancestors(&subtask.id).into_iter().map(|a| (a, result_of(&a.id))).collect();
-                let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
-                let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
-                prompts::step_messages(&item.question, subtask, &parents, &further, 256)
-            };
-            for subtask in &plan.subtasks {
-                let edge_result = generate(edge.as_ref(), step_messages(subtask, &edge_results), 192).await?;
-                let cloud_result = generate(cloud.as_ref(), step_messages(subtask, &cloud_results), 192).await?;
-                edge_results.push(edge_result);
-                cloud_results.push(cloud_result);
-            }
-            let correct = |text: &str| last_number(text).is_some_and(|n| (n - reference).abs() < 1e-6);
-            // Every result from `base` except subtask `swap`'s, which comes from the other side.
-            let synthesise = |base: &[(String, u32, f64)], other: &[(String, u32, f64)], swap: Option<usize>| {
-                let results: Vec<(&Subtask, Result<&str, &str>)> =
-                    plan.subtasks.iter().enumerate().map(|(i, s)| (s, Ok(if Some(i) == swap { other[i].0.as_str() } else { base[i].0.as_str() }))).collect();
-                prompts::synthesis_messages(&item.question, &results)
-            };
-            let correct_all_edge = correct(&generate(cloud.as_ref(), synthesise(&edge_results, &cloud_results, None), 192).await?.0);
-            let correct_all_cloud = correct(&generate(cloud.as_ref(), synthesise(&cloud_results, &edge_results, None), 192).await?.0);
-            for (i, subtask) in plan.subtasks.iter().enumerate() {
-                let correct_with_cloud =
-                    if correct_all_edge { None } else { Some(correct(&generate(cloud.as_ref(), synthesise(&edge_results, &cloud_results, Some(i)), 192).await?.0)) };
-                let correct_with_edge =
-                    if correct_all_cloud { Some(correct(&generate(cloud.as_ref(), synthesise(&cloud_results, &edge_results, Some(i)), 192).await?.0)) } else { None };
-                let record = ProfiledSubtask {
-                    question_id: item.id.clone(),
-                    query: item.question.clone(),
-                    subtask: subtask.clone(),
-                    depth: plan.depth(&subtask.id),
-                    fan_in: subtask.depends_on.len(),
-                    fan_out: plan.fan_out(&subtask.id),
-                    edge_completion_tokens: edge_results[i].1,
-                    cloud_completion_tokens: cloud_results[i].1,
-                    edge_seconds: edge_results[i].2,
-                    cloud_seconds: cloud_results[i].2,
-                    correct_all_edge,
-                    correct_with_cloud,
-                    correct_all_cloud,
-                    correct_with_edge,
-                    cloud_helps: correct_with_cloud == Some(true) || correct_with_edge == Some(false),
-                    results_agree: results_agree(&edge_results[i].0, &cloud_results[i].0),
-                    cloud_model: cloud_model.to_owned(),
-                };
-                writeln!(output, "{}", serde_json::to_string(&record)?)?;
-            }
-            output.flush()?;
-            let verdict = |right: bool| if right { "right" } else { "wrong" };
-            eprintln!(
-                "[{}/{}] {}: {} subtasks, all-edge {}, all-cloud {}, {:.0} s",
-                index + 1,
-                items.len(),
-                item.id,
-                plan.subtasks.len(),
-                verdict(correct_all_edge),
-                verdict(correct_all_cloud),
-                started.elapsed().as_secs_f64()
-            );
         }
         Ok(())
     })
+}
+
+/// Profiles one question: its records, or `None` when the planner answered it directly.
+async fn profile_question(edge: &dyn ChatModel, cloud: &Arc<dyn ChatModel>, cloud_model: &str, item: &Gsm8kItem) -> Result<Option<Vec<ProfiledSubtask>>> {
+    let reference: f64 = item.answer.trim().parse().context("gsm8k answers are numbers")?;
+    let mut plan_events = stream_plan(cloud.clone(), &item.question, &PlannerConfig::default());
+    let mut plan = None;
+    while let Some(event) = plan_events.next().await {
+        if let PlanEvent::Done { outcome, .. } = event {
+            plan = outcome.direct.is_none().then_some(outcome.plan);
+        }
+    }
+    let Some(plan) = plan else { return Ok(None) };
+    let mut edge_results: Vec<(String, u32, f64)> = Vec::new();
+    let mut cloud_results: Vec<(String, u32, f64)> = Vec::new();
+    // Each side's subtask sees its own side's parents' results (plans are in dependency order).
+    let step_messages = |subtask: &Subtask, results: &[(String, u32, f64)]| {
+        let result_of = |id: &str| plan.subtasks.iter().position(|s| s.id == id).map(|i| results[i].0.clone()).unwrap_or_default();
+        let parents: Vec<(&Subtask, String)> = subtask.depends_on.iter().filter_map(|d| plan.get(d).map(|p| (p, result_of(d)))).collect();
+        let further: Vec<(&Subtask, String)> = plan.further_ancestors(&subtask.id).into_iter().map(|a| (a, result_of(&a.id))).collect();
+        let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
+        let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
+        prompts::step_messages(&item.question, subtask, &parents, &further, 256)
+    };
+    for subtask in &plan.subtasks {
+        let edge_result = generate(edge, step_messages(subtask, &edge_results), 192).await?;
+        let cloud_result = generate(cloud.as_ref(), step_messages(subtask, &cloud_results), 192).await?;
+        edge_results.push(edge_result);
+        cloud_results.push(cloud_result);
+    }
+    let correct = |text: &str| last_number(text).is_some_and(|n| (n - reference).abs() < 1e-6);
+    // Every result from `base` except subtask `swap`'s, which comes from the other side.
+    let synthesise = |base: &[(String, u32, f64)], other: &[(String, u32, f64)], swap: Option<usize>| {
+        let results: Vec<(&Subtask, Result<&str, &str>)> =
+            plan.subtasks.iter().enumerate().map(|(i, s)| (s, Ok(if Some(i) == swap { other[i].0.as_str() } else { base[i].0.as_str() }))).collect();
+        prompts::synthesis_messages(&item.question, &results)
+    };
+    let correct_all_edge = correct(&generate(cloud.as_ref(), synthesise(&edge_results, &cloud_results, None), 192).await?.0);
+    let correct_all_cloud = correct(&generate(cloud.as_ref(), synthesise(&cloud_results, &edge_results, None), 192).await?.0);
+    let mut records = Vec::new();
+    for (i, subtask) in plan.subtasks.iter().enumerate() {
+        let correct_with_cloud =
+            if correct_all_edge { None } else { Some(correct(&generate(cloud.as_ref(), synthesise(&edge_results, &cloud_results, Some(i)), 192).await?.0)) };
+        let correct_with_edge =
+            if correct_all_cloud { Some(correct(&generate(cloud.as_ref(), synthesise(&cloud_results, &edge_results, Some(i)), 192).await?.0)) } else { None };
+        let record = ProfiledSubtask {
+            question_id: item.id.clone(),
+            query: item.question.clone(),
+            subtask: subtask.clone(),
+            depth: plan.depth(&subtask.id),
+            fan_in: subtask.depends_on.len(),
+            fan_out: plan.fan_out(&subtask.id),
+            edge_completion_tokens: edge_results[i].1,
+            cloud_completion_tokens: cloud_results[i].1,
+            edge_seconds: edge_results[i].2,
+            cloud_seconds: cloud_results[i].2,
+            correct_all_edge,
+            correct_with_cloud,
+            correct_all_cloud,
+            correct_with_edge,
+            cloud_helps: correct_with_cloud == Some(true) || correct_with_edge == Some(false),
+            results_agree: results_agree(&edge_results[i].0, &cloud_results[i].0),
+            cloud_model: cloud_model.to_owned(),
+        };
+        records.push(record);
+    }
+    Ok(Some(records))
 }
