@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures::StreamExt;
 use hybridflow_core::exec::prompts;
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel, CloudTimeouts};
@@ -23,8 +23,10 @@ use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
 use hybridflow_core::plan::planner::{stream_plan, PlanEvent, PlannerConfig};
 use hybridflow_core::plan::Subtask;
-use hybridflow_core::route::calibration::{last_number, results_agree};
+use hybridflow_core::route::calibration::results_agree;
 use serde::{Deserialize, Serialize};
+
+use crate::benchmark::datasets::{self, Dataset, Item};
 
 
 #[derive(Serialize, Deserialize)]
@@ -54,13 +56,6 @@ pub struct ProfiledSubtask {
     pub cloud_model: String,
 }
 
-#[derive(Deserialize)]
-struct Gsm8kItem {
-    id: String,
-    question: String,
-    answer: String,
-}
-
 async fn generate(model: &dyn ChatModel, messages: Vec<Message>, max_tokens: u32) -> Result<(String, u32, f64)> {
     let started = Instant::now();
     let completion = model.stream(ChatRequest::new(messages).with_max_tokens(max_tokens)).await?.collect_text().await?;
@@ -71,12 +66,7 @@ pub fn run(questions: usize, cloud_url: &str, cloud_model: &str, data: &Path, ou
     let done: HashSet<String> = std::fs::File::open(out)
         .map(|f| std::io::BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<ProfiledSubtask>(&l).ok()).map(|r| r.question_id).collect())
         .unwrap_or_default();
-    let items: Vec<Gsm8kItem> = std::io::BufReader::new(std::fs::File::open(data).with_context(|| format!("reading {}", data.display()))?)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str(&l).ok())
-        .take(questions)
-        .collect();
+    let items = datasets::load_file(Dataset::Gsm8k, data, questions)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -118,8 +108,7 @@ pub fn run(questions: usize, cloud_url: &str, cloud_model: &str, data: &Path, ou
 }
 
 /// Profiles one question: its records, or `None` when the planner answered it directly.
-async fn profile_question(edge: &dyn ChatModel, cloud: &Arc<dyn ChatModel>, cloud_model: &str, item: &Gsm8kItem) -> Result<Option<Vec<ProfiledSubtask>>> {
-    let reference: f64 = item.answer.trim().parse().context("gsm8k answers are numbers")?;
+async fn profile_question(edge: &dyn ChatModel, cloud: &Arc<dyn ChatModel>, cloud_model: &str, item: &Item) -> Result<Option<Vec<ProfiledSubtask>>> {
     let mut plan_events = stream_plan(cloud.clone(), &item.question, &PlannerConfig::default());
     let mut plan = None;
     while let Some(event) = plan_events.next().await {
@@ -145,7 +134,7 @@ async fn profile_question(edge: &dyn ChatModel, cloud: &Arc<dyn ChatModel>, clou
         edge_results.push(edge_result);
         cloud_results.push(cloud_result);
     }
-    let correct = |text: &str| last_number(text).is_some_and(|n| (n - reference).abs() < 1e-6);
+    let correct = |text: &str| datasets::score(Dataset::Gsm8k, item, text).0;
     // Every result from `base` except subtask `swap`'s, which comes from the other side.
     let synthesise = |base: &[(String, u32, f64)], other: &[(String, u32, f64)], swap: Option<usize>| {
         let results: Vec<(&Subtask, Result<&str, &str>)> =

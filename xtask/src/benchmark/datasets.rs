@@ -51,9 +51,14 @@ pub struct Item {
     pub answer_id: Option<usize>,
 }
 
+/// The first `limit` items of the dataset's evaluation file.
 pub fn load(dataset: Dataset, data_dir: &Path, limit: usize) -> Result<Vec<Item>> {
-    let path = dataset.path(data_dir);
-    let file = std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+    load_file(dataset, &dataset.path(data_dir), limit)
+}
+
+/// The first `limit` items of a file in the dataset's format (the gsm8k train split, for one).
+pub fn load_file(dataset: Dataset, path: &Path, limit: usize) -> Result<Vec<Item>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut items = Vec::new();
     for line in std::io::BufReader::new(file).lines().take(limit) {
         let value: Value = serde_json::from_str(&line?)?;
