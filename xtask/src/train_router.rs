@@ -1,5 +1,7 @@
-//! Trains the router's logistic model on profiled subtasks and reports its quality on held-out
-//! questions against a random router and the planner's difficulty hint.
+//! Trains the router's logistic model on profiled subtasks. Quality is measured by 5-fold
+//! cross-validation over questions (every subtask scored by a model that never saw its question),
+//! against a fixed threshold on the planner's difficulty hint and a random router; the shipped
+//! weights are then trained on all the data.
 
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -7,14 +9,34 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use hybridflow_core::plan::Difficulty;
+use hybridflow_core::route::calibration::Calibration;
 use hybridflow_core::route::features::{features, GraphPosition};
 use hybridflow_core::route::learned::{roc_auc, Example, RouterWeights};
 
 use crate::profile_router::ProfiledSubtask;
 
-/// Held-out split by question (a fifth of the questions), stable across runs.
-fn held_out(question_id: &str) -> bool {
-    question_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 5 == 0
+const FOLDS: u32 = 5;
+
+/// The cross-validation fold of a question, stable across runs.
+fn fold(question_id: &str) -> u32 {
+    question_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % FOLDS
+}
+
+fn example(r: &ProfiledSubtask) -> Example {
+    Example {
+        features: features(&r.query, &r.subtask, GraphPosition { depth: r.depth, fan_in: r.fan_in, fan_out: r.fan_out }),
+        cloud_helps: r.cloud_helps,
+    }
+}
+
+fn train(records: &[&ProfiledSubtask], trained_on: String) -> RouterWeights {
+    let examples: Vec<Example> = records.iter().map(|r| example(r)).collect();
+    let mut weights = RouterWeights::train(&examples, 30, 0.3, 1e-3, trained_on);
+    let disagreements: Vec<&&ProfiledSubtask> = records.iter().filter(|r| !r.results_agree).collect();
+    if !disagreements.is_empty() {
+        weights.helps_when_results_differ = disagreements.iter().filter(|r| r.cloud_helps).count() as f32 / disagreements.len() as f32;
+    }
+    weights
 }
 
 pub fn run(data: &Path, out: &Path) -> Result<()> {
@@ -26,28 +48,30 @@ pub fn run(data: &Path, out: &Path) -> Result<()> {
     if records.is_empty() {
         bail!("no profiled subtasks in {} (run `cargo xtask profile-router`)", data.display());
     }
-    let example = |r: &ProfiledSubtask| Example {
-        features: features(&r.query, &r.subtask, GraphPosition { depth: r.depth, fan_in: r.fan_in, fan_out: r.fan_out }),
-        cloud_helps: r.cloud_helps,
-    };
-    let (test, train): (Vec<&ProfiledSubtask>, Vec<&ProfiledSubtask>) = records.iter().partition(|r| held_out(&r.question_id));
-    let train_examples: Vec<Example> = train.iter().map(|r| example(r)).collect();
-    let positives = train_examples.iter().filter(|e| e.cloud_helps).count();
-    let cloud_models: BTreeSet<&str> = records.iter().map(|r| r.cloud_model.as_str()).collect();
+    let all: Vec<&ProfiledSubtask> = records.iter().collect();
+    let mut logits = vec![0.0f64; all.len()];
+    let mut helps_rates = vec![0.0f64; all.len()];
+    for k in 0..FOLDS {
+        let training: Vec<&ProfiledSubtask> = all.iter().copied().filter(|r| fold(&r.question_id) != k).collect();
+        let weights = train(&training, String::new());
+        for (i, r) in all.iter().enumerate().filter(|(_, r)| fold(&r.question_id) == k) {
+            logits[i] = f64::from(weights.logit(&example(r).features));
+            helps_rates[i] = f64::from(weights.helps_when_results_differ);
+        }
+    }
+    report_cross_validated(&all, &logits);
+    report_calibration(&all, &logits, &helps_rates);
+
+    let positives = all.iter().filter(|r| r.cloud_helps).count();
+    let questions = all.iter().map(|r| &r.question_id).collect::<BTreeSet<_>>().len();
+    let cloud_models: BTreeSet<&str> = all.iter().map(|r| r.cloud_model.as_str()).collect();
     let trained_on = format!(
-        "gsm8k train split, {} profiled subtasks ({} positive) from {} questions, cloud {}; `cargo xtask profile-router` then `cargo xtask train-router`",
-        train_examples.len(),
-        positives,
-        train.iter().map(|r| &r.question_id).collect::<BTreeSet<_>>().len(),
+        "gsm8k train split, {} profiled subtasks ({positives} positive) from {questions} questions, cloud {}; `cargo xtask profile-router` then `cargo xtask train-router`",
+        all.len(),
         cloud_models.into_iter().collect::<Vec<_>>().join(", "),
     );
-    let mut weights = RouterWeights::train(&train_examples, 30, 0.3, 1e-3, trained_on);
-    let disagreements: Vec<&&ProfiledSubtask> = train.iter().filter(|r| !r.results_agree).collect();
-    if !disagreements.is_empty() {
-        weights.helps_when_results_differ = disagreements.iter().filter(|r| r.cloud_helps).count() as f32 / disagreements.len() as f32;
-    }
-    println!("trained on {} subtasks ({positives} where the cloud helps); P(helps | results differ) = {:.3} from {} disagreements", train_examples.len(), weights.helps_when_results_differ, disagreements.len());
-    report_held_out(&weights, &test, &example);
+    let weights = train(&all, trained_on);
+    println!("shipped weights: {} subtasks ({positives} where the cloud helps) from {questions} questions; P(helps | results differ) = {:.3}", all.len(), weights.helps_when_results_differ);
     std::fs::write(out, serde_json::to_string(&weights)?)?;
     println!("wrote {}", out.display());
     Ok(())
@@ -79,12 +103,12 @@ fn answer_right(subtasks: &[&ProfiledSubtask], on_cloud: &[bool]) -> bool {
     first.correct_all_edge || subtasks.iter().zip(on_cloud).any(|(r, c)| *c && r.correct_with_cloud == Some(true))
 }
 
-/// Held-out quality: ROC AUC, and the answer accuracy reached when a given fraction of the
+/// Cross-validated quality: ROC AUC, and the answer accuracy reached when a given fraction of the
 /// subtasks (the highest scored) goes to the cloud, for the learned router, a fixed threshold on
 /// the planner's difficulty hint, and a random router (mean of 1000 seeded draws).
-fn report_held_out(weights: &RouterWeights, test: &[&ProfiledSubtask], example: &dyn Fn(&ProfiledSubtask) -> Example) {
+fn report_cross_validated(test: &[&ProfiledSubtask], logits: &[f64]) {
     let labels: Vec<bool> = test.iter().map(|r| r.cloud_helps).collect();
-    let learned: Vec<f32> = test.iter().map(|r| weights.predict(&example(r).features)).collect();
+    let learned: Vec<f32> = logits.iter().map(|l| *l as f32).collect();
     // The hint's levels, ties broken by the expected length (longer first).
     let hint: Vec<f32> = test
         .iter()
@@ -127,7 +151,7 @@ fn report_held_out(weights: &RouterWeights, test: &[&ProfiledSubtask], example: 
         total / 1000.0
     };
     println!(
-        "held-out: {} subtasks of {} questions, {} where the cloud helps; all-edge accuracy {:.3}",
+        "cross-validated ({FOLDS} folds by question): {} subtasks of {} questions, {} where the cloud helps; all-edge accuracy {:.3}",
         test.len(),
         questions.len(),
         labels.iter().filter(|l| **l).count(),
@@ -140,4 +164,24 @@ fn report_held_out(weights: &RouterWeights, test: &[&ProfiledSubtask], example: 
         let k = ((test.len() as f64) * fraction).round() as usize;
         println!("| {fraction:.2} | {:.3} | {:.3} | {:.3} |", accuracy(&top(&learned, k)), accuracy(&top(&hint, k)), random_accuracy(k));
     }
+}
+
+/// The on-device calibration replayed on the cross-validated scores, question by question in file
+/// order: the first half of the subtasks act as probes (only whether the two results agreed is
+/// seen), the second half is scored against the true labels, with and without that calibration.
+fn report_calibration(records: &[&ProfiledSubtask], logits: &[f64], helps_rates: &[f64]) {
+    let half = records.len() / 2;
+    let mut calibration = Calibration::default();
+    for i in 0..half {
+        calibration.update(logits[i], if records[i].results_agree { 0.0 } else { helps_rates[i] });
+    }
+    let brier = |q: &dyn Fn(f64) -> f64| (half..records.len()).map(|i| (q(logits[i]) - if records[i].cloud_helps { 1.0 } else { 0.0 }).powi(2)).sum::<f64>() / (records.len() - half).max(1) as f64;
+    println!(
+        "calibration from {half} probes (slope {:.2}, intercept {:.2}): Brier score on the {} later subtasks {:.3} as trained, {:.3} calibrated",
+        calibration.slope,
+        calibration.intercept,
+        records.len() - half,
+        brier(&|l| Calibration::default().apply(l)),
+        brier(&|l| calibration.apply(l))
+    );
 }
