@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use hybridflow_core::plan::Difficulty;
 use hybridflow_core::route::calibration::Calibration;
-use hybridflow_core::route::features::{features, GraphPosition};
+use hybridflow_core::route::features::{features, GraphPosition, DENSE_FEATURES};
 use hybridflow_core::route::learned::{roc_auc, Example, RouterWeights};
 
 use crate::profile_router::ProfiledSubtask;
@@ -72,6 +72,9 @@ pub fn run(data: &Path, out: &Path) -> Result<()> {
     );
     let weights = train(&all, trained_on);
     println!("shipped weights: {} subtasks ({positives} where the cloud helps) from {questions} questions; P(helps | results differ) = {:.3}", all.len(), weights.helps_when_results_differ);
+    let mut dense: Vec<(&str, f32)> = DENSE_FEATURES.iter().copied().zip(weights.dense.iter().copied()).collect();
+    dense.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    println!("dense weights, largest first: {}", dense.iter().map(|(name, w)| format!("{name} {w:+.2}")).collect::<Vec<_>>().join(", "));
     std::fs::write(out, serde_json::to_string(&weights)?)?;
     println!("wrote {}", out.display());
     Ok(())
