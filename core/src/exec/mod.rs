@@ -517,9 +517,11 @@ impl Scheduler {
             let completion = async { cloud.stream(request).await?.collect_text().await }.await;
             match completion {
                 Ok(completion) => {
+                    let agree = results_agree(&edge_text, &completion.text);
+                    log::debug!("calibration probe {request_id}: the cloud's result {}", if agree { "agrees" } else { "differs" });
                     let cost = cloud.cost(&completion.usage);
                     policy.observe(&Observation { request_id, side: Side::Cloud, usage: Some(completion.usage), cost });
-                    policy.calibrate(&probe, results_agree(&edge_text, &completion.text));
+                    policy.calibrate(&probe, agree);
                 }
                 Err(error) => {
                     log::debug!("calibration probe {request_id} failed: {error}");
