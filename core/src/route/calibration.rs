@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::learned::sigmoid;
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub slope: f64,
@@ -25,10 +27,6 @@ impl Default for Calibration {
     fn default() -> Self {
         Self { slope: 1.0, intercept: 0.0, observations: 0 }
     }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl Calibration {

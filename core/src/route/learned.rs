@@ -47,7 +47,8 @@ pub struct Example {
     pub cloud_helps: bool,
 }
 
-fn sigmoid(x: f32) -> f32 {
+/// The logistic function (also the on-device calibration's, `route::calibration`).
+pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
@@ -77,7 +78,7 @@ impl RouterWeights {
 
     /// P(cloud changes the outcome for the better), uncalibrated.
     pub fn predict(&self, features: &Features) -> f32 {
-        sigmoid(self.logit(features))
+        sigmoid(f64::from(self.logit(features))) as f32
     }
 
     /// Trains by stochastic gradient descent on the log loss with L2 regularisation, positives

@@ -68,12 +68,7 @@ pub struct RouterConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self {
-            weights: RouterWeights::builtin(),
-            utility: UtilityWeights::default(),
-            budgets: Budgets::default(),
-            price: Price::default(),
-        }
+        Self { weights: RouterWeights::builtin(), utility: UtilityWeights::default(), budgets: Budgets::default(), price: Price::default() }
     }
 }
 
