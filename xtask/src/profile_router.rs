@@ -124,8 +124,6 @@ async fn profile_question(edge: &dyn ChatModel, cloud: &Arc<dyn ChatModel>, clou
         let result_of = |id: &str| plan.subtasks.iter().position(|s| s.id == id).map(|i| results[i].0.clone()).unwrap_or_default();
         let parents: Vec<(&Subtask, String)> = subtask.depends_on.iter().filter_map(|d| plan.get(d).map(|p| (p, result_of(d)))).collect();
         let further: Vec<(&Subtask, String)> = plan.further_ancestors(&subtask.id).into_iter().map(|a| (a, result_of(&a.id))).collect();
-        let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
-        let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
         prompts::step_messages(&item.question, subtask, &parents, &further, 256)
     };
     for subtask in &plan.subtasks {

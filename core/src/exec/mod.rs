@@ -432,8 +432,6 @@ impl Scheduler {
                     let further: Vec<(&Subtask, String)> = validated
                         .map(|v| v.further_ancestors(&subtask.id).into_iter().map(|a| (a, result(&a.id))).collect())
                         .unwrap_or_default();
-                    let parents: Vec<(&Subtask, &str)> = parents.iter().map(|(s, r)| (*s, r.as_str())).collect();
-                    let further: Vec<(&Subtask, &str)> = further.iter().map(|(s, r)| (*s, r.as_str())).collect();
                     prompts::step_messages(query, subtask, &parents, &further, config.ancestor_context_tokens)
                 }
             };

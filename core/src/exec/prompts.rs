@@ -28,19 +28,19 @@ pub fn direct_messages(query: &str) -> Vec<Message> {
     vec![Message::system(DIRECT_SYSTEM), Message::user(query)]
 }
 
-/// `parents` and `further` pair a subtask with its result.
-pub fn step_messages(query: &str, subtask: &Subtask, parents: &[(&Subtask, &str)], further: &[(&Subtask, &str)], context_tokens: usize) -> Vec<Message> {
+/// `parents` and `further` pair a subtask with its result (borrowed or owned text).
+pub fn step_messages(query: &str, subtask: &Subtask, parents: &[(&Subtask, impl AsRef<str>)], further: &[(&Subtask, impl AsRef<str>)], context_tokens: usize) -> Vec<Message> {
     let mut prompt = format!("Question: {query}\n");
     if !parents.is_empty() || !further.is_empty() {
         prompt.push_str("\nResults of earlier steps:\n");
         if !further.is_empty() {
             let each = (context_tokens * CHARS_PER_TOKEN / further.len()).max(40);
             for (ancestor, result) in further.iter().rev() {
-                prompt.push_str(&format!("- {}\n  {}\n", ancestor.task, shorten(result, each)));
+                prompt.push_str(&format!("- {}\n  {}\n", ancestor.task, shorten(result.as_ref(), each)));
             }
         }
         for (parent, result) in parents {
-            prompt.push_str(&format!("- {}\n  {}\n", parent.task, result.trim()));
+            prompt.push_str(&format!("- {}\n  {}\n", parent.task, result.as_ref().trim()));
         }
     }
     prompt.push_str(&format!("\nYour step: {}", subtask.task));
