@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::device::{AppPolicy, DeviceState};
+use crate::device::{AppPolicy, DeviceState, Offload};
 use crate::exec::{Answer, EventSink, ExecConfig, ExecError, Models, Scheduler};
+use crate::guard::{Budgets, CloudGuard, Ledger, Limits};
 use crate::model::cloud::{CloudConfig, CloudError, CloudModel};
 use crate::model::edge::{EdgeConfig, EdgeLoadError, LoadProgress};
 use crate::model::{ChatModel, Side};
-use crate::route::router::{Budgets, LearnedRouter, Limits, RouterConfig, RouterStats};
-use crate::route::{Accounted, ByDifficulty, Fixed, RoutePolicy};
-use crate::store::{now_unix_seconds, Store, StoreError, Window, WindowTotals};
+use crate::route::router::{LearnedRouter, RouterConfig, RouterStats};
+use crate::route::{ByDifficulty, Fixed, RoutePolicy};
+use crate::store::{now_unix_seconds, Store, StoreError, StoreWriter, Window, WindowTotals};
 
 /// How steps are assigned to a side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub enum ClientError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error("the client is closed")]
+    Closed,
 }
 
 impl ClientConfig {
@@ -103,6 +106,7 @@ impl ClientConfig {
             }
         }
         self.policy.validate().map_err(ClientError::InvalidConfig)?;
+        check_policy_fits(&self.policy, self.routing, self.edge.is_some()).map_err(ClientError::InvalidConfig)?;
         let exec = &self.exec;
         if exec.max_query_chars == 0 || exec.subtask_max_tokens == 0 || exec.answer_max_tokens == 0 || exec.max_edge_generations == 0 || exec.attempts_per_side == 0
             || exec.max_queries_in_flight == 0 || exec.max_cloud_requests == 0
@@ -116,11 +120,18 @@ impl ClientConfig {
     }
 }
 
-fn accounted<P: RoutePolicy + 'static>(policy: P, store: &Option<Arc<Store>>) -> Arc<dyn RoutePolicy> {
-    match store {
-        Some(store) => Arc::new(Accounted { policy, store: store.clone() }),
-        None => Arc::new(policy),
+/// A policy that never offloads contradicts a configuration that can only answer on the cloud.
+fn check_policy_fits(policy: &AppPolicy, routing: Routing, has_edge: bool) -> Result<(), String> {
+    if policy.offload != Offload::Never {
+        return Ok(());
     }
+    if routing == Routing::CloudOnly {
+        return Err("policy.offload is Never, which contradicts routing CloudOnly".into());
+    }
+    if !has_edge {
+        return Err("policy.offload is Never but no edge model is configured: nothing could answer".into());
+    }
+    Ok(())
 }
 
 /// Spending in the current day and month against the configured limits.
@@ -129,30 +140,37 @@ pub struct BudgetStatus {
     pub budgets: Budgets,
     pub today: WindowTotals,
     pub this_month: WindowTotals,
+    /// Set when the budget store was damaged and rebuilt: the day's and month's limits count as
+    /// used up (no cloud) until [`Client::reset_budgets`].
+    pub spending_unknown: Option<String>,
 }
 
 /// A ready HybridFlow engine. Cheap to share: queries run concurrently.
 pub struct Client {
     scheduler: Scheduler,
+    guard: Arc<CloudGuard>,
     router: Option<Arc<LearnedRouter>>,
-    store: Option<Arc<Store>>,
-    budgets: Budgets,
+    store: Option<Arc<StoreWriter>>,
+    routing: Routing,
+    has_edge: bool,
 }
 
 impl Client {
     /// Validates the configuration, loads the edge model (reporting progress) and opens the store.
     pub async fn open(config: ClientConfig, progress: impl Fn(LoadProgress) + Send + Sync + 'static) -> Result<Self, ClientError> {
         config.validate()?;
-        let store = match &config.state_dir {
+        let store = match config.state_dir.clone() {
+            // Opening may fsync and rebuild: off the async workers.
             Some(dir) => {
-                let store = Store::open(dir)?;
+                let store = tokio::task::spawn_blocking(move || Store::open(&dir)).await.map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
                 if let Some(why) = store.recovered() {
-                    log::warn!("budget store rebuilt: {why}");
+                    log::warn!("budget store rebuilt: {why}; cloud use under day and month limits is blocked until the budgets are reset");
                 }
-                Some(Arc::new(store))
+                Some(Arc::new(StoreWriter::start(Arc::new(store))?))
             }
             None => None,
         };
+        let has_edge = config.edge.is_some();
         let edge: Option<Arc<dyn ChatModel>> = match config.edge {
             #[cfg(feature = "edge")]
             Some(edge) => Some(Arc::new(crate::model::edge::EdgeModel::load(edge, progress).await?)),
@@ -174,20 +192,21 @@ impl Client {
             }
             None => None,
         };
+        let ledger = Ledger::new(config.budgets, store.clone());
+        let guard = Arc::new(CloudGuard::new(cloud.is_some(), config.policy, ledger, breaker.clone(), price));
         let mut router = None;
         let policy: Arc<dyn RoutePolicy> = match config.routing {
             Routing::Learned => {
-                let learned = Arc::new(LearnedRouter::new(RouterConfig { budgets: config.budgets, price, ..RouterConfig::default() }, store.clone(), breaker));
-                learned.set_policy(config.policy);
+                let learned = Arc::new(LearnedRouter::new(RouterConfig::default(), guard.clone(), store.clone(), breaker));
                 router = Some(learned.clone());
                 learned
             }
-            Routing::ByDifficulty => accounted(ByDifficulty, &store),
-            Routing::EdgeOnly => accounted(Fixed(Side::Edge), &store),
-            Routing::CloudOnly => accounted(Fixed(Side::Cloud), &store),
+            Routing::ByDifficulty => Arc::new(ByDifficulty),
+            Routing::EdgeOnly => Arc::new(Fixed(Side::Edge)),
+            Routing::CloudOnly => Arc::new(Fixed(Side::Cloud)),
         };
-        let scheduler = Scheduler::new(Models { edge, cloud }, policy, config.exec)?;
-        Ok(Self { scheduler, router, store, budgets: config.budgets })
+        let scheduler = Scheduler::new(Models { edge, cloud }, policy, guard.clone(), config.exec)?;
+        Ok(Self { scheduler, guard, router, store, routing: config.routing, has_edge })
     }
 
     /// Answers a query; events go to `events`, `cancel` stops every model call of it.
@@ -195,39 +214,38 @@ impl Client {
         self.scheduler.run(query, events, cancel).await
     }
 
-    /// The device state the learned router's gates use (ignored by the fixed routings).
+    /// The device state the cloud guard uses from the next request on (every routing).
     pub fn set_device_state(&self, state: DeviceState) {
-        if let Some(router) = &self.router {
-            router.set_device_state(state);
-        }
+        self.guard.set_device_state(state);
     }
 
+    /// The app's policy for the cloud, from the next request on (every routing).
     pub fn set_policy(&self, policy: AppPolicy) -> Result<(), ClientError> {
         policy.validate().map_err(ClientError::InvalidConfig)?;
-        if let Some(router) = &self.router {
-            router.set_policy(policy);
-        }
+        check_policy_fits(&policy, self.routing, self.has_edge).map_err(ClientError::InvalidConfig)?;
+        self.guard.set_policy(policy);
         Ok(())
     }
 
-    /// Whether the device state and the policy reach the router (only the learned routing uses them).
-    pub fn is_device_aware(&self) -> bool {
-        self.router.is_some()
-    }
-
-    pub fn budget_status(&self) -> Result<BudgetStatus, ClientError> {
-        let now = now_unix_seconds();
-        let (today, this_month) = match &self.store {
-            Some(store) => (store.window_totals(Window::Day, now)?, store.window_totals(Window::Month, now)?),
-            None => Default::default(),
+    pub async fn budget_status(&self) -> Result<BudgetStatus, ClientError> {
+        let budgets = self.guard.ledger().budgets();
+        let Some(store) = &self.store else {
+            return Ok(BudgetStatus { budgets, today: WindowTotals::default(), this_month: WindowTotals::default(), spending_unknown: None });
         };
-        Ok(BudgetStatus { budgets: self.budgets, today, this_month })
+        // Behind the settlements already queued, so the figures include every finished request.
+        let read = store.run(|store| {
+            let now = now_unix_seconds();
+            Ok::<_, StoreError>((store.window_totals(Window::Day, now)?, store.window_totals(Window::Month, now)?, store.spending_unknown()))
+        });
+        let (today, this_month, spending_unknown) = read.await.ok_or(ClientError::Closed)??;
+        Ok(BudgetStatus { budgets, today, this_month, spending_unknown })
     }
 
-    /// Forgets the day's and month's spending (the usage log stays, so replays still count once).
-    pub fn reset_budgets(&self) -> Result<(), ClientError> {
+    /// Forgets the day's and month's spending, and a "spending unknown" mark (the usage log stays,
+    /// so replays still count once).
+    pub async fn reset_budgets(&self) -> Result<(), ClientError> {
         match &self.store {
-            Some(store) => Ok(store.reset_budgets()?),
+            Some(store) => Ok(store.run(|store| store.reset_budgets()).await.ok_or(ClientError::Closed)??),
             None => Ok(()),
         }
     }
@@ -235,6 +253,19 @@ impl Client {
     /// What the router has measured on this device (`None` for the fixed routings).
     pub fn router_stats(&self) -> Option<RouterStats> {
         self.router.as_ref().map(|r| r.stats())
+    }
+
+    /// Ends the client: stops calibration probes, waits for the store's pending writes and
+    /// releases the store, so another client can open the same state directory at once. Queries
+    /// still running hold the engine until they end; callers cancel them first.
+    pub async fn close(self) {
+        self.scheduler.stop_probes().await;
+        let Self { scheduler, guard, router, store, .. } = self;
+        drop((scheduler, guard, router));
+        if let Some(store) = store {
+            // The last handle stops the writer thread, which joins: not on an async worker.
+            let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        }
     }
 }
 
@@ -280,5 +311,19 @@ mod tests {
         let mut config = edge_only();
         config.exec.max_queries_in_flight = 0;
         assert!(rejected(config).contains("at least 1"));
+    }
+
+    #[test]
+    fn a_never_offload_policy_that_leaves_nothing_to_answer_is_rejected() {
+        let never = AppPolicy { offload: Offload::Never, ..AppPolicy::default() };
+        let mut config = edge_only();
+        config.cloud = Some(CloudConfig::new("https://api.example.com/v1", "m"));
+        config.policy = never;
+        assert!(config.validate().is_ok(), "edge only in practice: fine");
+        config.routing = Routing::CloudOnly;
+        assert!(rejected(config.clone()).contains("contradicts routing CloudOnly"));
+        config.routing = Routing::Learned;
+        config.edge = None;
+        assert!(rejected(config).contains("no edge model"));
     }
 }

@@ -3,7 +3,12 @@
 //! A usage record is keyed by a request id and applied in one transaction with the window totals
 //! it adds to, then flushed before `record` returns: an acknowledged record survives a crash, and a
 //! record replayed after a crash (same id) is not counted twice. The schema is versioned; a corrupt
-//! or incompatible database is moved aside and rebuilt, with a warning, never a crash.
+//! or incompatible database is moved aside and rebuilt, with a warning, never a crash. A rebuilt
+//! store fails closed: it is marked "spending unknown" (durably) until the app resets the budgets,
+//! so a damaged file cannot reset the day's and month's spending to zero.
+//!
+//! Writes go through [`StoreWriter`], one thread that owns the fsyncs, so no async worker of the
+//! SDK ever blocks on the disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,13 +23,15 @@ use crate::model::Side;
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const STATS_KEY: &[u8] = b"router_stats";
+/// Present (with the reason) while the spending of the current windows is unknown.
+const SPENDING_UNKNOWN_KEY: &[u8] = b"spending_unknown";
 const ACKNOWLEDGED_FILE: &str = "acknowledged";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
-    #[error("cannot move the damaged database aside: {0}")]
+    #[error("file system: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored value is unreadable: {0}")]
     Decode(#[from] serde_json::Error),
@@ -55,6 +62,9 @@ pub struct UsageRecord {
     pub completion_tokens: u64,
     pub cost: f64,
     pub wall_millis: u64,
+    /// Counted by HybridFlow (a cut stream, no usage from the server), not reported by it.
+    #[serde(default)]
+    pub estimated: bool,
 }
 
 /// Consumption in one time window (cloud usage only: the edge costs no budget).
@@ -104,6 +114,8 @@ pub struct Store {
     acknowledged_path: PathBuf,
     /// Set when the database had to be rebuilt, with why.
     recovered: Option<String>,
+    /// Mirrors [`SPENDING_UNKNOWN_KEY`].
+    spending_unknown: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -123,6 +135,10 @@ impl Store {
                     Err(OpenFailure::InUse) => return Err(StoreError::InUse(dir.display().to_string())),
                     Err(OpenFailure::Damaged(reason)) => return Err(StoreError::Io(std::io::Error::other(reason))),
                 };
+                let unknown = format!("the budget store was rebuilt ({reason}); spending before that is unknown");
+                store.db.insert(SPENDING_UNKNOWN_KEY, unknown.as_bytes())?;
+                store.db.flush()?;
+                *store.spending_unknown.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(unknown);
                 store.recovered = Some(reason);
                 Ok(store)
             }
@@ -167,11 +183,17 @@ impl Store {
             let (_, value) = entry.map_err(|e| e.to_string())?;
             serde_json::from_slice::<WindowTotals>(&value).map_err(|e| format!("damaged totals: {e}"))?;
         }
-        Ok(Self { db, usage, totals, acknowledged: Mutex::new(acknowledged), acknowledged_path, recovered: None })
+        let spending_unknown = db.get(SPENDING_UNKNOWN_KEY).map_err(|e| e.to_string())?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        Ok(Self { db, usage, totals, acknowledged: Mutex::new(acknowledged), acknowledged_path, recovered: None, spending_unknown: Mutex::new(spending_unknown) })
     }
 
     pub fn recovered(&self) -> Option<&str> {
         self.recovered.as_deref()
+    }
+
+    /// Why the current windows' spending is unknown (a rebuilt store), until [`Self::reset_budgets`].
+    pub fn spending_unknown(&self) -> Option<String> {
+        self.spending_unknown.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Accounts for one generation, exactly once per `request_id`. Returns whether it was new.
@@ -234,10 +256,24 @@ impl Store {
         self.usage.len()
     }
 
-    /// Forgets budget consumption (the usage log stays, so replays are still recognised).
+    /// Every usage record, by request id (for audits and tests).
+    pub fn usage_log(&self) -> Result<Vec<(String, UsageRecord)>, StoreError> {
+        self.usage
+            .iter()
+            .map(|entry| {
+                let (id, value) = entry?;
+                Ok((String::from_utf8_lossy(&id).into_owned(), serde_json::from_slice(&value)?))
+            })
+            .collect()
+    }
+
+    /// Forgets budget consumption, and a "spending unknown" mark with it (the usage log stays,
+    /// so replays are still recognised).
     pub fn reset_budgets(&self) -> Result<(), StoreError> {
         self.totals.clear()?;
+        self.db.remove(SPENDING_UNKNOWN_KEY)?;
         self.db.flush()?;
+        *self.spending_unknown.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 
@@ -252,6 +288,70 @@ impl Store {
     pub fn save_stats<T: Serialize>(&self, stats: &T) -> Result<(), StoreError> {
         self.db.insert(STATS_KEY, serde_json::to_vec(stats)?)?;
         Ok(())
+    }
+}
+
+type Job = Box<dyn FnOnce(&Store) + Send>;
+
+/// The one thread that writes to a [`Store`]: jobs run in the order they were submitted, off the
+/// SDK's async workers. Stopping it (or dropping it) waits for the jobs already submitted and
+/// then releases its handle on the store.
+pub struct StoreWriter {
+    /// For reads, which sled serves from memory without blocking on the disk.
+    store: std::sync::Arc<Store>,
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl StoreWriter {
+    pub fn start(store: std::sync::Arc<Store>) -> Result<Self, StoreError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let owned = store.clone();
+        let thread = std::thread::Builder::new().name("hybridflow-store".into()).spawn(move || {
+            for job in queue {
+                job(&owned);
+            }
+        })?;
+        Ok(Self { store, jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Queues a job; it is dropped unrun if the writer has stopped.
+    pub fn submit(&self, job: impl FnOnce(&Store) + Send + 'static) {
+        if let Some(jobs) = &*self.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = jobs.send(Box::new(job));
+        }
+    }
+
+    /// Runs a job and waits for its result; `None` if the writer has stopped.
+    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce(&Store) -> T + Send + 'static) -> Option<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.submit(move |store| {
+            let _ = done.send(job(store));
+        });
+        result.await.ok()
+    }
+
+    /// Resolves once every job submitted before it has run.
+    pub async fn flushed(&self) {
+        self.run(|_| ()).await;
+    }
+
+    /// Finishes the queued jobs and ends the thread (blocking: call it off the async workers).
+    pub fn stop(&self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for StoreWriter {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -271,7 +371,7 @@ mod tests {
     }
 
     fn cloud(tokens: u64, cost: f64) -> UsageRecord {
-        UsageRecord { at_unix_seconds: 1_795_000_000, side: Side::Cloud, prompt_tokens: tokens, completion_tokens: 0, cost, wall_millis: 100 }
+        UsageRecord { at_unix_seconds: 1_795_000_000, side: Side::Cloud, prompt_tokens: tokens, completion_tokens: 0, cost, wall_millis: 100, estimated: false }
     }
 
     #[test]
@@ -326,6 +426,12 @@ mod tests {
         assert_eq!(store.records(), 0);
         assert!(store.record("b", &cloud(1, 0.0)).unwrap(), "the rebuilt store works");
         drop(store);
+        // Fails closed: the mark survives a reopen and goes only with a reset.
+        let store = Store::open(&dir).unwrap();
+        assert!(store.recovered().is_none() && store.spending_unknown().is_some_and(|why| why.contains("rebuilt")));
+        store.reset_budgets().unwrap();
+        drop(store);
+        assert_eq!(Store::open(&dir).unwrap().spending_unknown(), None);
         let parent = dir.parent().unwrap();
         let prefix = format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy());
         let aside: Vec<_> = std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).collect();
@@ -346,7 +452,7 @@ mod tests {
         let prefix = format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy());
         assert!(!std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with(&prefix)), "nothing moved aside");
         let reopened = Store::open(&dir).unwrap();
-        assert_eq!((reopened.records(), reopened.recovered()), (1, None));
+        assert_eq!((reopened.records(), reopened.recovered(), reopened.spending_unknown()), (1, None, None));
         drop(reopened);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -395,6 +501,28 @@ mod tests {
             std::fs::remove_dir_all(&dir).unwrap();
         }
         assert!(rebuilt > 0, "no truncation was detected");
+    }
+
+    #[tokio::test]
+    async fn the_writer_runs_jobs_in_order_off_the_caller_and_releases_the_store() {
+        let dir = temp_dir("writer");
+        let store = std::sync::Arc::new(Store::open(&dir).unwrap());
+        let writer = StoreWriter::start(store).unwrap();
+        for i in 0..20 {
+            writer.submit(move |store| {
+                store.record(&format!("r{i}"), &cloud(1, 0.0)).unwrap();
+            });
+        }
+        let thread = writer.run(|_| std::thread::current().name().map(str::to_owned)).await.unwrap();
+        assert_eq!(thread.as_deref(), Some("hybridflow-store"));
+        assert_eq!(writer.run(|store| store.records()).await, Some(20), "queued jobs ran before the later one");
+        writer.stop();
+        assert_eq!(writer.run(|store| store.records()).await, None, "a stopped writer runs nothing");
+        drop(writer);
+        let reopened = Store::open(&dir).expect("dropping the writer released the database");
+        assert_eq!(reopened.records(), 20);
+        drop(reopened);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use hybridflow_core::model::cloud::{ApiKey, CloudConfig};
 use hybridflow_core::model::edge::EdgeConfig;
 use hybridflow_core::plan::parse::{parse_plan, PlanStreamParser};
 use hybridflow_core::plan::validate::validate;
-use hybridflow_core::route::router::Limits;
+use hybridflow_core::guard::Limits;
 
 /// The first byte picks where the text is cut (streamed plans arrive in arbitrary pieces).
 fn split_point(data: &[u8], text: &str) -> usize {

@@ -54,7 +54,6 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
     let state = scratch_dir("ffi-load");
     let config = HybridFlowConfig {
         edge_model_path: Some(default_edge_model().display().to_string()),
-        cache_dir: None,
         cloud: Some(CloudEndpoint {
             base_url: test_cloud_url(),
             model: "qwen2.5-coder-0.5b-instruct".into(),
@@ -73,7 +72,7 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
         max_edge_generations: 1,
         max_queries_in_flight: 6,
     };
-    let client = block_on(HybridFlow::open(config, None)).expect("opens");
+    let client = block_on(HybridFlow::open(config.clone(), None)).expect("opens");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (done, finished) = mpsc::channel();
     for thread in 0..THREADS {
@@ -135,12 +134,15 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
     }
     // The client still answers after the storm, then shuts down cleanly.
     assert!(block_on(client.ask("What is 1 + 1?".into())).is_ok());
-    client.shutdown();
+    block_on(client.shutdown());
     assert!(matches!(block_on(client.ask("again?".into())), Err(HybridFlowError::Closed)));
     let (rss, peak) = rss_mb();
     println!("ffi load: {seconds} s, {THREADS} threads: {total:?}; RSS {rss:.0} MB (peak {peak:.0} MB, {warm_rss:.0} MB a quarter in)");
     assert!(total.answered > 0 && total.cancelled > 0, "{total:?}");
     assert!(rss < 2.0 * warm_rss + 200.0, "memory kept growing: {rss:.0} MB vs {warm_rss:.0} MB");
     drop(client);
+    // Shutdown released the state directory: a new client opens it at once.
+    let reopened = block_on(HybridFlow::open(config, None)).expect("reopened right after shutdown");
+    block_on(reopened.shutdown());
     std::fs::remove_dir_all(state).unwrap();
 }

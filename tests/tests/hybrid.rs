@@ -18,7 +18,7 @@ async fn a_multi_step_question_is_planned_run_as_a_dag_and_answered() {
     let edge = EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.unwrap();
     let models = Models { edge: Some(Arc::new(edge)), cloud: Some(Arc::new(test_cloud())) };
     let config = ExecConfig { planner: PlannerChoice::Cloud, ..ExecConfig::default() };
-    let scheduler = Scheduler::new(models, Arc::new(ByDifficulty), config).unwrap();
+    let scheduler = Scheduler::new(models, Arc::new(ByDifficulty), hybridflow_core::guard::CloudGuard::unlimited(true), config).unwrap();
     let (answer, events) = run_collecting(&scheduler, QUESTION).await;
 
     let plan = &answer.plan;

@@ -11,28 +11,30 @@ use hybridflow_core::exec::{Event, ExecConfig, Models, Scheduler};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{ChatModel, Side};
 use hybridflow_core::route::router::{LearnedRouter, RouterConfig, UtilityWeights};
-use hybridflow_core::store::{now_unix_seconds, Store, Window};
+use hybridflow_core::guard::{Budgets, CloudGuard, Ledger};
+use hybridflow_core::model::cloud::Price;
+use hybridflow_core::store::{now_unix_seconds, Store, StoreWriter, Window};
 use hybridflow_e2e::{default_edge_model, run_collecting, scratch_dir, test_cloud, test_cloud_token_counter};
 
 const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
 
 /// A router that keeps every step on the edge (threshold 1: the gain never exceeds it) and probes
-/// every subtask it keeps there.
-fn edge_router(store: Arc<Store>, cloud_breaker: Arc<hybridflow_core::model::cloud::CircuitBreaker>) -> Arc<LearnedRouter> {
+/// every subtask it keeps there, with its guard.
+fn edge_router(store: Arc<StoreWriter>, cloud_breaker: Arc<hybridflow_core::model::cloud::CircuitBreaker>) -> (Arc<LearnedRouter>, Arc<CloudGuard>) {
+    let policy = AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() };
+    let guard = Arc::new(CloudGuard::new(true, policy, Ledger::new(Budgets::default(), Some(store.clone())), Some(cloud_breaker.clone()), Price::default()));
     let config = RouterConfig { utility: UtilityWeights { base_threshold: 1.0, ..UtilityWeights::default() }, ..RouterConfig::default() };
-    let router = Arc::new(LearnedRouter::new(config, Some(store), Some(cloud_breaker)));
-    router.set_policy(AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() });
-    router
+    (Arc::new(LearnedRouter::new(config, guard.clone(), Some(store), Some(cloud_breaker))), guard)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_reach_the_cloud_calibrate_and_persist_but_respect_gates() {
     let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.unwrap());
     let dir = scratch_dir("router-calibration");
-    let store = Arc::new(Store::open(&dir).unwrap());
+    let store = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir).unwrap())).unwrap());
     let cloud = test_cloud();
-    let router = edge_router(store.clone(), cloud.breaker());
-    let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(Arc::new(cloud)) }, router.clone(), ExecConfig::default()).unwrap();
+    let (router, guard) = edge_router(store.clone(), cloud.breaker());
+    let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(Arc::new(cloud)) }, router.clone(), guard.clone(), ExecConfig::default()).unwrap();
 
     let before = test_cloud_token_counter();
     let (answer, events) = run_collecting(&scheduler, QUESTION).await;
@@ -50,21 +52,21 @@ async fn probes_reach_the_cloud_calibrate_and_persist_but_respect_gates() {
     let calibration = router.stats().calibration;
     assert_eq!(calibration.observations, subtasks.len() as u64);
     assert!(test_cloud_token_counter() > before, "the probes reached the real cloud");
-    let today = store.window_totals(Window::Day, now_unix_seconds()).unwrap();
+    guard.ledger().flushed().await;
+    let today = store.store().window_totals(Window::Day, now_unix_seconds()).unwrap();
     assert_eq!(today.cloud_requests, subtasks.len() as u64, "each probe counted once in the budgets");
-    drop(scheduler);
-    drop(router);
-    drop(store);
+    scheduler.stop_probes().await;
+    drop((scheduler, router, guard, store));
 
     // After a restart the calibration is what it was.
-    let store = Arc::new(Store::open(&dir).unwrap());
+    let store = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir).unwrap())).unwrap());
     let cloud = test_cloud();
-    let restarted = edge_router(store.clone(), cloud.breaker());
+    let (restarted, guard) = edge_router(store.clone(), cloud.breaker());
     assert_eq!(restarted.stats().calibration, calibration);
 
     // Offline: no probe leaves the device.
-    restarted.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
-    let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, restarted.clone(), ExecConfig::default()).unwrap();
+    guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+    let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, restarted.clone(), guard, ExecConfig::default()).unwrap();
     let before = test_cloud_token_counter();
     run_collecting(&scheduler, QUESTION).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -14,7 +14,7 @@ const WRITER_ENV: &str = "HYBRIDFLOW_STORE_WRITER_DIR";
 const AT: u64 = 1_795_000_000;
 
 fn record() -> UsageRecord {
-    UsageRecord { at_unix_seconds: AT, side: Side::Cloud, prompt_tokens: 3, completion_tokens: 4, cost: 0.001, wall_millis: 10 }
+    UsageRecord { at_unix_seconds: AT, side: Side::Cloud, prompt_tokens: 3, completion_tokens: 4, cost: 0.001, wall_millis: 10, estimated: false }
 }
 
 /// The child's body: continue numbering after what is stored, replay the last id first, then

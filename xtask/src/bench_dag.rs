@@ -7,6 +7,7 @@ use anyhow::Result;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use hybridflow_core::exec::{EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
+use hybridflow_core::guard::CloudGuard;
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{
@@ -71,7 +72,7 @@ pub fn run(cloud_url: &str) -> Result<()> {
 async fn overhead() -> Result<()> {
     let models = Models { edge: Some(Arc::new(InstantModel)), cloud: None };
     let config = ExecConfig { planner: PlannerChoice::Edge, ..ExecConfig::default() };
-    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), config)?;
+    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(false), config)?;
     let question = QUESTIONS[0];
     for _ in 0..50 {
         answer(&scheduler, question).await?; // warm-up
@@ -112,7 +113,7 @@ async fn parallel_vs_sequential(cloud_url: &str) -> Result<()> {
             let mut tokens = Vec::new();
             for sequential in [false, true] {
                 let config = ExecConfig { sequential, ..ExecConfig::default() };
-                let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(cloud.clone()) }, policy.clone(), config)?;
+                let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(cloud.clone()) }, policy.clone(), CloudGuard::unlimited(true), config)?;
                 let (sink, _events) = EventSink::channel();
                 let started = Instant::now();
                 let result = scheduler.run_plan(question, plan.clone(), &sink, &CancellationToken::new()).await?;

@@ -3,19 +3,19 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use hybridflow_core::exec::Totals;
+use hybridflow_core::guard::{CloudGuard, QueryBudget};
 use hybridflow_core::plan::{Difficulty, Subtask};
 use hybridflow_core::route::features::{features, GraphPosition};
 use hybridflow_core::route::router::{LearnedRouter, RouterConfig};
 use hybridflow_core::route::{RoutePolicy, RouteRequest, Step};
 
 pub fn run() -> Result<()> {
-    let router = LearnedRouter::new(RouterConfig::default(), None, None);
+    let router = LearnedRouter::new(RouterConfig::default(), CloudGuard::unlimited(true), None, None);
     let mut subtask = Subtask::new("s2", "Compute the total cost of 3 pens at $2 each and 2 notebooks at $5 each", &["s1"]);
     subtask.difficulty = Difficulty::Medium;
     let query = "A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
-    let spent = Totals::default();
-    let request = RouteRequest { query, step: Step::Subtask { subtask: &subtask, plan: None }, cloud_available: true, edge_available: true, spent: &spent };
+    let budget = QueryBudget::default();
+    let request = RouteRequest { query, step: Step::Subtask { subtask: &subtask, plan: None }, cloud_available: true, edge_available: true, budget: &budget };
     let rounds = 100_000;
     for _ in 0..1000 {
         std::hint::black_box(router.route(&request));

@@ -1,12 +1,12 @@
 //! The `HybridFlow` object apps hold, and the handle of a streaming query.
 //!
 //! Every call runs on the SDK's own tokio runtime; the foreign side only polls a future or
-//! receives callbacks, which are made from a blocking thread so a slow listener never stalls
-//! the engine. Dropping a future (a cancelled coroutine or Swift task), cancelling or dropping a
-//! handle, or closing the client cancels the model calls behind it.
+//! receives callbacks, which come from the SDK's one callback thread (see `callbacks`) so a slow
+//! listener never stalls the engine. Dropping a future (a cancelled coroutine or Swift task),
+//! cancelling or dropping a handle, or shutting the client down cancels the model calls behind it.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use hybridflow_core::client::Client;
@@ -16,6 +16,7 @@ use hybridflow_core::store::WindowTotals;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
+use crate::callbacks;
 use crate::config::{AppPolicy, Budgets, DeviceState, HybridFlowConfig};
 use crate::error::{panic_message, HybridFlowError};
 use crate::events::{Answer, Event};
@@ -52,6 +53,7 @@ fn joined<T>(outcome: Result<Result<T, HybridFlowError>, tokio::task::JoinError>
 }
 
 /// Runs a synchronous call, turning a panic into `Internal` instead of unwinding into the app.
+/// Only for calls that neither block nor touch the disk.
 fn guarded<T>(call: impl FnOnce() -> Result<T, HybridFlowError>) -> Result<T, HybridFlowError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
         .unwrap_or_else(|payload| Err(HybridFlowError::Internal { reason: panic_message(&*payload) }))
@@ -65,13 +67,13 @@ pub enum LoadProgress {
     Ready { load_time_ms: u64 },
 }
 
-/// Receives model-load progress (called from an SDK thread).
+/// Receives model-load progress (called from the SDK's callback thread).
 #[uniffi::export(callback_interface)]
 pub trait LoadListener: Send + Sync {
     fn on_progress(&self, progress: LoadProgress);
 }
 
-/// Receives a streaming query's events in order (called from an SDK thread).
+/// Receives a streaming query's events in order (called from the SDK's callback thread).
 #[uniffi::export(callback_interface)]
 pub trait EventListener: Send + Sync {
     fn on_event(&self, event: Event);
@@ -96,6 +98,9 @@ pub struct BudgetStatus {
     pub budgets: Budgets,
     pub today: Spending,
     pub this_month: Spending,
+    /// Set when the budget store was damaged and rebuilt: the day's and month's limits count as
+    /// used up (no cloud under them) until `resetBudgets`.
+    pub spending_unknown: Option<String>,
 }
 
 /// What the router has measured on this device.
@@ -115,13 +120,27 @@ pub struct RouterStatistics {
 #[derive(uniffi::Object)]
 pub struct HybridFlow {
     client: RwLock<Option<Arc<Client>>>,
-    /// Parent of every query's token: closing the client cancels them all.
+    /// Parent of every query's token: shutting down cancels them all.
     closed: CancellationToken,
+    /// Each call in progress holds a read lock; shutdown takes the write lock, so it waits for them.
+    in_flight: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// A call in progress on a client: the client, and the lock that makes shutdown wait for it.
+struct Working {
+    client: Arc<Client>,
+    _in_flight: tokio::sync::OwnedRwLockReadGuard<()>,
 }
 
 impl HybridFlow {
     fn client(&self) -> Result<Arc<Client>, HybridFlowError> {
         self.client.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(HybridFlowError::Closed)
+    }
+
+    /// The client, for a call that shutdown must wait for.
+    fn working(&self) -> Result<Working, HybridFlowError> {
+        let in_flight = self.in_flight.clone().try_read_owned().map_err(|_| HybridFlowError::Closed)?;
+        Ok(Working { client: self.client()?, _in_flight: in_flight })
     }
 }
 
@@ -136,19 +155,24 @@ impl HybridFlow {
         guarded(|| Ok(core_config.validate()?))?;
         let cancel = CancellationToken::new();
         let token = cancel.clone();
+        let progress: Option<Arc<dyn LoadListener>> = progress.map(Arc::from);
         on_runtime(cancel, async move {
             let report = move |p: edge::LoadProgress| {
-                if let Some(listener) = &progress {
-                    listener.on_progress(match p {
+                if let Some(listener) = progress.clone() {
+                    let progress = match p {
                         edge::LoadProgress::Checking => LoadProgress::Checking,
                         edge::LoadProgress::Loading { architecture, file_bytes } => LoadProgress::Loading { architecture, file_bytes },
                         edge::LoadProgress::Ready { load_time } => LoadProgress::Ready { load_time_ms: load_time.as_millis() as u64 },
-                    });
+                    };
+                    callbacks::call(move || listener.on_progress(progress), |panic| log::warn!("the load listener failed: {panic}"));
                 }
             };
             tokio::select! {
                 client = Client::open(core_config, report) => {
-                    Ok(Arc::new(Self { client: RwLock::new(Some(Arc::new(client?))), closed: CancellationToken::new() }))
+                    let client = client?;
+                    // Progress is reported before `open` returns.
+                    callbacks::delivered().await;
+                    Ok(Arc::new(Self { client: RwLock::new(Some(Arc::new(client))), closed: CancellationToken::new(), in_flight: Default::default() }))
                 }
                 _ = token.cancelled() => Err(HybridFlowError::Cancelled),
             }
@@ -158,13 +182,13 @@ impl HybridFlow {
 
     /// Answers a query. Cancelling the caller (coroutine, task) cancels the query.
     pub async fn ask(&self, query: String) -> Result<Answer, HybridFlowError> {
-        let client = self.client()?;
+        let working = self.working()?;
         let cancel = self.closed.child_token();
         let token = cancel.clone();
         on_runtime(cancel, async move {
             // Nobody listens: the events of this call are dropped as they come.
             let (sink, _) = EventSink::channel();
-            Ok(client.ask(&query, &sink, &token).await?.into())
+            Ok(working.client.ask(&query, &sink, &token).await?.into())
         })
         .await
     }
@@ -172,23 +196,33 @@ impl HybridFlow {
     /// Starts a query whose events go to `listener`, in order, ending with `Event.Answer`.
     /// The handle's `answer()` completes after the last event was delivered.
     pub fn ask_streaming(&self, query: String, listener: Box<dyn EventListener>) -> Result<Arc<QueryHandle>, HybridFlowError> {
-        let client = self.client()?;
+        let working = self.working()?;
         let cancel = self.closed.child_token();
         let token = cancel.clone();
+        let listener: Arc<dyn EventListener> = Arc::from(listener);
         let task = runtime().spawn(async move {
             let (sink, mut events) = EventSink::channel();
-            // Foreign callbacks may block: they run on a blocking thread, never on the engine's.
-            let delivery = tokio::task::spawn_blocking(move || {
-                while let Some(event) = events.blocking_recv() {
-                    listener.on_event(event.into());
+            let listener_failure = Arc::new(Mutex::new(None::<String>));
+            let forward = {
+                let failure = listener_failure.clone();
+                async move {
+                    while let Some(event) = events.recv().await {
+                        let (listener, failure) = (listener.clone(), failure.clone());
+                        let event = Event::from(event);
+                        callbacks::call(move || listener.on_event(event), move |panic| {
+                            failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(panic);
+                        });
+                    }
                 }
-            });
-            let result = client.ask(&query, &sink, &token).await;
+            };
+            let forwarding = tokio::spawn(forward);
+            let result = working.client.ask(&query, &sink, &token).await;
             drop(sink);
-            let delivered = delivery.await;
+            let _ = forwarding.await;
+            callbacks::delivered().await;
             let answer = result?;
-            if let Err(error) = delivered {
-                return Err(HybridFlowError::Internal { reason: format!("event listener: {}", panic_message(&*error.into_panic())) });
+            if let Some(panic) = listener_failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(HybridFlowError::Internal { reason: format!("event listener: {panic}") });
             }
             Ok(answer.into())
         });
@@ -211,21 +245,26 @@ impl HybridFlow {
     }
 
     /// Today's and this month's cloud spending against the configured limits.
-    pub fn budget_status(&self) -> Result<BudgetStatus, HybridFlowError> {
-        guarded(|| {
-            let status = self.client()?.budget_status()?;
-            Ok(BudgetStatus { budgets: status.budgets.into(), today: status.today.into(), this_month: status.this_month.into() })
+    pub async fn budget_status(&self) -> Result<BudgetStatus, HybridFlowError> {
+        let working = self.working()?;
+        on_runtime(CancellationToken::new(), async move {
+            let status = working.client.budget_status().await?;
+            Ok(BudgetStatus { budgets: status.budgets.into(), today: status.today.into(), this_month: status.this_month.into(), spending_unknown: status.spending_unknown })
         })
+        .await
     }
 
-    pub fn reset_budgets(&self) -> Result<(), HybridFlowError> {
-        guarded(|| Ok(self.client()?.reset_budgets()?))
+    /// Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store).
+    pub async fn reset_budgets(&self) -> Result<(), HybridFlowError> {
+        let working = self.working()?;
+        on_runtime(CancellationToken::new(), async move { Ok(working.client.reset_budgets().await?) }).await
     }
 
     /// `null` unless the routing is `Learned`.
-    pub fn router_statistics(&self) -> Result<Option<RouterStatistics>, HybridFlowError> {
-        guarded(|| {
-            Ok(self.client()?.router_stats().map(|s| RouterStatistics {
+    pub async fn router_statistics(&self) -> Result<Option<RouterStatistics>, HybridFlowError> {
+        let working = self.working()?;
+        on_runtime(CancellationToken::new(), async move {
+            Ok(working.client.router_stats().map(|s| RouterStatistics {
                 edge_tokens_per_second: s.edge_tokens_per_second,
                 edge_first_token_ms: s.edge_first_token_seconds * 1e3,
                 cloud_tokens_per_second: s.cloud_tokens_per_second,
@@ -236,13 +275,25 @@ impl HybridFlow {
                 calibration_probes: s.calibration.observations,
             }))
         })
+        .await
     }
 
-    /// Cancels running queries and releases the model once they have stopped. Idempotent;
-    /// later calls fail with `Closed`.
-    pub fn shutdown(&self) {
+    /// Cancels running queries, waits until they and the store's pending writes have ended, and
+    /// releases the model and the state directory: a new client can open the same directory as
+    /// soon as this returns. Idempotent; later calls on this object fail with `Closed`.
+    pub async fn shutdown(&self) {
         self.closed.cancel();
-        self.client.write().unwrap_or_else(|p| p.into_inner()).take();
+        let client = self.client.write().unwrap_or_else(|p| p.into_inner()).take();
+        let in_flight = self.in_flight.clone();
+        let _ = runtime()
+            .spawn(async move {
+                // Held until the end: no new call can start on this object.
+                let _no_more_calls = in_flight.write_owned().await;
+                if let Some(client) = client.and_then(|c| Arc::into_inner(c)) {
+                    client.close().await;
+                }
+            })
+            .await;
     }
 }
 

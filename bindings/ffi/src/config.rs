@@ -2,24 +2,23 @@
 //! into the core's types. Decoding checks everything up front: a bad value is an
 //! `InvalidConfig` naming the field, never a crash later.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hybridflow_core::client::{ClientConfig, Routing as CoreRouting};
 use hybridflow_core::device;
 use hybridflow_core::exec::ExecConfig;
-use hybridflow_core::model::cloud::{ApiKey, CloudConfig, Price};
+use hybridflow_core::guard as core_budget;
+use hybridflow_core::model::cloud::{self, CloudConfig, Price};
 use hybridflow_core::model::edge::EdgeConfig;
-use hybridflow_core::route::router;
 
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct HybridFlowConfig {
     /// GGUF file of the on-device model; `None` runs cloud only.
     #[uniffi(default = None)]
     pub edge_model_path: Option<String>,
-    /// A writable directory for the engine's cache files (phones have no `HOME`).
-    #[uniffi(default = None)]
-    pub cache_dir: Option<String>,
     #[uniffi(default = None)]
     pub cloud: Option<CloudEndpoint>,
     /// Where budgets and router statistics persist (the app's files directory); `None` keeps
@@ -53,9 +52,9 @@ pub struct CloudEndpoint {
     /// OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
     pub base_url: String,
     pub model: String,
-    /// Sent as a bearer token; never logged or stored by the SDK.
+    /// Sent as a bearer token; never logged, printed or stored by the SDK.
     #[uniffi(default = None)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Arc<ApiKey>>,
     #[uniffi(default = 0.0)]
     pub input_price_per_million_tokens: f64,
     #[uniffi(default = 0.0)]
@@ -66,6 +65,33 @@ pub struct CloudEndpoint {
     /// PEM certificates trusted in addition to the system's (a private CA).
     #[uniffi(default = None)]
     pub extra_root_certificates_pem: Option<String>,
+}
+
+/// An API key, opaque to the app once made: its `toString()` / `description` / debug output is
+/// redacted, and the SDK's copy is wiped from memory when the last reference goes. (The string
+/// it was made from belongs to the app's runtime, which the SDK cannot wipe.)
+#[derive(uniffi::Object)]
+#[uniffi::export(Debug, Display)]
+pub struct ApiKey(cloud::ApiKey);
+
+#[uniffi::export]
+impl ApiKey {
+    #[uniffi::constructor]
+    pub fn new(key: String) -> Arc<Self> {
+        Arc::new(Self(cloud::ApiKey::new(key)))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
 }
 
 /// Hard limits on cloud use; `None` is no limit.
@@ -160,26 +186,26 @@ fn optional_path(value: &Option<String>) -> Option<PathBuf> {
     value.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from)
 }
 
-impl From<&Limits> for router::Limits {
+impl From<&Limits> for core_budget::Limits {
     fn from(limits: &Limits) -> Self {
         Self { cloud_tokens: limits.cloud_tokens, money: limits.money, cloud_time: limits.cloud_time_ms.map(Duration::from_millis) }
     }
 }
 
-impl From<&Budgets> for router::Budgets {
+impl From<&Budgets> for core_budget::Budgets {
     fn from(budgets: &Budgets) -> Self {
         Self { per_query: (&budgets.per_query).into(), per_day: (&budgets.per_day).into(), per_month: (&budgets.per_month).into() }
     }
 }
 
-impl From<router::Limits> for Limits {
-    fn from(limits: router::Limits) -> Self {
+impl From<core_budget::Limits> for Limits {
+    fn from(limits: core_budget::Limits) -> Self {
         Self { cloud_tokens: limits.cloud_tokens, money: limits.money, cloud_time_ms: limits.cloud_time.map(|t| t.as_millis() as u64) }
     }
 }
 
-impl From<router::Budgets> for Budgets {
-    fn from(budgets: router::Budgets) -> Self {
+impl From<core_budget::Budgets> for Budgets {
+    fn from(budgets: core_budget::Budgets) -> Self {
         Self { per_query: budgets.per_query.into(), per_day: budgets.per_day.into(), per_month: budgets.per_month.into() }
     }
 }
@@ -226,10 +252,10 @@ impl From<DeviceState> for device::DeviceState {
 impl HybridFlowConfig {
     /// The core's configuration; [`ClientConfig::validate`] then checks the values.
     pub fn to_core(&self) -> ClientConfig {
-        let edge = optional_path(&self.edge_model_path).map(|path| EdgeConfig { cache_dir: optional_path(&self.cache_dir), ..EdgeConfig::new(path) });
+        let edge = optional_path(&self.edge_model_path).map(EdgeConfig::new);
         let cloud = self.cloud.as_ref().map(|endpoint| {
             let mut cloud = CloudConfig::new(endpoint.base_url.trim(), endpoint.model.trim());
-            cloud.api_key = endpoint.api_key.as_deref().filter(|k| !k.is_empty()).map(ApiKey::new);
+            cloud.api_key = endpoint.api_key.as_ref().map(|key| key.0.clone()).filter(|key| !key.is_empty());
             cloud.price = Price { input_per_million: endpoint.input_price_per_million_tokens, output_per_million: endpoint.output_price_per_million_tokens };
             cloud.timeouts.total = Duration::from_millis(endpoint.timeout_ms);
             cloud.extra_root_certificates_pem = endpoint.extra_root_certificates_pem.clone();

@@ -62,6 +62,7 @@ impl From<ClientError> for HybridFlowError {
             ClientError::Store(StoreError::InUse(_)) => Self::InvalidConfig { reason: message },
             ClientError::Store(_) => Self::Internal { reason: message },
             ClientError::Exec(error) => error.into(),
+            ClientError::Closed => Self::Closed,
         }
     }
 }

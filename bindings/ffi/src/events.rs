@@ -1,7 +1,9 @@
 //! What a query reports, as Kotlin and Swift see it: the core's events flattened into records
-//! (plain strings for reasons, milliseconds for durations).
+//! (plain strings for free-text reasons, typed enums for gates and steps, milliseconds for
+//! durations).
 
-use hybridflow_core::exec::{self, SubtaskOutcome};
+use hybridflow_core::exec::{self, StepName, SubtaskOutcome};
+use hybridflow_core::guard;
 use hybridflow_core::model;
 use hybridflow_core::plan::{self, planner::DirectReason};
 use hybridflow_core::route;
@@ -32,6 +34,66 @@ pub struct PlannedSubtask {
     pub difficulty: String,
 }
 
+/// A reason the cloud is not used (or, for `EdgeUnavailable` and `ThermalCritical`, is the only
+/// side left).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum Gate {
+    NoCloudConfigured,
+    PolicyNeverOffload,
+    Offline,
+    WifiOnly,
+    DataSaver,
+    LowBattery,
+    LowPowerMode,
+    PersonalData,
+    CircuitOpen,
+    BudgetExhausted,
+    /// The budget store was damaged and rebuilt: limited budgets count as used up until
+    /// `resetBudgets`.
+    SpendingUnknown,
+    EdgeUnavailable,
+    ThermalCritical,
+}
+
+impl From<guard::Gate> for Gate {
+    fn from(gate: guard::Gate) -> Self {
+        match gate {
+            guard::Gate::NoCloudConfigured => Gate::NoCloudConfigured,
+            guard::Gate::PolicyNeverOffload => Gate::PolicyNeverOffload,
+            guard::Gate::Offline => Gate::Offline,
+            guard::Gate::WifiOnly => Gate::WifiOnly,
+            guard::Gate::DataSaver => Gate::DataSaver,
+            guard::Gate::LowBattery => Gate::LowBattery,
+            guard::Gate::LowPowerMode => Gate::LowPowerMode,
+            guard::Gate::PersonalData => Gate::PersonalData,
+            guard::Gate::CircuitOpen => Gate::CircuitOpen,
+            guard::Gate::BudgetExhausted => Gate::BudgetExhausted,
+            guard::Gate::SpendingUnknown => Gate::SpendingUnknown,
+            guard::Gate::EdgeUnavailable => Gate::EdgeUnavailable,
+            guard::Gate::ThermalCritical => Gate::ThermalCritical,
+        }
+    }
+}
+
+/// Which step of a query an event is about.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum QueryStep {
+    Plan,
+    Subtask { id: String },
+    /// The final synthesis, or the answer of a one-step plan.
+    Answer,
+}
+
+impl From<StepName> for QueryStep {
+    fn from(step: StepName) -> Self {
+        match step {
+            StepName::Plan => QueryStep::Plan,
+            StepName::Subtask { id } => QueryStep::Subtask { id },
+            StepName::Answer => QueryStep::Answer,
+        }
+    }
+}
+
 /// Why the router chose a side: the learned estimate against the budget-raised threshold, or
 /// the gate that decided.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -40,7 +102,7 @@ pub struct RouteExplanation {
     pub predicted_gain: f64,
     pub threshold: f64,
     pub budget_used: f64,
-    pub gate: Option<String>,
+    pub gate: Option<Gate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -100,6 +162,9 @@ pub enum Event {
         completion_tokens: u32,
     },
     AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<RouteExplanation> },
+    /// A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
+    /// goes on on the edge, or fails if it cannot.
+    CloudRefused { step: QueryStep, gate: Gate },
     /// Always the last event of a query that was not cancelled.
     Answer { text: String, totals: Totals },
 }
@@ -132,7 +197,7 @@ fn explanation(explanation: Option<route::Explanation>) -> Option<RouteExplanati
         predicted_gain: e.predicted_gain,
         threshold: e.threshold,
         budget_used: e.budget_used,
-        gate: e.gate.map(|g| format!("{g:?}")),
+        gate: e.gate.map(Gate::from),
     })
 }
 
@@ -191,6 +256,7 @@ impl From<exec::Event> for Event {
             exec::Event::AnswerStarted { side, reason, attempt, explanation: e } => {
                 Event::AnswerStarted { side: side.into(), reason, attempt, explanation: explanation(e) }
             }
+            exec::Event::CloudRefused { step, gate } => Event::CloudRefused { step: step.into(), gate: gate.into() },
             exec::Event::Answer { text, totals } => Event::Answer { text, totals: totals.into() },
         }
     }

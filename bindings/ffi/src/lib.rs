@@ -5,7 +5,9 @@
 //!   and the handle of a streaming query.
 //! - [`events`]: what a query reports; [`error`]: the one public error enum.
 //! - [`logging`]: `log` records to logcat, os_log or stderr, and to the app's logger.
+//! - [`callbacks`]: the one thread that calls into the app's code.
 
+mod callbacks;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -1,7 +1,7 @@
 //! Routes the core's `log` records to the platform: logcat on Android, os_log on Apple
 //! platforms, stderr elsewhere; and, if the app asks, to its own logger too.
 
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum LogLevel {
@@ -38,7 +38,7 @@ impl From<log::Level> for LogLevel {
     }
 }
 
-/// The app's own logger (Timber, SLF4J, swift-log...), called from SDK threads.
+/// The app's own logger (Timber, SLF4J, swift-log...), called from the SDK's callback thread.
 #[uniffi::export(callback_interface)]
 pub trait LogSink: Send + Sync {
     fn log(&self, level: LogLevel, target: String, message: String);
@@ -46,7 +46,7 @@ pub trait LogSink: Send + Sync {
 
 struct Bridge {
     platform: Box<dyn log::Log>,
-    sink: RwLock<Option<Box<dyn LogSink>>>,
+    sink: RwLock<Option<Arc<dyn LogSink>>>,
 }
 
 impl log::Log for Bridge {
@@ -59,8 +59,10 @@ impl log::Log for Bridge {
             return;
         }
         self.platform.log(record);
-        if let Some(sink) = &*self.sink.read().unwrap_or_else(|p| p.into_inner()) {
-            sink.log(record.level().into(), record.target().to_string(), record.args().to_string());
+        if let Some(sink) = self.sink.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            let (level, target, message) = (record.level().into(), record.target().to_string(), record.args().to_string());
+            // A panicking app logger cannot be logged to; it is ignored.
+            crate::callbacks::call(move || sink.log(level, target, message), |_| {});
         }
     }
 
@@ -105,6 +107,6 @@ pub fn init_logging(level: LogLevel, sink: Option<Box<dyn LogSink>>) {
         let _ = log::set_logger(bridge);
         bridge
     });
-    *bridge.sink.write().unwrap_or_else(|p| p.into_inner()) = sink;
+    *bridge.sink.write().unwrap_or_else(|p| p.into_inner()) = sink.map(Arc::from);
     log::set_max_level(level.into());
 }

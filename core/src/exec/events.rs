@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::guard::Gate;
 use crate::model::{Side, Usage};
 use crate::plan::planner::DirectReason;
 use crate::plan::ValidatedPlan;
@@ -23,8 +24,21 @@ pub enum Event {
     SubtaskFinished { id: String, report: SubtaskReport },
     /// The final synthesis started (multi-step plans only).
     AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
+    /// A cloud request of this step was not sent: the gate forbade it when its turn came. The
+    /// step goes on on the edge, or fails if it cannot.
+    CloudRefused { step: StepName, gate: Gate },
     /// Always the last event of a query that was not cancelled.
     Answer { text: String, totals: Totals },
+}
+
+/// Which step of a query an event is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum StepName {
+    Plan,
+    Subtask { id: String },
+    /// The final synthesis, or the answer of a one-step plan.
+    Answer,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

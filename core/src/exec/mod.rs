@@ -4,7 +4,10 @@
 //! streaming planner or a finished subtask, and starts every subtask whose parents are all done.
 //! Subtasks run as tokio tasks, edge and cloud at once, with a cap on concurrent edge generations
 //! (the phone has one model). A failed subtask is retried, then re-routed to the other side, then
-//! marked failed; only the subtasks that need it are skipped. Dropping the future of
+//! marked failed; only the subtasks that need it are skipped. Every cloud request (planning, a
+//! step, a retry, a fallback, the synthesis, a calibration probe) is admitted by the
+//! [`CloudGuard`] when it is sent: a refused request does not go, the event says which gate
+//! refused, and the step continues on the edge or fails. Dropping the future of
 //! [`Scheduler::run`] or cancelling its token aborts every running subtask on both sides.
 
 pub mod events;
@@ -19,9 +22,10 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use events::{Event, SideTotals, SubtaskOutcome, SubtaskReport, Totals};
+pub use events::{Event, SideTotals, StepName, SubtaskOutcome, SubtaskReport, Totals};
 
-use crate::model::{ChatModel, ChatRequest, Message, Side, StreamEvent, Usage};
+use crate::guard::{AdmittedCloud, CloudGuard, QueryBudget};
+use crate::model::{ChatModel, ChatRequest, Message, ModelError, Side, StreamEvent, TokenStream, Usage};
 use crate::plan::planner::{self, DirectReason, PlanEvent, PlanOutcome, PlannerConfig};
 use crate::plan::{Subtask, ValidatedPlan};
 use crate::route::calibration::results_agree;
@@ -135,6 +139,7 @@ impl Models {
 struct Shared {
     models: Models,
     policy: Arc<dyn RoutePolicy>,
+    guard: Arc<CloudGuard>,
     config: ExecConfig,
     edge_slots: Semaphore,
     cloud_slots: Arc<Semaphore>,
@@ -181,7 +186,8 @@ fn other(side: Side) -> Side {
 }
 
 impl Scheduler {
-    pub fn new(models: Models, policy: Arc<dyn RoutePolicy>, config: ExecConfig) -> Result<Self, ExecError> {
+    /// `guard` admits every cloud request, whatever `policy` decides.
+    pub fn new(models: Models, policy: Arc<dyn RoutePolicy>, guard: Arc<CloudGuard>, config: ExecConfig) -> Result<Self, ExecError> {
         if models.edge.is_none() && models.cloud.is_none() {
             return Err(ExecError::NoModel);
         }
@@ -189,14 +195,15 @@ impl Scheduler {
         let cloud_slots = Arc::new(Semaphore::new(config.max_cloud_requests.max(1)));
         let query_slots = Arc::new(Semaphore::new(config.max_queries_in_flight.max(1)));
         let probes = std::sync::Mutex::new(JoinSet::new());
-        Ok(Self { shared: Arc::new(Shared { models, policy, config, edge_slots, cloud_slots, query_slots, probes }) })
+        Ok(Self { shared: Arc::new(Shared { models, policy, guard, config, edge_slots, cloud_slots, query_slots, probes }) })
     }
 
-    fn route(&self, query: &str, step: Step<'_>, spent: &Totals) -> RouteDecision {
+    fn route(&self, query: &str, step: Step<'_>, budget: &QueryBudget) -> RouteDecision {
         let models = &self.shared.models;
-        let request = RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), spent };
+        let request = RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), budget };
         let decision = self.shared.policy.route(&request);
-        // Safety net: a policy cannot send work to a side that does not exist.
+        // A policy cannot send work to a side that does not exist (the guard still admits the
+        // cloud request or refuses it).
         if models.get(decision.side).is_some() {
             decision
         } else {
@@ -239,6 +246,7 @@ impl Scheduler {
         let query_id = new_query_id();
         let config = &self.shared.config;
         let mut totals = Totals::default();
+        let budget = QueryBudget::new();
 
         // Either a plan is already known (given, or a direct answer), or a planner streams one.
         let mut plan_stream = None;
@@ -250,14 +258,27 @@ impl Scheduler {
             None if !planner::needs_planning(query, &config.planner_config) => Some((planner::direct_plan(query), Some(DirectReason::ShortQuery))),
             None => {
                 let decision = match config.planner {
-                    PlannerChoice::Routed => self.route(query, Step::Plan, &totals),
+                    PlannerChoice::Routed => self.route(query, Step::Plan, &budget),
                     PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
                     PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
                 };
-                match self.shared.models.get(decision.side) {
+                let (mut side, mut reason) = (decision.side, decision.reason);
+                let mut planner_model = self.shared.models.get(side).cloned();
+                if let Some(cloud) = planner_model.take_if(|_| side == Side::Cloud) {
+                    let request = planner::plan_request(query, &config.planner_config);
+                    match self.shared.guard.admit(format!("{query_id}:plan"), &request, &budget) {
+                        Ok(permit) => planner_model = Some(Arc::new(AdmittedCloud::new(cloud, permit))),
+                        Err(gate) => {
+                            events.emit(Event::CloudRefused { step: StepName::Plan, gate });
+                            (side, reason) = (Side::Edge, format!("the cloud was refused (gate {gate:?})"));
+                            planner_model = self.shared.models.edge.clone();
+                        }
+                    }
+                }
+                match planner_model {
                     Some(model) => {
-                        events.emit(Event::PlanningStarted { side: decision.side, reason: decision.reason });
-                        plan_stream = Some((decision.side, planner::stream_plan(model.clone(), query, &config.planner_config)));
+                        events.emit(Event::PlanningStarted { side, reason });
+                        plan_stream = Some((side, planner::stream_plan(model, query, &config.planner_config)));
                         None
                     }
                     None => {
@@ -276,7 +297,7 @@ impl Scheduler {
         let mut running: JoinSet<(String, StepResult)> = JoinSet::new();
 
         loop {
-            self.start_ready(&query_id, query, &streamed, plan.as_ref(), &mut status, &mut running, events, &mut totals);
+            self.start_ready(&query_id, query, &budget, &streamed, plan.as_ref(), &mut status, &mut running, events, &mut totals);
             if let Some((validated, _)) = &plan {
                 if validated.subtasks.iter().all(|s| matches!(status.get(&s.id), Some(Status::Done(_) | Status::Failed))) {
                     break;
@@ -301,7 +322,7 @@ impl Scheduler {
                     if let Some(usage) = &usage {
                         totals.add(side, usage, cost);
                     }
-                    self.shared.policy.observe(&Observation { request_id: format!("{query_id}:plan"), side, usage, cost });
+                    self.shared.policy.observe(&Observation { side, usage, cost });
                     plan_stream = None;
                     // Subtasks started early but dropped from the final plan stop now.
                     for (id, state) in &status {
@@ -349,8 +370,8 @@ impl Scheduler {
         } else {
             let results: Vec<(&Subtask, Result<&str, &str>)> = validated.subtasks.iter().map(|s| (s, result_of(&s.id))).collect();
             let messages = prompts::synthesis_messages(query, &results);
-            let decision = self.route(query, Step::Synthesis { plan: &validated }, &totals);
-            let result = self.execute(&query_id, None, messages, config.answer_max_tokens, decision, events).await;
+            let decision = self.route(query, Step::Synthesis { plan: &validated }, &budget);
+            let result = self.execute(&query_id, &budget, None, messages, config.answer_max_tokens, decision, events).await;
             let run = result.run.map_err(ExecError::AnswerFailed)?;
             totals.add(run.side, &run.usage, run.cost);
             run.text
@@ -368,6 +389,7 @@ impl Scheduler {
         &self,
         query_id: &str,
         query: &str,
+        budget: &Arc<QueryBudget>,
         streamed: &[Subtask],
         plan: Option<&(ValidatedPlan, Option<DirectReason>)>,
         status: &mut HashMap<String, Status>,
@@ -435,14 +457,15 @@ impl Scheduler {
                     prompts::step_messages(query, subtask, &parents, &further, config.ancestor_context_tokens)
                 }
             };
-            let decision = self.route(query, Step::Subtask { subtask, plan: validated }, totals);
+            let decision = self.route(query, Step::Subtask { subtask, plan: validated }, budget);
             let scheduler = self.clone();
             let query_id = query_id.to_owned();
+            let budget = budget.clone();
             let id = subtask.id.clone();
             let sink = events.clone();
             let max_tokens = if validated.is_some_and(ValidatedPlan::is_direct) { config.answer_max_tokens } else { config.subtask_max_tokens };
             let handle = running.spawn(async move {
-                let result = scheduler.execute(&query_id, Some(id.clone()), messages, max_tokens, decision, &sink).await;
+                let result = scheduler.execute(&query_id, &budget, Some(id.clone()), messages, max_tokens, decision, &sink).await;
                 (id, result)
             });
             status.insert(subtask.id.clone(), Status::Running(handle));
@@ -453,8 +476,10 @@ impl Scheduler {
     }
 
     /// Runs one step (a subtask, or the synthesis when `id` is `None`): the routed side up to
-    /// `attempts_per_side` times, then the other side once.
-    async fn execute(&self, query_id: &str, id: Option<String>, messages: Vec<Message>, max_tokens: u32, decision: RouteDecision, events: &EventSink) -> StepResult {
+    /// `attempts_per_side` times, then the other side once. Each cloud attempt is admitted by the
+    /// guard when its turn comes; after a refusal the step makes no other cloud attempt.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(&self, query_id: &str, budget: &Arc<QueryBudget>, id: Option<String>, messages: Vec<Message>, max_tokens: u32, decision: RouteDecision, events: &EventSink) -> StepResult {
         let started = Instant::now();
         let config = &self.shared.config;
         let mut plan: Vec<(Side, String)> = (0..config.attempts_per_side.max(1))
@@ -463,70 +488,119 @@ impl Scheduler {
         if self.shared.models.get(other(decision.side)).is_some() {
             plan.push((other(decision.side), format!("fallback to the {:?} after errors", other(decision.side)).to_lowercase()));
         }
+        let step_name = || id.clone().map_or(StepName::Answer, |id| StepName::Subtask { id });
         let mut errors = Vec::new();
         let mut attempts = 0;
         let mut last_side = decision.side;
+        let mut cloud_refused = false;
+        let mut used_cloud = false;
+        let mut explanation = decision.explanation;
+        let mut outcome = None;
         for (side, reason) in plan {
             let Some(model) = self.shared.models.get(side) else { continue };
-            attempts += 1;
-            last_side = side;
-            let explanation = if attempts == 1 { decision.explanation } else { None };
-            match &id {
-                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts, explanation }),
-                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts, explanation }),
+            if side == Side::Cloud && cloud_refused {
+                continue;
             }
-            let request_id = format!("{query_id}:{}:{attempts}", id.as_deref().unwrap_or("answer"));
             let request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
             let _slot = match side {
                 Side::Edge => self.shared.edge_slots.acquire().await,
                 Side::Cloud => self.shared.cloud_slots.acquire().await,
             }
             .expect("never closed");
-            match generate(model.as_ref(), request, id.as_deref(), events).await {
+            let request_id = format!("{query_id}:{}:{}", id.as_deref().unwrap_or("answer"), attempts + 1);
+            // Admitted at the moment of sending: after the wait for a slot, with today's gates.
+            let permit = match side {
+                Side::Edge => None,
+                Side::Cloud => match self.shared.guard.admit(request_id.clone(), &request, budget) {
+                    Ok(permit) => Some(permit),
+                    Err(gate) => {
+                        events.emit(Event::CloudRefused { step: step_name(), gate });
+                        errors.push(format!("cloud: refused by gate {gate:?}"));
+                        cloud_refused = true;
+                        continue;
+                    }
+                },
+            };
+            attempts += 1;
+            last_side = side;
+            let explanation = explanation.take();
+            match &id {
+                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts, explanation }),
+                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts, explanation }),
+            }
+            used_cloud |= permit.is_some();
+            let stream = match permit {
+                Some(permit) => permit.stream(model.as_ref(), request.clone()).await,
+                None => model.stream(request.clone()).await,
+            };
+            match generate(stream, id.as_deref(), events).await {
                 Ok((text, usage)) => {
                     let cost = model.cost(&usage);
-                    self.shared.policy.observe(&Observation { request_id: request_id.clone(), side, usage: Some(usage.clone()), cost });
+                    self.shared.policy.observe(&Observation { side, usage: Some(usage.clone()), cost });
                     if let (Side::Edge, Some(probe)) = (side, decision.probe) {
-                        self.spawn_probe(format!("{request_id}:probe"), probe, ChatRequest::new(messages).with_max_tokens(max_tokens), text.clone());
+                        self.spawn_probe(format!("{request_id}:probe"), budget.clone(), probe, request, text.clone());
                     }
-                    return StepResult { run: Ok(StepRun { side, text, usage, cost }), attempts, last_side, latency: started.elapsed() };
+                    outcome = Some(StepRun { side, text, usage, cost });
+                    break;
                 }
                 Err(error) => {
-                    self.shared.policy.observe(&Observation { request_id, side, usage: None, cost: 0.0 });
+                    self.shared.policy.observe(&Observation { side, usage: None, cost: 0.0 });
                     log::warn!("step {} failed on the {side:?}: {error}", id.as_deref().unwrap_or("answer"));
                     errors.push(format!("{side:?}: {error}").to_lowercase());
                 }
             }
         }
-        StepResult { run: Err(errors.join("; ")), attempts, last_side, latency: started.elapsed() }
+        if used_cloud {
+            // What the cloud cost is durable before the step is reported.
+            self.shared.guard.ledger().flushed().await;
+        }
+        let run = outcome.ok_or_else(|| errors.join("; "));
+        StepResult { run, attempts, last_side, latency: started.elapsed() }
     }
 
     /// Runs a calibration probe in the background, so the user does not wait for it: the step
-    /// again on the cloud, unseen, compared with the edge's result. Its spending counts in the
-    /// budgets like any cloud call.
-    fn spawn_probe(&self, request_id: String, probe: CalibrationProbe, request: ChatRequest, edge_text: String) {
+    /// again on the cloud, unseen, compared with the edge's result. Admitted like any cloud
+    /// request when it is sent, and counted in the budgets.
+    fn spawn_probe(&self, request_id: String, budget: Arc<QueryBudget>, probe: CalibrationProbe, request: ChatRequest, edge_text: String) {
         let Some(cloud) = self.shared.models.cloud.clone() else { return };
         let policy = self.shared.policy.clone();
+        let guard = self.shared.guard.clone();
         let slots = self.shared.cloud_slots.clone();
         let mut probes = self.shared.probes.lock().unwrap_or_else(|p| p.into_inner());
         while probes.try_join_next().is_some() {}
         probes.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("never closed");
-            let completion = async { cloud.stream(request).await?.collect_text().await }.await;
+            let permit = match guard.admit(request_id.clone(), &request, &budget) {
+                Ok(permit) => permit,
+                Err(gate) => return log::debug!("calibration probe {request_id} refused by gate {gate:?}"),
+            };
+            let completion = async { permit.stream(cloud.as_ref(), request).await?.collect_text().await }.await;
             match completion {
                 Ok(completion) => {
                     let agree = results_agree(&edge_text, &completion.text);
                     log::debug!("calibration probe {request_id}: the cloud's result {}", if agree { "agrees" } else { "differs" });
                     let cost = cloud.cost(&completion.usage);
-                    policy.observe(&Observation { request_id, side: Side::Cloud, usage: Some(completion.usage), cost });
+                    policy.observe(&Observation { side: Side::Cloud, usage: Some(completion.usage), cost });
                     policy.calibrate(&probe, agree);
                 }
                 Err(error) => {
                     log::debug!("calibration probe {request_id} failed: {error}");
-                    policy.observe(&Observation { request_id, side: Side::Cloud, usage: None, cost: 0.0 });
+                    policy.observe(&Observation { side: Side::Cloud, usage: None, cost: 0.0 });
                 }
             }
         });
+    }
+
+    /// Stops the calibration probes still running and waits until they have ended.
+    pub async fn stop_probes(&self) {
+        let mut probes = std::mem::take(&mut *self.shared.probes.lock().unwrap_or_else(|p| p.into_inner()));
+        probes.shutdown().await;
+    }
+
+    /// Waits until the calibration probes started so far have finished on their own.
+    pub async fn probes_finished(&self) {
+        let mut probes = std::mem::take(&mut *self.shared.probes.lock().unwrap_or_else(|p| p.into_inner()));
+        while probes.join_next().await.is_some() {}
     }
 }
 
@@ -538,9 +612,9 @@ fn new_query_id() -> String {
     format!("{nanos:x}-{:x}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
-/// Streams one generation, forwarding its text as events.
-async fn generate(model: &dyn ChatModel, request: ChatRequest, id: Option<&str>, events: &EventSink) -> Result<(String, Usage), crate::model::ModelError> {
-    let mut stream = model.stream(request).await?;
+/// Reads one generation, forwarding its text as events.
+async fn generate(stream: Result<TokenStream, ModelError>, id: Option<&str>, events: &EventSink) -> Result<(String, Usage), ModelError> {
+    let mut stream = stream?;
     let mut text = String::new();
     while let Some(event) = stream.next().await {
         match event? {
@@ -551,7 +625,7 @@ async fn generate(model: &dyn ChatModel, request: ChatRequest, id: Option<&str>,
             StreamEvent::Finished(usage) => return Ok((text, usage)),
         }
     }
-    Err(crate::model::ModelError::Engine("stream ended without a usage record".into()))
+    Err(ModelError::Engine("stream ended without a usage record".into()))
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ fn scheduler(model: Arc<ScriptedModel>, side: Side, config: ExecConfig) -> Sched
         Side::Edge => Models { edge: Some(model), cloud: None },
         Side::Cloud => Models { edge: None, cloud: Some(model) },
     };
-    Scheduler::new(models, Arc::new(Fixed(side)), config).unwrap()
+    let guard = CloudGuard::unlimited(side == Side::Cloud);
+    Scheduler::new(models, Arc::new(Fixed(side)), guard, config).unwrap()
 }
 
 async fn run(scheduler: &Scheduler, query: &str) -> (Result<Answer, ExecError>, Vec<Event>) {
@@ -165,7 +166,7 @@ async fn events_arrive_in_a_valid_order() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &[]), ("c", &["a", "b"])]), Duration::from_millis(5)));
     let (answer, events) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
     assert!(answer.is_ok());
-    assert!(matches!(events.first(), Some(Event::PlanningStarted { side: Side::Edge, .. })));
+    assert!(matches!(events.first(), Some(Event::PlanningStarted { side: Side::Edge, .. })), "{:?}", events.first());
     assert!(matches!(events.last(), Some(Event::Answer { .. })));
     let position = |pred: &dyn Fn(&Event) -> bool| events.iter().position(pred).unwrap();
     let started = |id: &'static str| move |e: &Event| matches!(e, Event::SubtaskStarted { id: i, .. } if i == id);
@@ -220,7 +221,7 @@ async fn a_failed_subtask_is_retried_rerouted_then_skips_only_its_dependents() {
     let models = Models { edge: Some(Arc::new(edge)), cloud: Some(Arc::new(cloud)) };
     let mut config = ExecConfig::default();
     config.planner = PlannerChoice::Edge;
-    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), config).unwrap();
+    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(true), config).unwrap();
     let (answer, events) = run(&scheduler, LONG_QUERY).await;
     let answer = answer.unwrap();
     let attempts: Vec<(Side, u32)> = events
@@ -269,7 +270,7 @@ async fn sequential_mode_runs_one_subtask_at_a_time() {
 
 #[test]
 fn a_scheduler_needs_a_model() {
-    assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), ExecConfig::default()), Err(ExecError::NoModel)));
+    assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(false), ExecConfig::default()), Err(ExecError::NoModel)));
 }
 
 #[tokio::test]
@@ -315,4 +316,26 @@ async fn queries_over_the_in_flight_limit_are_refused_and_cloud_requests_are_cap
         assert!(overlapping <= 2, "{step}: {overlapping} cloud requests at once");
     }
     assert!(run(&scheduler, LONG_QUERY).await.0.is_ok(), "the slot is free again");
+}
+
+#[tokio::test]
+async fn a_fallback_the_policy_forbids_does_not_happen() {
+    let plan = plan_json(&[("a", &[]), ("b", &["a"]), ("c", &[])]);
+    let mut edge = ScriptedModel::new(Side::Edge, &plan, Duration::from_millis(1));
+    edge.failing = vec!["task a".into()];
+    let cloud = Arc::new(ScriptedModel::new(Side::Cloud, &plan, Duration::from_millis(1)));
+    let models = Models { edge: Some(Arc::new(edge)), cloud: Some(cloud.clone()) };
+    let mut config = ExecConfig::default();
+    config.planner = PlannerChoice::Edge;
+    let guard = CloudGuard::unlimited(true);
+    guard.set_policy(crate::device::AppPolicy { offload: crate::device::Offload::Never, ..Default::default() });
+    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), guard, config).unwrap();
+    let (answer, events) = run(&scheduler, LONG_QUERY).await;
+    assert!(answer.is_ok(), "answered from what exists: {answer:?}");
+    assert!(cloud.runs().is_empty(), "nothing reached the cloud: {:?}", cloud.runs());
+    assert!(!events.iter().any(|e| matches!(e, Event::SubtaskStarted { side: Side::Cloud, .. } | Event::AnswerStarted { side: Side::Cloud, .. })));
+    let refused: Vec<&StepName> = events.iter().filter_map(|e| match e { Event::CloudRefused { step, gate: crate::guard::Gate::PolicyNeverOffload } => Some(step), _ => None }).collect();
+    assert_eq!(refused, vec![&StepName::Subtask { id: "a".into() }], "the refused fallback is reported");
+    let skipped = events.iter().any(|e| matches!(e, Event::SubtaskFinished { id, report } if id == "b" && matches!(report.outcome, SubtaskOutcome::Skipped { .. })));
+    assert!(skipped, "its dependent is skipped");
 }

@@ -100,10 +100,15 @@ impl Planning {
 /// Streams the plan for `query` from `model`: subtasks as soon as each is complete, then `Done`.
 /// Planner failures end in a direct plan with the reason, never in an error. Dropping the stream
 /// cancels the planner's generation.
-pub fn stream_plan(model: Arc<dyn ChatModel>, query: &str, config: &PlannerConfig) -> BoxStream<'static, PlanEvent> {
-    let request = ChatRequest::new(planning_messages(query, config.max_subtasks))
+/// The planning request for `query` (what [`stream_plan`] sends).
+pub fn plan_request(query: &str, config: &PlannerConfig) -> ChatRequest {
+    ChatRequest::new(planning_messages(query, config.max_subtasks))
         .with_max_tokens(config.max_tokens)
-        .with_json_schema(plan_schema(config.max_subtasks));
+        .with_json_schema(plan_schema(config.max_subtasks))
+}
+
+pub fn stream_plan(model: Arc<dyn ChatModel>, query: &str, config: &PlannerConfig) -> BoxStream<'static, PlanEvent> {
+    let request = plan_request(query, config);
     let planning = Planning {
         query: query.to_owned(),
         max_subtasks: config.max_subtasks,

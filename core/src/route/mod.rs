@@ -5,23 +5,18 @@
 //! - [`features`]: what the learned model sees (same code for training and inference);
 //! - [`learned`]: the logistic model, its weights file, training and ROC AUC;
 //! - [`calibration`]: the on-device correction of its probability from calibration probes;
-//! - [`gates`]: device and policy gates;
 //! - [`router`]: utility, budget-adaptive threshold, statistics, persistence.
 
 pub mod calibration;
 pub mod features;
-pub mod gates;
 pub mod learned;
 pub mod router;
 
 use serde::{Deserialize, Serialize};
 
-use std::sync::Arc;
-
-use crate::exec::Totals;
+use crate::guard::{Gate, QueryBudget};
 use crate::model::{Side, Usage};
 use crate::plan::{Difficulty, Subtask, ValidatedPlan};
-use crate::store::{now_unix_seconds, Store, UsageRecord};
 
 /// The step being routed.
 #[derive(Clone, Copy, Debug)]
@@ -37,11 +32,12 @@ pub enum Step<'a> {
 pub struct RouteRequest<'a> {
     pub query: &'a str,
     pub step: Step<'a>,
-    /// Whether a cloud model is configured (gates come with the learned router).
+    /// Whether a cloud model is configured. Whatever a policy decides, the cloud guard admits or
+    /// refuses each cloud request when it is sent.
     pub cloud_available: bool,
     pub edge_available: bool,
-    /// What the query has consumed so far (per-query budgets).
-    pub spent: &'a Totals,
+    /// What the query has spent and reserved so far (per-query budgets).
+    pub budget: &'a QueryBudget,
 }
 
 /// The numbers behind a learned decision, for the caller's UI and for audits.
@@ -55,7 +51,7 @@ pub struct Explanation {
     /// Largest fraction used of any budget (query, day, month).
     pub budget_used: f64,
     /// The gate that decided, if one did.
-    pub gate: Option<gates::Gate>,
+    pub gate: Option<Gate>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,11 +77,10 @@ pub struct CalibrationProbe {
     pub logit: f64,
 }
 
-/// What one attempt of a step cost, reported back to the policy.
+/// What one attempt of a step cost, reported back to the policy (budgets are kept by the cloud
+/// guard, whatever the policy).
 #[derive(Clone, Debug)]
 pub struct Observation {
-    /// Unique per query, step and attempt: budgets count each exactly once.
-    pub request_id: String,
     pub side: Side,
     /// `None` when the attempt failed.
     pub usage: Option<Usage>,
@@ -94,48 +89,10 @@ pub struct Observation {
 
 pub trait RoutePolicy: Send + Sync {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision;
-    /// Learns from what a step cost (statistics, budgets); the baselines ignore it.
+    /// Learns from what a step cost (speeds, error rate); the baselines ignore it.
     fn observe(&self, _observation: &Observation) {}
     /// Learns from a calibration probe: whether the cloud's result agreed with the edge's.
     fn calibrate(&self, _probe: &CalibrationProbe, _results_agree: bool) {}
-}
-
-/// Records what an attempt spent in the budget store, exactly once per request id.
-pub(crate) fn account(store: &Store, observation: &Observation) {
-    let Some(usage) = &observation.usage else { return };
-    let record = UsageRecord {
-        at_unix_seconds: now_unix_seconds(),
-        side: observation.side,
-        prompt_tokens: u64::from(usage.prompt_tokens),
-        completion_tokens: u64::from(usage.completion_tokens),
-        cost: observation.cost,
-        wall_millis: usage.total_time.as_millis() as u64,
-    };
-    if let Err(e) = store.record(&observation.request_id, &record) {
-        log::error!("cannot record usage of {}: {e}", observation.request_id);
-    }
-}
-
-/// A policy that does not keep budgets itself (the baselines), with its spending still counted
-/// in the store, so the day's and month's totals are true whatever the routing.
-pub struct Accounted<P> {
-    pub policy: P,
-    pub store: Arc<Store>,
-}
-
-impl<P: RoutePolicy> RoutePolicy for Accounted<P> {
-    fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
-        self.policy.route(request)
-    }
-
-    fn observe(&self, observation: &Observation) {
-        self.policy.observe(observation);
-        account(&self.store, observation);
-    }
-
-    fn calibrate(&self, probe: &CalibrationProbe, results_agree: bool) {
-        self.policy.calibrate(probe, results_agree);
-    }
 }
 
 /// Everything on one side (when it is available).

@@ -6,37 +6,21 @@
 //! statistics measured on this device; the cloud is chosen when `gain > threshold(budget used)`.
 //! Deterministic: identical inputs and statistics give identical decisions.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::calibration::Calibration;
 use super::features::{features, fnv1a, GraphPosition};
-use super::gates::{self, Gate, GateInputs, Verdict};
 use super::learned::RouterWeights;
-use super::{account, CalibrationProbe, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
-use crate::device::{AppPolicy, DeviceState, Network};
-use crate::exec::Totals;
-use crate::model::cloud::{BreakerSnapshot, CircuitBreaker, Price};
+use super::{CalibrationProbe, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use crate::device::Network;
+use crate::guard::{CloudGuard, Gate, Spend, Verdict};
+use crate::model::cloud::{BreakerSnapshot, CircuitBreaker};
 use crate::model::Side;
 use crate::plan::Subtask;
-use crate::store::{now_unix_seconds, Store, Window};
-
-/// Hard limits on cloud use; `None` is no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    pub cloud_tokens: Option<u64>,
-    pub money: Option<f64>,
-    pub cloud_time: Option<Duration>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Budgets {
-    pub per_query: Limits,
-    pub per_day: Limits,
-    pub per_month: Limits,
-}
+use crate::store::StoreWriter;
 
 /// Weights turning time, money and energy into units of "probability of a better answer".
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,14 +45,11 @@ impl Default for UtilityWeights {
 pub struct RouterConfig {
     pub weights: RouterWeights,
     pub utility: UtilityWeights,
-    pub budgets: Budgets,
-    /// The cloud's price, to project a step's cost before running it.
-    pub price: Price,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self { weights: RouterWeights::builtin(), utility: UtilityWeights::default(), budgets: Budgets::default(), price: Price::default() }
+        Self { weights: RouterWeights::builtin(), utility: UtilityWeights::default() }
     }
 }
 
@@ -128,99 +109,27 @@ const RADIO_WATTS: [f64; 3] = [0.6, 1.2, 1.2];
 
 pub struct LearnedRouter {
     config: RouterConfig,
-    store: Option<Arc<Store>>,
+    /// Device state, policy, breaker and budgets: the same guard that admits each cloud request.
+    guard: Arc<CloudGuard>,
+    /// Persists the statistics (off the async workers).
+    writer: Option<Arc<StoreWriter>>,
     breaker: Option<Arc<CircuitBreaker>>,
-    device: RwLock<DeviceState>,
-    policy: RwLock<AppPolicy>,
-    edge_loaded: RwLock<bool>,
     stats: Mutex<RouterStats>,
 }
 
-/// Budget use: the largest consumed fraction of any limit, and whether a step would break one.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct BudgetCheck {
-    used: f64,
-    would_exceed: bool,
-}
-
-fn check_limits(limits: &Limits, tokens: u64, money: f64, time: Duration, step_tokens: u64, step_money: f64, step_time: Duration) -> BudgetCheck {
-    let mut check = BudgetCheck { used: 0.0, would_exceed: false };
-    let mut consider = |used: f64, step: f64, limit: f64| {
-        if limit <= 0.0 {
-            check.used = 1.0;
-            check.would_exceed = true;
-            return;
-        }
-        check.used = check.used.max((used / limit).min(1.0));
-        check.would_exceed |= used + step > limit;
-    };
-    if let Some(limit) = limits.cloud_tokens {
-        consider(tokens as f64, step_tokens as f64, limit as f64);
-    }
-    if let Some(limit) = limits.money {
-        consider(money, step_money, limit);
-    }
-    if let Some(limit) = limits.cloud_time {
-        consider(time.as_secs_f64(), step_time.as_secs_f64(), limit.as_secs_f64());
-    }
-    check
-}
-
 impl LearnedRouter {
-    /// `store` persists budgets and statistics (statistics are loaded from it); `breaker` is the
-    /// cloud model's circuit breaker.
-    pub fn new(config: RouterConfig, store: Option<Arc<Store>>, breaker: Option<Arc<CircuitBreaker>>) -> Self {
-        let stats = store.as_ref().and_then(|s| s.load_stats::<RouterStats>().ok().flatten()).unwrap_or_default();
+    /// `store` holds the statistics saved last; `breaker` is the cloud model's circuit breaker,
+    /// whose state persists with them.
+    pub fn new(config: RouterConfig, guard: Arc<CloudGuard>, store: Option<Arc<StoreWriter>>, breaker: Option<Arc<CircuitBreaker>>) -> Self {
+        let stats = store.as_ref().and_then(|w| w.store().load_stats::<RouterStats>().ok().flatten()).unwrap_or_default();
         if let Some(breaker) = &breaker {
             breaker.restore(&stats.breaker);
         }
-        Self {
-            config,
-            store,
-            breaker,
-            device: RwLock::new(DeviceState::default()),
-            policy: RwLock::new(AppPolicy::default()),
-            edge_loaded: RwLock::new(true),
-            stats: Mutex::new(stats),
-        }
-    }
-
-    pub fn set_device_state(&self, state: DeviceState) {
-        *self.device.write().unwrap_or_else(|p| p.into_inner()) = state;
-    }
-
-    pub fn set_policy(&self, policy: AppPolicy) {
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
-    }
-
-    pub fn set_edge_loaded(&self, loaded: bool) {
-        *self.edge_loaded.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        Self { config, guard, writer: store, breaker, stats: Mutex::new(stats) }
     }
 
     pub fn stats(&self) -> RouterStats {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Budget use across the query's, the day's and the month's limits for a step of this size.
-    fn budget(&self, spent: &Totals, step_tokens: u64, step_money: f64, step_time: Duration) -> BudgetCheck {
-        let budgets = &self.config.budgets;
-        let query_tokens = spent.cloud.prompt_tokens + spent.cloud.completion_tokens;
-        let mut checks = vec![check_limits(&budgets.per_query, query_tokens, spent.cloud_cost, Duration::ZERO, step_tokens, step_money, step_time)];
-        if let Some(store) = &self.store {
-            let now = now_unix_seconds();
-            for (window, limits) in [(Window::Day, &budgets.per_day), (Window::Month, &budgets.per_month)] {
-                match store.window_totals(window, now) {
-                    Ok(totals) => checks.push(check_limits(limits, totals.cloud_tokens, totals.cost, Duration::from_millis(totals.cloud_millis), step_tokens, step_money, step_time)),
-                    // Unreadable totals under a limit count as exhausted: fail closed on money.
-                    Err(_) if *limits != Limits::default() => checks.push(BudgetCheck { used: 1.0, would_exceed: true }),
-                    Err(_) => {}
-                }
-            }
-        }
-        BudgetCheck {
-            used: checks.iter().map(|c| c.used).fold(0.0, f64::max),
-            would_exceed: checks.iter().any(|c| c.would_exceed),
-        }
     }
 
     /// The threshold for a budget use in 0..=1: smooth (quadratic), from the base to 1.
@@ -230,26 +139,24 @@ impl LearnedRouter {
     }
 
     fn decide(&self, request: &RouteRequest<'_>, subtask: Option<(&Subtask, GraphPosition)>, expected_tokens: u32) -> RouteDecision {
-        let device = *self.device.read().unwrap_or_else(|p| p.into_inner());
-        let policy = *self.policy.read().unwrap_or_else(|p| p.into_inner());
+        let device = self.guard.device();
+        let policy = self.guard.policy();
         let stats = self.stats();
         let utility = &self.config.utility;
 
+        // The expected size, for the utility and the threshold (admission reserves the worst case).
         let prompt_tokens = (request.query.len() / 4) as u64 + 200;
         let tokens = u64::from(expected_tokens);
-        let step_money = self.config.price.cost_of(prompt_tokens, tokens);
+        let step_money = self.guard.price().cost_of(prompt_tokens, tokens);
         let t_edge = stats.edge_first_token_seconds + tokens as f64 / stats.edge_tokens_per_second.max(0.1);
         let t_cloud = stats.cloud_first_token_seconds[network_index(device.network)] + tokens as f64 / stats.cloud_tokens_per_second.max(0.1);
-        let budget = self.budget(request.spent, prompt_tokens + tokens, step_money, Duration::from_secs_f64(t_cloud));
-
-        let personal = subtask.is_some_and(|(s, _)| gates::looks_personal(&s.task)) || gates::looks_personal(request.query);
-        let verdict = gates::evaluate(&device, &policy, GateInputs {
-            cloud_configured: request.cloud_available,
-            edge_loaded: request.edge_available && *self.edge_loaded.read().unwrap_or_else(|p| p.into_inner()),
-            breaker_open: self.breaker.as_ref().is_some_and(|b| !b.allows_request()),
-            personal_data: personal,
-            budget_exhausted: budget.would_exceed,
-        });
+        let step = Spend { tokens: prompt_tokens + tokens, money: step_money, time: Duration::from_secs_f64(t_cloud) };
+        let mut texts = vec![request.query];
+        if let Some((s, _)) = subtask {
+            texts.push(&s.task);
+        }
+        let view = self.guard.evaluate(&texts, request.edge_available, request.budget, step);
+        let (verdict, budget) = (view.verdict, view.budget);
 
         let logit = subtask.map(|(s, position)| f64::from(self.config.weights.logit(&features(request.query, s, position))));
         // Planning and synthesis have no learned estimate: a neutral probability.
@@ -276,11 +183,13 @@ impl LearnedRouter {
         RouteDecision { side, reason, explanation: Some(explanation(gate)), probe }
     }
 
-    fn save(&self, stats: &RouterStats) {
-        if let Some(store) = &self.store {
-            if let Err(e) = store.save_stats(stats) {
-                log::warn!("cannot save router statistics: {e}");
-            }
+    fn save(&self, stats: RouterStats) {
+        if let Some(writer) = &self.writer {
+            writer.submit(move |store| {
+                if let Err(e) = store.save_stats(&stats) {
+                    log::warn!("cannot save router statistics: {e}");
+                }
+            });
         }
     }
 }
@@ -308,7 +217,7 @@ impl RoutePolicy for LearnedRouter {
     }
 
     fn observe(&self, observation: &Observation) {
-        let device = *self.device.read().unwrap_or_else(|p| p.into_inner());
+        let device = self.guard.device();
         let snapshot = {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             stats.observations += 1;
@@ -331,10 +240,7 @@ impl RoutePolicy for LearnedRouter {
             }
             stats.clone()
         };
-        if let Some(store) = &self.store {
-            account(store, observation);
-        }
-        self.save(&snapshot);
+        self.save(snapshot);
     }
 
     /// Moves the calibration towards the probe's outcome and persists it.
@@ -345,14 +251,18 @@ impl RoutePolicy for LearnedRouter {
             stats.calibration.update(probe.logit, target);
             stats.clone()
         };
-        self.save(&snapshot);
+        self.save(snapshot);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Thermal;
+    use crate::device::{AppPolicy, DeviceState, Thermal};
+    use crate::guard::budget::cloud_record;
+    use crate::guard::{Budgets, Ledger, Limits, QueryBudget};
+    use crate::store::Store;
+    use crate::model::cloud::Price;
     use crate::model::{FinishReason, TokenCount, Usage};
     use crate::plan::{Difficulty, SubtaskKind};
     use crate::route::features::{DENSE_FEATURES, HASH_BUCKETS};
@@ -371,14 +281,35 @@ mod tests {
         s
     }
 
-    fn route(router: &LearnedRouter, subtask: &Subtask, spent: &Totals) -> RouteDecision {
+    fn route(router: &LearnedRouter, subtask: &Subtask, budget: &QueryBudget) -> RouteDecision {
         router.route(&RouteRequest {
             query: "Is the sum of two odd numbers even? Explain.",
             step: Step::Subtask { subtask, plan: None },
             cloud_available: true,
             edge_available: true,
-            spent,
+            budget,
         })
+    }
+
+    const PRICE: Price = Price { input_per_million: 1.0, output_per_million: 2.0 };
+
+    fn guard(budgets: Budgets, store: Option<Arc<StoreWriter>>) -> Arc<CloudGuard> {
+        Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(budgets, store), None, PRICE))
+    }
+
+    /// A router with the test weights and no budgets.
+    fn router() -> LearnedRouter {
+        LearnedRouter::new(cheap_cloud(), guard(Budgets::default(), None), None, None)
+    }
+
+    fn fresh() -> Arc<QueryBudget> {
+        QueryBudget::new()
+    }
+
+    /// Spends `tokens` in the query (and the store's windows, if the ledger has a store).
+    fn spend(guard: &CloudGuard, query: &Arc<QueryBudget>, id: &str, tokens: u64, cost: f64) {
+        let reservation = guard.ledger().reserve(query, Spend::default()).unwrap();
+        reservation.settle(id.into(), cloud_record(tokens, 0, cost, Duration::from_millis(100), false));
     }
 
     /// Weights that follow the planner's difficulty hint only, so that these tests do not depend on
@@ -391,12 +322,12 @@ mod tests {
     }
 
     fn cheap_cloud() -> RouterConfig {
-        RouterConfig { weights: difficulty_weights(), price: Price { input_per_million: 1.0, output_per_million: 2.0 }, ..RouterConfig::default() }
+        RouterConfig { weights: difficulty_weights(), ..RouterConfig::default() }
     }
 
     #[test]
     fn threshold_rises_smoothly_to_never() {
-        let router = LearnedRouter::new(RouterConfig::default(), None, None);
+        let router = LearnedRouter::new(RouterConfig::default(), CloudGuard::unlimited(true), None, None);
         let points: Vec<f64> = (0..=10).map(|i| router.threshold(f64::from(i) / 10.0)).collect();
         assert_eq!(points[0], UtilityWeights::default().base_threshold);
         assert_eq!(points[10], 1.0);
@@ -406,11 +337,11 @@ mod tests {
 
     #[test]
     fn identical_inputs_give_identical_decisions() {
-        let router = LearnedRouter::new(cheap_cloud(), None, None);
+        let router = router();
         let subtask = hard_subtask();
-        let first = route(&router, &subtask, &Totals::default());
+        let first = route(&router, &subtask, &fresh());
         for _ in 0..100 {
-            assert_eq!(route(&router, &subtask, &Totals::default()), first);
+            assert_eq!(route(&router, &subtask, &fresh()), first);
         }
         let explanation = first.explanation.unwrap();
         assert!(explanation.quality > 0.0 && explanation.quality < 1.0);
@@ -419,46 +350,47 @@ mod tests {
 
     #[test]
     fn hard_subtasks_go_to_the_cloud_and_easy_ones_stay() {
-        let router = LearnedRouter::new(cheap_cloud(), None, None);
-        assert_eq!(route(&router, &hard_subtask(), &Totals::default()).side, Side::Cloud);
+        let router = router();
+        assert_eq!(route(&router, &hard_subtask(), &fresh()).side, Side::Cloud);
         let mut easy = hard_subtask();
         easy.difficulty = Difficulty::Easy;
-        assert_eq!(route(&router, &easy, &Totals::default()).side, Side::Edge);
+        assert_eq!(route(&router, &easy, &fresh()).side, Side::Edge);
     }
 
     #[test]
     fn device_state_gates_the_cloud_and_the_decision_says_which() {
-        let router = LearnedRouter::new(cheap_cloud(), None, None);
-        router.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
-        let decision = route(&router, &hard_subtask(), &Totals::default());
+        let router = router();
+        router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+        let decision = route(&router, &hard_subtask(), &fresh());
         assert_eq!((decision.side, decision.explanation.unwrap().gate), (Side::Edge, Some(Gate::Offline)));
-        router.set_device_state(DeviceState { thermal: Thermal::Critical, ..DeviceState::default() });
+        router.guard.set_device_state(DeviceState { thermal: Thermal::Critical, ..DeviceState::default() });
         let mut easy = hard_subtask();
         easy.difficulty = Difficulty::Easy;
-        assert_eq!(route(&router, &easy, &Totals::default()).side, Side::Cloud, "a critical edge forces the cloud");
-        router.set_device_state(DeviceState::default());
-        router.set_policy(AppPolicy { offload: crate::device::Offload::Never, ..AppPolicy::default() });
-        assert_eq!(route(&router, &hard_subtask(), &Totals::default()).side, Side::Edge);
+        assert_eq!(route(&router, &easy, &fresh()).side, Side::Cloud, "a critical edge forces the cloud");
+        router.guard.set_policy(AppPolicy { offload: crate::device::Offload::Never, ..AppPolicy::default() });
+        assert_eq!(route(&router, &easy, &fresh()).side, Side::Edge, "but never against the policy");
+        router.guard.set_device_state(DeviceState::default());
+        assert_eq!(route(&router, &hard_subtask(), &fresh()).side, Side::Edge);
     }
 
     #[test]
     fn a_query_budget_raises_the_threshold_then_blocks_the_cloud() {
-        let config = RouterConfig { budgets: Budgets { per_query: Limits { cloud_tokens: Some(2_000), ..Limits::default() }, ..Budgets::default() }, ..cheap_cloud() };
-        let router = LearnedRouter::new(config, None, None);
-        let mut spent = Totals::default();
-        let fresh = route(&router, &hard_subtask(), &spent).explanation.unwrap();
-        spent.cloud.prompt_tokens = 1_000;
-        let half = route(&router, &hard_subtask(), &spent).explanation.unwrap();
-        assert!(half.threshold > fresh.threshold && (half.budget_used - 0.5).abs() < 1e-9);
-        spent.cloud.prompt_tokens = 1_900; // the next step (~300 tokens) would exceed the limit
-        let blocked = route(&router, &hard_subtask(), &spent);
+        let guard = guard(Budgets { per_query: Limits { cloud_tokens: Some(2_000), ..Limits::default() }, ..Budgets::default() }, None);
+        let router = LearnedRouter::new(cheap_cloud(), guard.clone(), None, None);
+        let query = fresh();
+        let unused = route(&router, &hard_subtask(), &query).explanation.unwrap();
+        spend(&guard, &query, "a", 1_000, 0.0);
+        let half = route(&router, &hard_subtask(), &query).explanation.unwrap();
+        assert!(half.threshold > unused.threshold && (half.budget_used - 0.5).abs() < 1e-9);
+        spend(&guard, &query, "b", 900, 0.0); // the next step (~300 tokens) would exceed the limit
+        let blocked = route(&router, &hard_subtask(), &query);
         assert_eq!((blocked.side, blocked.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)));
     }
 
     #[test]
     fn daily_budgets_and_statistics_persist_across_a_restart() {
         let (store, dir) = temp_store("persist");
-        let config = RouterConfig { budgets: Budgets { per_day: Limits { money: Some(0.01), ..Limits::default() }, ..Budgets::default() }, ..cheap_cloud() };
+        let budgets = Budgets { per_day: Limits { money: Some(0.01), ..Limits::default() }, ..Budgets::default() };
         let usage = |tps: f64| Usage {
             prompt_tokens: 100,
             completion_tokens: 50,
@@ -469,21 +401,25 @@ mod tests {
             finish_reason: FinishReason::Stop,
         };
         {
-            let router = LearnedRouter::new(config.clone(), Some(store.clone()), None);
-            assert_eq!(route(&router, &hard_subtask(), &Totals::default()).side, Side::Cloud);
-            router.observe(&Observation { request_id: "q:s1:1".into(), side: Side::Edge, usage: Some(usage(5.0)), cost: 0.0 });
-            for i in 0..3 {
-                router.observe(&Observation { request_id: format!("q:s{i}:c"), side: Side::Cloud, usage: Some(usage(80.0)), cost: 0.004 });
+            let writer = Arc::new(StoreWriter::start(store.clone()).unwrap());
+            let guard = guard(budgets, Some(writer.clone()));
+            let router = LearnedRouter::new(cheap_cloud(), guard.clone(), Some(writer), None);
+            let query = fresh();
+            assert_eq!(route(&router, &hard_subtask(), &query).side, Side::Cloud);
+            router.observe(&Observation { side: Side::Edge, usage: Some(usage(5.0)), cost: 0.0 });
+            for id in ["q:s0:c", "q:s1:c", "q:s2:c", "q:s0:c"] {
+                spend(&guard, &query, id, 150, 0.004); // the last one replays the first
             }
-            router.observe(&Observation { request_id: "q:s0:c".into(), side: Side::Cloud, usage: Some(usage(80.0)), cost: 0.004 }); // replay
+            futures::executor::block_on(guard.ledger().flushed());
         }
         drop(store);
         let store = Arc::new(Store::open(&dir).unwrap());
-        let day = store.window_totals(Window::Day, now_unix_seconds()).unwrap();
+        let day = store.window_totals(crate::store::Window::Day, crate::store::now_unix_seconds()).unwrap();
         assert_eq!(day.cloud_requests, 3, "the replayed record counted once");
-        let router = LearnedRouter::new(config, Some(store), None);
+        let writer = Arc::new(StoreWriter::start(store).unwrap());
+        let router = LearnedRouter::new(cheap_cloud(), guard(budgets, Some(writer.clone())), Some(writer), None);
         assert!(router.stats().edge_tokens_per_second < RouterStats::default().edge_tokens_per_second, "measured edge speed restored");
-        let decision = route(&router, &hard_subtask(), &Totals::default());
+        let decision = route(&router, &hard_subtask(), &fresh());
         assert_eq!((decision.side, decision.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)), "0.012 spent of 0.01 today");
         drop(router);
         std::fs::remove_dir_all(dir).unwrap();
@@ -496,31 +432,32 @@ mod tests {
     }
 
     fn probed(router: &LearnedRouter) -> usize {
-        (0..200).filter(|n| route(router, &easy_subtask(*n), &Totals::default()).probe.is_some()).count()
+        (0..200).filter(|n| route(router, &easy_subtask(*n), &fresh()).probe.is_some()).count()
     }
 
     #[test]
     fn calibration_probes_sample_edge_decisions_with_open_gates_only() {
-        let router = LearnedRouter::new(cheap_cloud(), None, None);
-        assert_eq!(route(&router, &hard_subtask(), &Totals::default()).probe, None, "a cloud decision needs no probe");
+        let router = router();
+        assert_eq!(route(&router, &hard_subtask(), &fresh()).probe, None, "a cloud decision needs no probe");
         let default_share = probed(&router);
         assert!((2..=25).contains(&default_share), "about 5% of 200 edge decisions: {default_share}");
-        router.set_policy(AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() });
+        router.guard.set_policy(AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() });
         assert_eq!(probed(&router), 200);
-        assert_eq!(route(&router, &easy_subtask(7), &Totals::default()), route(&router, &easy_subtask(7), &Totals::default()), "deterministic");
-        router.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+        assert_eq!(route(&router, &easy_subtask(7), &fresh()), route(&router, &easy_subtask(7), &fresh()), "deterministic");
+        router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
         assert_eq!(probed(&router), 0, "a gate that takes the cloud away takes the probes too");
-        router.set_device_state(DeviceState::default());
-        router.set_policy(AppPolicy { calibration_probe_rate: 0.0, ..AppPolicy::default() });
+        router.guard.set_device_state(DeviceState::default());
+        router.guard.set_policy(AppPolicy { calibration_probe_rate: 0.0, ..AppPolicy::default() });
         assert_eq!(probed(&router), 0, "rate 0 turns calibration off");
     }
 
     #[test]
     fn probe_outcomes_recalibrate_the_quality_and_persist() {
         let (store, dir) = temp_store("calibration");
-        let probe = |router: &LearnedRouter| route(router, &easy_subtask(1), &Totals::default());
+        let probe = |router: &LearnedRouter| route(router, &easy_subtask(1), &fresh());
         let before = {
-            let router = LearnedRouter::new(cheap_cloud(), Some(store.clone()), None);
+            let writer = Arc::new(StoreWriter::start(store).unwrap());
+            let router = LearnedRouter::new(cheap_cloud(), guard(Budgets::default(), None), Some(writer.clone()), None);
             let before = probe(&router).explanation.unwrap().quality;
             let logit = f64::from(router.config.weights.logit(&features("Is the sum of two odd numbers even? Explain.", &easy_subtask(1), GraphPosition::default())));
             // The cloud keeps disagreeing with the edge: the probability moves towards the rate
@@ -528,11 +465,12 @@ mod tests {
             for _ in 0..50 {
                 router.calibrate(&CalibrationProbe { logit }, false);
             }
+            futures::executor::block_on(writer.flushed());
             before
         };
         let target = f64::from(cheap_cloud().weights.helps_when_results_differ);
-        drop(store);
-        let router = LearnedRouter::new(cheap_cloud(), Some(Arc::new(Store::open(&dir).unwrap())), None);
+        let writer = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir).unwrap())).unwrap());
+        let router = LearnedRouter::new(cheap_cloud(), guard(Budgets::default(), None), Some(writer), None);
         assert_eq!(router.stats().calibration.observations, 50, "restored after a restart");
         let after = probe(&router).explanation.unwrap().quality;
         assert!((after - target).abs() < 0.5 * (before - target).abs(), "{before} -> {after}, towards {target}");

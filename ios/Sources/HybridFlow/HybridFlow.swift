@@ -605,6 +605,153 @@ fileprivate struct FfiConverterString: FfiConverter {
 
 
 
+/**
+ * An API key, opaque to the app once made: its `toString()` / `description` / debug output is
+ * redacted, and the SDK's copy is wiped from memory when the last reference goes. (The string
+ * it was made from belongs to the app's runtime, which the SDK cannot wipe.)
+ */
+public protocol ApiKeyProtocol: AnyObject, Sendable {
+    
+}
+/**
+ * An API key, opaque to the app once made: its `toString()` / `description` / debug output is
+ * redacted, and the SDK's copy is wiped from memory when the last reference goes. (The string
+ * it was made from belongs to the app's runtime, which the SDK cannot wipe.)
+ */
+open class ApiKey: ApiKeyProtocol, @unchecked Sendable, CustomDebugStringConvertible, CustomStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hybridflow_ffi_fn_clone_apikey(self.handle, $0) }
+    }
+public convenience init(key: String) {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hybridflow_ffi_fn_constructor_apikey_new(
+        FfiConverterString.lower(key),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hybridflow_ffi_fn_free_apikey(handle, $0) }
+    }
+
+    
+
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hybridflow_ffi_fn_method_apikey_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hybridflow_ffi_fn_method_apikey_uniffi_trait_display(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApiKey: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ApiKey
+
+    public static func lift(_ handle: UInt64) throws -> ApiKey {
+        return ApiKey(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ApiKey) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApiKey {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ApiKey, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApiKey_lift(_ handle: UInt64) throws -> ApiKey {
+    return try FfiConverterTypeApiKey.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApiKey_lower(_ value: ApiKey) -> UInt64 {
+    return FfiConverterTypeApiKey.lower(value)
+}
+
+
+
+
+
+
 public protocol HybridFlowProtocol: AnyObject, Sendable {
     
     /**
@@ -621,22 +768,26 @@ public protocol HybridFlowProtocol: AnyObject, Sendable {
     /**
      * Today's and this month's cloud spending against the configured limits.
      */
-    func budgetStatus() throws  -> BudgetStatus
+    func budgetStatus() async throws  -> BudgetStatus
     
-    func resetBudgets() throws 
+    /**
+     * Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store).
+     */
+    func resetBudgets() async throws 
     
     /**
      * `null` unless the routing is `Learned`.
      */
-    func routerStatistics() throws  -> RouterStatistics?
+    func routerStatistics() async throws  -> RouterStatistics?
     
     func setPolicy(policy: AppPolicy) throws 
     
     /**
-     * Cancels running queries and releases the model once they have stopped. Idempotent;
-     * later calls fail with `Closed`.
+     * Cancels running queries, waits until they and the store's pending writes have ended, and
+     * releases the model and the state directory: a new client can open the same directory as
+     * soon as this returns. Idempotent; later calls on this object fail with `Closed`.
      */
-    func shutdown() 
+    func shutdown() async 
     
     /**
      * What the phone reports; the learned router's gates use it from the next step on.
@@ -753,33 +904,58 @@ open func askStreaming(query: String, listener: EventListener)throws  -> QueryHa
     /**
      * Today's and this month's cloud spending against the configured limits.
      */
-open func budgetStatus()throws  -> BudgetStatus  {
-    return try  FfiConverterTypeBudgetStatus_lift(try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
-        uniffiCallStatus in
-    uniffi_hybridflow_ffi_fn_method_hybridflow_budget_status(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
+open func budgetStatus()async throws  -> BudgetStatus  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_hybridflow_ffi_fn_method_hybridflow_budget_status(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_hybridflow_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_hybridflow_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_hybridflow_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeBudgetStatus_lift,
+            errorHandler: FfiConverterTypeHybridFlowError_lift
+        )
 }
     
-open func resetBudgets()throws   {try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
-        uniffiCallStatus in
-    uniffi_hybridflow_ffi_fn_method_hybridflow_reset_budgets(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
+    /**
+     * Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store).
+     */
+open func resetBudgets()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_hybridflow_ffi_fn_method_hybridflow_reset_budgets(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_hybridflow_ffi_rust_future_poll_void,
+            completeFunc: ffi_hybridflow_ffi_rust_future_complete_void,
+            freeFunc: ffi_hybridflow_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeHybridFlowError_lift
+        )
 }
     
     /**
      * `null` unless the routing is `Learned`.
      */
-open func routerStatistics()throws  -> RouterStatistics?  {
-    return try  FfiConverterOptionTypeRouterStatistics.lift(try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
-        uniffiCallStatus in
-    uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
+open func routerStatistics()async throws  -> RouterStatistics?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_hybridflow_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_hybridflow_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_hybridflow_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeRouterStatistics.lift,
+            errorHandler: FfiConverterTypeHybridFlowError_lift
+        )
 }
     
 open func setPolicy(policy: AppPolicy)throws   {try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
@@ -792,15 +968,25 @@ open func setPolicy(policy: AppPolicy)throws   {try rustCallWithError(FfiConvert
 }
     
     /**
-     * Cancels running queries and releases the model once they have stopped. Idempotent;
-     * later calls fail with `Closed`.
+     * Cancels running queries, waits until they and the store's pending writes have ended, and
+     * releases the model and the state directory: a new client can open the same directory as
+     * soon as this returns. Idempotent; later calls on this object fail with `Closed`.
      */
-open func shutdown()  {try! rustCall() {
-        uniffiCallStatus in
-    uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
+open func shutdown()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_hybridflow_ffi_rust_future_poll_void,
+            completeFunc: ffi_hybridflow_ffi_rust_future_complete_void,
+            freeFunc: ffi_hybridflow_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
 }
     
     /**
@@ -1169,13 +1355,23 @@ public struct BudgetStatus: Equatable, Hashable {
     public var budgets: Budgets
     public var today: Spending
     public var thisMonth: Spending
+    /**
+     * Set when the budget store was damaged and rebuilt: the day's and month's limits count as
+     * used up (no cloud under them) until `resetBudgets`.
+     */
+    public var spendingUnknown: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(budgets: Budgets, today: Spending, thisMonth: Spending) {
+    public init(budgets: Budgets, today: Spending, thisMonth: Spending, 
+        /**
+         * Set when the budget store was damaged and rebuilt: the day's and month's limits count as
+         * used up (no cloud under them) until `resetBudgets`.
+         */spendingUnknown: String?) {
         self.budgets = budgets
         self.today = today
         self.thisMonth = thisMonth
+        self.spendingUnknown = spendingUnknown
     }
 
     
@@ -1196,7 +1392,8 @@ public struct FfiConverterTypeBudgetStatus: FfiConverterRustBuffer {
             try BudgetStatus(
                 budgets: FfiConverterTypeBudgets.read(from: &buf), 
                 today: FfiConverterTypeSpending.read(from: &buf), 
-                thisMonth: FfiConverterTypeSpending.read(from: &buf)
+                thisMonth: FfiConverterTypeSpending.read(from: &buf), 
+                spendingUnknown: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1204,6 +1401,7 @@ public struct FfiConverterTypeBudgetStatus: FfiConverterRustBuffer {
         FfiConverterTypeBudgets.write(value.budgets, into: &buf)
         FfiConverterTypeSpending.write(value.today, into: &buf)
         FfiConverterTypeSpending.write(value.thisMonth, into: &buf)
+        FfiConverterOptionString.write(value.spendingUnknown, into: &buf)
     }
 }
 
@@ -1281,16 +1479,16 @@ public func FfiConverterTypeBudgets_lower(_ value: Budgets) -> RustBuffer {
 }
 
 
-public struct CloudEndpoint: Equatable, Hashable {
+public struct CloudEndpoint {
     /**
      * OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
      */
     public var baseUrl: String
     public var model: String
     /**
-     * Sent as a bearer token; never logged or stored by the SDK.
+     * Sent as a bearer token; never logged, printed or stored by the SDK.
      */
-    public var apiKey: String?
+    public var apiKey: ApiKey?
     public var inputPricePerMillionTokens: Double
     public var outputPricePerMillionTokens: Double
     /**
@@ -1309,8 +1507,8 @@ public struct CloudEndpoint: Equatable, Hashable {
          * OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
          */baseUrl: String, model: String, 
         /**
-         * Sent as a bearer token; never logged or stored by the SDK.
-         */apiKey: String? = nil, inputPricePerMillionTokens: Double = Double(0.0), outputPricePerMillionTokens: Double = Double(0.0), 
+         * Sent as a bearer token; never logged, printed or stored by the SDK.
+         */apiKey: ApiKey? = nil, inputPricePerMillionTokens: Double = Double(0.0), outputPricePerMillionTokens: Double = Double(0.0), 
         /**
          * Whole-request deadline.
          */timeoutMs: UInt64 = UInt64(60000), 
@@ -1344,7 +1542,7 @@ public struct FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer {
             try CloudEndpoint(
                 baseUrl: FfiConverterString.read(from: &buf), 
                 model: FfiConverterString.read(from: &buf), 
-                apiKey: FfiConverterOptionString.read(from: &buf), 
+                apiKey: FfiConverterOptionTypeApiKey.read(from: &buf), 
                 inputPricePerMillionTokens: FfiConverterDouble.read(from: &buf), 
                 outputPricePerMillionTokens: FfiConverterDouble.read(from: &buf), 
                 timeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -1355,7 +1553,7 @@ public struct FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer {
     public static func write(_ value: CloudEndpoint, into buf: inout [UInt8]) {
         FfiConverterString.write(value.baseUrl, into: &buf)
         FfiConverterString.write(value.model, into: &buf)
-        FfiConverterOptionString.write(value.apiKey, into: &buf)
+        FfiConverterOptionTypeApiKey.write(value.apiKey, into: &buf)
         FfiConverterDouble.write(value.inputPricePerMillionTokens, into: &buf)
         FfiConverterDouble.write(value.outputPricePerMillionTokens, into: &buf)
         FfiConverterUInt64.write(value.timeoutMs, into: &buf)
@@ -1459,15 +1657,11 @@ public func FfiConverterTypeDeviceState_lower(_ value: DeviceState) -> RustBuffe
 }
 
 
-public struct HybridFlowConfig: Equatable, Hashable {
+public struct HybridFlowConfig {
     /**
      * GGUF file of the on-device model; `None` runs cloud only.
      */
     public var edgeModelPath: String?
-    /**
-     * A writable directory for the engine's cache files (phones have no `HOME`).
-     */
-    public var cacheDir: String?
     public var cloud: CloudEndpoint?
     /**
      * Where budgets and router statistics persist (the app's files directory); `None` keeps
@@ -1505,10 +1699,7 @@ public struct HybridFlowConfig: Equatable, Hashable {
     public init(
         /**
          * GGUF file of the on-device model; `None` runs cloud only.
-         */edgeModelPath: String? = nil, 
-        /**
-         * A writable directory for the engine's cache files (phones have no `HOME`).
-         */cacheDir: String? = nil, cloud: CloudEndpoint? = nil, 
+         */edgeModelPath: String? = nil, cloud: CloudEndpoint? = nil, 
         /**
          * Where budgets and router statistics persist (the app's files directory); `None` keeps
          * them in memory, which allows only per-query limits.
@@ -1532,7 +1723,6 @@ public struct HybridFlowConfig: Equatable, Hashable {
          * Queries running at once; one more fails with `Busy`.
          */maxQueriesInFlight: UInt32 = UInt32(16)) {
         self.edgeModelPath = edgeModelPath
-        self.cacheDir = cacheDir
         self.cloud = cloud
         self.stateDir = stateDir
         self.budgets = budgets
@@ -1561,7 +1751,6 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
         return
             try HybridFlowConfig(
                 edgeModelPath: FfiConverterOptionString.read(from: &buf), 
-                cacheDir: FfiConverterOptionString.read(from: &buf), 
                 cloud: FfiConverterOptionTypeCloudEndpoint.read(from: &buf), 
                 stateDir: FfiConverterOptionString.read(from: &buf), 
                 budgets: FfiConverterTypeBudgets.read(from: &buf), 
@@ -1576,7 +1765,6 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
 
     public static func write(_ value: HybridFlowConfig, into buf: inout [UInt8]) {
         FfiConverterOptionString.write(value.edgeModelPath, into: &buf)
-        FfiConverterOptionString.write(value.cacheDir, into: &buf)
         FfiConverterOptionTypeCloudEndpoint.write(value.cloud, into: &buf)
         FfiConverterOptionString.write(value.stateDir, into: &buf)
         FfiConverterTypeBudgets.write(value.budgets, into: &buf)
@@ -1753,11 +1941,11 @@ public struct RouteExplanation: Equatable, Hashable {
     public var predictedGain: Double
     public var threshold: Double
     public var budgetUsed: Double
-    public var gate: String?
+    public var gate: Gate?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(quality: Double, predictedGain: Double, threshold: Double, budgetUsed: Double, gate: String?) {
+    public init(quality: Double, predictedGain: Double, threshold: Double, budgetUsed: Double, gate: Gate?) {
         self.quality = quality
         self.predictedGain = predictedGain
         self.threshold = threshold
@@ -1785,7 +1973,7 @@ public struct FfiConverterTypeRouteExplanation: FfiConverterRustBuffer {
                 predictedGain: FfiConverterDouble.read(from: &buf), 
                 threshold: FfiConverterDouble.read(from: &buf), 
                 budgetUsed: FfiConverterDouble.read(from: &buf), 
-                gate: FfiConverterOptionString.read(from: &buf)
+                gate: FfiConverterOptionTypeGate.read(from: &buf)
         )
     }
 
@@ -1794,7 +1982,7 @@ public struct FfiConverterTypeRouteExplanation: FfiConverterRustBuffer {
         FfiConverterDouble.write(value.predictedGain, into: &buf)
         FfiConverterDouble.write(value.threshold, into: &buf)
         FfiConverterDouble.write(value.budgetUsed, into: &buf)
-        FfiConverterOptionString.write(value.gate, into: &buf)
+        FfiConverterOptionTypeGate.write(value.gate, into: &buf)
     }
 }
 
@@ -2126,6 +2314,12 @@ public enum Event: Equatable, Hashable {
     case answerStarted(side: Side, reason: String, attempt: UInt32, explanation: RouteExplanation?
     )
     /**
+     * A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
+     * goes on on the edge, or fails if it cannot.
+     */
+    case cloudRefused(step: QueryStep, gate: Gate
+    )
+    /**
      * Always the last event of a query that was not cancelled.
      */
     case answer(text: String, totals: Totals
@@ -2169,7 +2363,10 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 6: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
         )
         
-        case 7: return .answer(text: try FfiConverterString.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
+        case 7: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
+        )
+        
+        case 8: return .answer(text: try FfiConverterString.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2227,8 +2424,14 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterOptionTypeRouteExplanation.write(explanation, into: &buf)
             
         
-        case let .answer(text,totals):
+        case let .cloudRefused(step,gate):
             writeInt(&buf, Int32(7))
+            FfiConverterTypeQueryStep.write(step, into: &buf)
+            FfiConverterTypeGate.write(gate, into: &buf)
+            
+        
+        case let .answer(text,totals):
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(text, into: &buf)
             FfiConverterTypeTotals.write(totals, into: &buf)
             
@@ -2249,6 +2452,157 @@ public func FfiConverterTypeEvent_lift(_ buf: RustBuffer) throws -> Event {
 #endif
 public func FfiConverterTypeEvent_lower(_ value: Event) -> RustBuffer {
     return FfiConverterTypeEvent.lower(value)
+}
+
+
+
+/**
+ * A reason the cloud is not used (or, for `EdgeUnavailable` and `ThermalCritical`, is the only
+ * side left).
+ */
+
+public enum Gate: Equatable, Hashable {
+    
+    case noCloudConfigured
+    case policyNeverOffload
+    case offline
+    case wifiOnly
+    case dataSaver
+    case lowBattery
+    case lowPowerMode
+    case personalData
+    case circuitOpen
+    case budgetExhausted
+    /**
+     * The budget store was damaged and rebuilt: limited budgets count as used up until
+     * `resetBudgets`.
+     */
+    case spendingUnknown
+    case edgeUnavailable
+    case thermalCritical
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Gate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGate: FfiConverterRustBuffer {
+    typealias SwiftType = Gate
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Gate {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .noCloudConfigured
+        
+        case 2: return .policyNeverOffload
+        
+        case 3: return .offline
+        
+        case 4: return .wifiOnly
+        
+        case 5: return .dataSaver
+        
+        case 6: return .lowBattery
+        
+        case 7: return .lowPowerMode
+        
+        case 8: return .personalData
+        
+        case 9: return .circuitOpen
+        
+        case 10: return .budgetExhausted
+        
+        case 11: return .spendingUnknown
+        
+        case 12: return .edgeUnavailable
+        
+        case 13: return .thermalCritical
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Gate, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .noCloudConfigured:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .policyNeverOffload:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .offline:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .wifiOnly:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .dataSaver:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .lowBattery:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .lowPowerMode:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .personalData:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .circuitOpen:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .budgetExhausted:
+            writeInt(&buf, Int32(10))
+        
+        
+        case .spendingUnknown:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .edgeUnavailable:
+            writeInt(&buf, Int32(12))
+        
+        
+        case .thermalCritical:
+            writeInt(&buf, Int32(13))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGate_lift(_ buf: RustBuffer) throws -> Gate {
+    return try FfiConverterTypeGate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGate_lower(_ value: Gate) -> RustBuffer {
+    return FfiConverterTypeGate.lower(value)
 }
 
 
@@ -2761,6 +3115,88 @@ public func FfiConverterTypeOffload_lower(_ value: Offload) -> RustBuffer {
 
 
 
+/**
+ * Which step of a query an event is about.
+ */
+
+public enum QueryStep: Equatable, Hashable {
+    
+    case plan
+    case subtask(id: String
+    )
+    /**
+     * The final synthesis, or the answer of a one-step plan.
+     */
+    case answer
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension QueryStep: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueryStep: FfiConverterRustBuffer {
+    typealias SwiftType = QueryStep
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueryStep {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .plan
+        
+        case 2: return .subtask(id: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .answer
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: QueryStep, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .plan:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .subtask(id):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(id, into: &buf)
+            
+        
+        case .answer:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryStep_lift(_ buf: RustBuffer) throws -> QueryStep {
+    return try FfiConverterTypeQueryStep.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryStep_lower(_ value: QueryStep) -> RustBuffer {
+    return FfiConverterTypeQueryStep.lower(value)
+}
+
+
+
 
 public enum Routing: Equatable, Hashable {
     
@@ -3072,7 +3508,7 @@ public func FfiConverterTypeThermal_lower(_ value: Thermal) -> RustBuffer {
 
 
 /**
- * Receives a streaming query's events in order (called from an SDK thread).
+ * Receives a streaming query's events in order (called from the SDK's callback thread).
  */
 public protocol EventListener: AnyObject, Sendable {
     
@@ -3210,7 +3646,7 @@ public func FfiConverterCallbackInterfaceEventListener_lower(_ v: EventListener)
 
 
 /**
- * Receives model-load progress (called from an SDK thread).
+ * Receives model-load progress (called from the SDK's callback thread).
  */
 public protocol LoadListener: AnyObject, Sendable {
     
@@ -3348,7 +3784,7 @@ public func FfiConverterCallbackInterfaceLoadListener_lower(_ v: LoadListener) -
 
 
 /**
- * The app's own logger (Timber, SLF4J, swift-log...), called from SDK threads.
+ * The app's own logger (Timber, SLF4J, swift-log...), called from the SDK's callback thread.
  */
 public protocol LogSink: AnyObject, Sendable {
     
@@ -3561,6 +3997,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeApiKey: FfiConverterRustBuffer {
+    typealias SwiftType = ApiKey?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeApiKey.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeApiKey.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeAppPolicy: FfiConverterRustBuffer {
     typealias SwiftType = AppPolicy?
 
@@ -3649,6 +4109,30 @@ fileprivate struct FfiConverterOptionTypeRouterStatistics: FfiConverterRustBuffe
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeRouterStatistics.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeGate: FfiConverterRustBuffer {
+    typealias SwiftType = Gate?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeGate.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeGate.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3885,19 +4369,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_ask_streaming() != 18246) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_budget_status() != 61535) {
+    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_budget_status() != 21308) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_reset_budgets() != 37817) {
+    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_reset_budgets() != 47572) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics() != 13848) {
+    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics() != 37222) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_set_policy() != 37932) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown() != 13991) {
+    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown() != 46722) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_update_device_state() != 25510) {
@@ -3910,6 +4394,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_constructor_hybridflow_open() != 46230) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hybridflow_ffi_checksum_constructor_apikey_new() != 6830) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_method_eventlistener_on_event() != 34554) {

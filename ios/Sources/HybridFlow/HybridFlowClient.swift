@@ -8,16 +8,15 @@
 import Foundation
 
 /// A HybridFlow engine: an on-device model, a cloud endpoint when it pays off, budgets that
-/// persist. Open one per app; queries run concurrently on it. Releasing it cancels its queries.
+/// persist. Open one per app; queries run concurrently on it. `close()` ends it and waits until
+/// the state directory is free for a new client; releasing it without `close()` cancels its
+/// queries. Calls that touch the disk are `async`; listeners and the log callback are called from
+/// the SDK's one callback thread.
 public final class HybridFlowClient: Sendable {
     private let engine: HybridFlow
 
     private init(engine: HybridFlow) {
         self.engine = engine
-    }
-
-    deinit {
-        engine.shutdown()
     }
 
     /// Checks `config`, loads the edge model and opens the budget store.
@@ -73,7 +72,7 @@ public final class HybridFlowClient: Sendable {
     }
 
     /// What the phone reports (NWPathMonitor, UIDevice battery, ProcessInfo thermal state and
-    /// low-power mode); routing uses it from the next step on.
+    /// low-power mode); every cloud request is checked against it from now on.
     public func updateDeviceState(_ state: DeviceState) throws {
         try engine.updateDeviceState(state: state)
     }
@@ -82,17 +81,25 @@ public final class HybridFlowClient: Sendable {
         try engine.setPolicy(policy: policy)
     }
 
-    public func budgetStatus() throws -> BudgetStatus {
-        try engine.budgetStatus()
+    /// Today's and this month's cloud spending against the limits.
+    public func budgetStatus() async throws -> BudgetStatus {
+        try await engine.budgetStatus()
     }
 
-    public func resetBudgets() throws {
-        try engine.resetBudgets()
+    /// Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store).
+    public func resetBudgets() async throws {
+        try await engine.resetBudgets()
     }
 
     /// What the learned router measured on this device; nil for the fixed routings.
-    public func routerStatistics() throws -> RouterStatistics? {
-        try engine.routerStatistics()
+    public func routerStatistics() async throws -> RouterStatistics? {
+        try await engine.routerStatistics()
+    }
+
+    /// Cancels running queries, waits until they stopped, and releases the model and the state
+    /// directory. Later calls throw `HybridFlowError.Closed`.
+    public func close() async {
+        await engine.shutdown()
     }
 }
 

@@ -15,7 +15,7 @@ use hybridflow_core::exec::{EventSink, ExecConfig, PlannerChoice};
 use hybridflow_core::model::catalog;
 use hybridflow_core::model::cloud::{ApiKey, CloudConfig, Price};
 use hybridflow_core::model::edge::{EdgeConfig, LoadProgress};
-use hybridflow_core::route::router::{Budgets, Limits};
+use hybridflow_core::guard::{Budgets, Limits};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -83,11 +83,10 @@ async fn main() -> Result<()> {
                 let line = line.trim();
                 if let Some(command) = line.strip_prefix('/') {
                     match slash_command(command, &mut device) {
-                        Ok(()) if client.is_device_aware() => {
+                        Ok(()) => {
                             client.set_device_state(device);
                             println!("device: {device:?}");
                         }
-                        Ok(()) => println!("device states apply to the learned router (--policy learned)"),
                         Err(help) => println!("{help}"),
                     }
                 } else if !line.is_empty() {

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use hybridflow_core::exec::{Event, SubtaskOutcome, Totals};
+use hybridflow_core::exec::{Event, StepName, SubtaskOutcome, Totals};
 use hybridflow_core::model::Side;
 
 #[derive(Default)]
@@ -73,6 +73,15 @@ impl View {
             Event::AnswerStarted { side: s, reason, .. } => {
                 self.end_stream();
                 println!("answer on the {} ({reason}):", side(*s));
+            }
+            Event::CloudRefused { step, gate } => {
+                self.end_stream();
+                let step = match step {
+                    StepName::Plan => "planning".to_string(),
+                    StepName::Subtask { id } => id.clone(),
+                    StepName::Answer => "the answer".to_string(),
+                };
+                println!("! the cloud request of {step} was not sent: gate {gate:?}");
             }
             Event::TokenDelta { id, text } => {
                 // Subtask text shows as progress dots; the answer streams in full.

@@ -53,12 +53,12 @@ final class ChatModel {
     }
 
     func open() async {
+        // Closing waits until the old client released the state directory the new one opens.
+        await client?.close()
         client = nil
-        let cloud = cloudURL.isEmpty ? nil : CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: Keychain.load())
-        let caches = FileManager.default.urls(for: .cachesDirectory, in: .userDomainMask)[0]
+        let cloud = cloudURL.isEmpty ? nil : CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: Keychain.load().map { ApiKey(key: $0) })
         let config = HybridFlowConfig(
             edgeModelPath: modelURL.path,
-            cacheDir: caches.path,
             cloud: cloud,
             stateDir: support.appendingPathComponent("hybridflow").path,
             budgets: Budgets(perDay: Limits(money: dailyBudget))
@@ -75,7 +75,7 @@ final class ChatModel {
             }
             if let device { try opened.updateDeviceState(device) }
             client = opened
-            budget = try opened.budgetStatus()
+            budget = try await opened.budgetStatus()
         } catch {
             loading = error.localizedDescription
         }
@@ -89,9 +89,10 @@ final class ChatModel {
         await open()
     }
 
-    func resetBudgets() {
-        try? client?.resetBudgets()
-        budget = try? client?.budgetStatus()
+    func resetBudgets() async {
+        guard let client else { return }
+        try? await client.resetBudgets()
+        budget = try? await client.budgetStatus()
     }
 
     func ask(_ question: String) {
@@ -104,7 +105,7 @@ final class ChatModel {
             } catch {
                 turn.error = error.localizedDescription
             }
-            budget = try? client.budgetStatus()
+            budget = try? await client.budgetStatus()
         }
     }
 

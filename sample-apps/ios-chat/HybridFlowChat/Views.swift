@@ -83,7 +83,7 @@ struct SettingsView: View {
                 chat.dailyBudget = Double(budget)
                 Task { await chat.saveSettings(apiKey: apiKey); apiKey = "" }
             }
-            Button("Reset budgets") { chat.resetBudgets() }
+            Button("Reset budgets") { Task { await chat.resetBudgets() } }
         }
         .onAppear { budget = chat.dailyBudget.map { String($0) } ?? "" }
     }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use hybridflow_core::device::AppPolicy;
 use hybridflow_core::exec::{EventSink, ExecConfig, Models, Scheduler, Totals};
+use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, QueryBudget};
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel, Price};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message, Side};
@@ -140,10 +142,15 @@ impl Bench {
         (record_from_totals(item, strategy, &totals, started.elapsed()), text)
     }
 
+    /// Default device and policy, no budgets, the benchmark cloud's price.
+    fn guard(&self) -> Arc<CloudGuard> {
+        Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(Budgets::default(), None), None, self.price))
+    }
+
     async fn hybrid(&self, item: &Item, strategy: &str, policy: Arc<dyn RoutePolicy>, sequential: bool) -> (Record, String) {
         let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
         let config = ExecConfig { sequential, ..ExecConfig::default() };
-        let scheduler = match Scheduler::new(models, policy, config) {
+        let scheduler = match Scheduler::new(models, policy, self.guard(), config) {
             Ok(s) => s,
             Err(e) => panic!("scheduler: {e}"),
         };
@@ -161,7 +168,7 @@ impl Bench {
     }
 
     async fn run(&mut self, item: &Item, strategy: &str) -> Result<(Record, String)> {
-        let learned = || Arc::new(LearnedRouter::new(RouterConfig { price: self.price, ..RouterConfig::default() }, None, None));
+        let learned = || Arc::new(LearnedRouter::new(RouterConfig::default(), self.guard(), None, None));
         Ok(match strategy {
             "edge-direct" => self.single_call(Side::Edge, item, DIRECT, strategy).await,
             "edge-cot" => self.single_call(Side::Edge, item, COT, strategy).await,
@@ -175,7 +182,7 @@ impl Bench {
                     step: Step::Subtask { subtask: &plan.subtasks[0], plan: Some(&plan) },
                     cloud_available: true,
                     edge_available: true,
-                    spent: &Totals::default(),
+                    budget: &QueryBudget::default(),
                 });
                 self.single_call(decision.side, item, COT, strategy).await
             }

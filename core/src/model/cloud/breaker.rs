@@ -1,7 +1,7 @@
 //! Circuit breaker: after repeated failures the cloud stops being offered for a while, so a dead
 //! endpoint costs one fast refusal instead of a timeout per subtask.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::config::BreakerConfig;
@@ -27,6 +27,23 @@ pub struct CircuitBreaker {
 struct Counters {
     consecutive_failures: u32,
     open_until: Option<Instant>,
+    /// The half-open trial request is out.
+    trial_in_flight: bool,
+}
+
+/// Admission of one request by the breaker; while it is the half-open trial, no other request
+/// is admitted until it ends (success, failure, or dropped unfinished).
+#[derive(Debug)]
+pub struct TrialPermit {
+    trial_of: Option<Arc<CircuitBreaker>>,
+}
+
+impl Drop for TrialPermit {
+    fn drop(&mut self) {
+        if let Some(breaker) = &self.trial_of {
+            breaker.inner.lock().unwrap_or_else(|p| p.into_inner()).trial_in_flight = false;
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -45,9 +62,30 @@ impl CircuitBreaker {
         }
     }
 
-    /// Whether a request may go out now.
+    /// Whether a request would be admitted now (without admitting it).
     pub fn allows_request(&self) -> bool {
-        !matches!(self.state(), BreakerState::Open { .. })
+        match self.state() {
+            BreakerState::Closed => true,
+            BreakerState::Open { .. } => false,
+            BreakerState::HalfOpen => !self.inner.lock().unwrap_or_else(|p| p.into_inner()).trial_in_flight,
+        }
+    }
+
+    /// Admits a request: always while closed, never while open, and one trial at a time when
+    /// half-open.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<TrialPermit> {
+        match self.state() {
+            BreakerState::Closed => Some(TrialPermit { trial_of: None }),
+            BreakerState::Open { .. } => None,
+            BreakerState::HalfOpen => {
+                let mut counters = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                if counters.trial_in_flight {
+                    return None;
+                }
+                counters.trial_in_flight = true;
+                Some(TrialPermit { trial_of: Some(self.clone()) })
+            }
+        }
     }
 
     pub fn record_success(&self) {
@@ -58,6 +96,7 @@ impl CircuitBreaker {
     pub fn record_failure(&self) {
         let mut counters = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         counters.consecutive_failures += 1;
+        counters.trial_in_flight = false;
         // A failed trial (half-open) re-opens at once; otherwise open at the threshold.
         if counters.open_until.is_some() || counters.consecutive_failures >= self.config.failure_threshold {
             counters.open_until = Some(Instant::now() + self.config.open_for);
@@ -120,6 +159,23 @@ mod tests {
         breaker.record_success();
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert_eq!(breaker.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn half_open_admits_one_trial_at_a_time() {
+        let breaker = Arc::new(CircuitBreaker::new(BreakerConfig { failure_threshold: 1, open_for: Duration::from_millis(30) }));
+        assert!(breaker.try_acquire().is_some() && breaker.try_acquire().is_some(), "closed: everything goes");
+        breaker.record_failure();
+        assert!(breaker.try_acquire().is_none(), "open: nothing goes");
+        std::thread::sleep(Duration::from_millis(40));
+        let trial = breaker.try_acquire().expect("half-open: one trial");
+        assert!(breaker.try_acquire().is_none() && !breaker.allows_request(), "a second request waits for the trial");
+        drop(trial); // abandoned (cancelled) without an outcome: another trial may go
+        let trial = breaker.try_acquire().expect("a new trial");
+        breaker.record_success();
+        drop(trial);
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert!(breaker.try_acquire().is_some() && breaker.try_acquire().is_some());
     }
 
     #[test]

@@ -8,13 +8,18 @@ use reqwest::Url;
 use super::CloudError;
 use crate::model::Usage;
 
-/// An API key. Its `Debug` and `Display` never show it; only the HTTP header sees the value.
+/// An API key. Its `Debug` and `Display` never show it; only the HTTP header sees the value, and
+/// its memory is wiped when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub struct ApiKey(zeroize::Zeroizing<String>);
 
 impl ApiKey {
     pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
+        Self(zeroize::Zeroizing::new(key.into()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub(crate) fn expose(&self) -> &str {

@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_A
 use reqwest::{StatusCode, Url};
 use tokio::time::{timeout_at, Instant};
 
-pub use breaker::{BreakerSnapshot, BreakerState, CircuitBreaker};
+pub use breaker::{BreakerSnapshot, BreakerState, CircuitBreaker, TrialPermit};
 pub use config::{ApiKey, BreakerConfig, CloudConfig, CloudTimeouts, Price, RetryPolicy, TrustRoots};
 use wire::{SseDecoder, SseLine};
 
@@ -192,7 +192,8 @@ impl CloudModel {
     /// Sends the request until it gets a success status, retrying per the policy.
     async fn send(&self, request: &ChatRequest, stream: bool) -> Result<Exchange, ModelError> {
         request.validate()?;
-        if !self.breaker.allows_request() {
+        // The half-open trial is admitted by the guard; only an open breaker stops a request here.
+        if matches!(self.breaker.state(), BreakerState::Open { .. }) {
             return Err(ModelError::Cloud { error: CloudError::CircuitOpen, attempts: 0 });
         }
         let body = wire::request_body(&self.config.model, request, stream);
@@ -283,7 +284,7 @@ fn estimate_tokens(text: &str) -> u32 {
     (text.chars().count() as u32).div_ceil(4)
 }
 
-fn estimate_prompt_tokens(request: &ChatRequest) -> u32 {
+pub(crate) fn estimate_prompt_tokens(request: &ChatRequest) -> u32 {
     request.messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum()
 }
 

@@ -56,11 +56,6 @@ impl EdgeModel {
             return Err(EdgeLoadError::InsufficientMemory { required_bytes, available_bytes });
         }
 
-        if let Some(dir) = &config.cache_dir {
-            if std::env::var_os("HF_HOME").is_none() {
-                std::env::set_var("HF_HOME", dir);
-            }
-        }
         progress(LoadProgress::Loading {
             architecture: summary.architecture.clone(),
             file_bytes: summary.file_bytes,

@@ -27,9 +27,6 @@ pub struct EdgeConfig {
     pub model_path: PathBuf,
     /// Memory the model may use; `None` means what the system reports as available.
     pub memory_budget_bytes: Option<u64>,
-    /// A writable directory for mistral.rs's cache files. Phones have no `HOME`: apps pass their
-    /// cache directory here. Ignored when `HF_HOME` is already set.
-    pub cache_dir: Option<PathBuf>,
     /// Sequences the engine decodes at once.
     pub max_concurrent_sequences: usize,
 }
@@ -39,7 +36,6 @@ impl EdgeConfig {
         Self {
             model_path: model_path.into(),
             memory_budget_bytes: None,
-            cache_dir: None,
             max_concurrent_sequences: 8,
         }
     }

@@ -3,6 +3,7 @@
 // jvm-chat) and the Android library.
 package dev.hybridflow
 
+import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.channels.trySendBlocking
@@ -10,12 +11,19 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
 
 /**
  * A HybridFlow engine: an on-device model, a cloud endpoint when it pays off, budgets that
- * persist. Open one per app (queries run concurrently on it) and close it with [close] or `use {}`.
+ * persist. Open one per app (queries run concurrently on it) and end it with [close] (a suspend
+ * function: it waits until running queries stopped and the state directory is released, so a new
+ * client can open the same directory right after), or with [use].
+ *
+ * Every call that touches the disk or waits ([budgetStatus], [resetBudgets], [routerStatistics],
+ * [close]) is a suspend function, safe to call from the main thread's coroutines. Listeners and
+ * the log callback are called from the SDK's one callback thread.
  */
-class HybridFlowClient private constructor(private val engine: HybridFlow) : AutoCloseable {
+class HybridFlowClient private constructor(private val engine: HybridFlow) {
     companion object {
         /**
          * Checks [config], loads the edge model and opens the budget store. Throws
@@ -68,21 +76,33 @@ class HybridFlowClient private constructor(private val engine: HybridFlow) : Aut
         }
     }.buffer(Channel.UNLIMITED)
 
-    /** What the phone reports; routing decisions use it from the next step on. */
+    /** What the phone reports; every cloud request is checked against it from now on. */
     fun updateDeviceState(state: DeviceState) = engine.updateDeviceState(state)
 
+    /** The app's policy for the cloud; a policy that contradicts the configuration is refused. */
     fun setPolicy(policy: AppPolicy) = engine.setPolicy(policy)
 
-    fun budgetStatus(): BudgetStatus = engine.budgetStatus()
+    /** Today's and this month's cloud spending against the limits. */
+    suspend fun budgetStatus(): BudgetStatus = engine.budgetStatus()
 
-    fun resetBudgets() = engine.resetBudgets()
+    /** Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store). */
+    suspend fun resetBudgets() = engine.resetBudgets()
 
     /** What the learned router measured on this device; null for the fixed routings. */
-    fun routerStatistics(): RouterStatistics? = engine.routerStatistics()
+    suspend fun routerStatistics(): RouterStatistics? = engine.routerStatistics()
 
-    /** Cancels running queries and frees the model. */
-    override fun close() {
+    /** Cancels running queries, waits until they stopped, and releases the model and the state directory. */
+    suspend fun close() {
         engine.shutdown()
         engine.close()
+    }
+
+    /** Runs [block] with this client and closes it afterwards, even on failure or cancellation. */
+    suspend fun <T> use(block: suspend (HybridFlowClient) -> T): T {
+        try {
+            return block(this)
+        } finally {
+            withContext(NonCancellable) { close() }
+        }
     }
 }

@@ -32,7 +32,7 @@ class HybridFlowClientTest {
 
     private fun config(routing: Routing, withCloud: Boolean = true) = HybridFlowConfig(
         edgeModelPath = edgeModel,
-        cloud = if (withCloud) CloudEndpoint(baseUrl = cloudUrl, model = cloudModel, apiKey = "sk-kotlin-test-secret") else null,
+        cloud = if (withCloud) CloudEndpoint(baseUrl = cloudUrl, model = cloudModel, apiKey = ApiKey("sk-kotlin-test-secret")) else null,
         stateDir = Files.createTempDirectory("hybridflow-kotlin").toString(),
         routing = routing,
     )
@@ -201,10 +201,45 @@ class HybridFlowClientTest {
         assertTrue(routes.isNotEmpty())
         routes.forEach {
             assertEquals(Side.EDGE, it.side)
-            assertEquals("Offline", it.explanation?.gate)
+            assertEquals(Gate.OFFLINE, it.explanation?.gate)
         }
         assertEquals(0u, (events.last() as Event.Answer).totals.cloud.calls)
         assertNotNull(client.routerStatistics())
+    }
+
+    @Test
+    fun aClientClosedAndReopenedAtOnceOnTheSameStateDirectoryWorks() = runBlocking {
+        val shared = config(Routing.EDGE_ONLY, withCloud = false)
+        repeat(3) {
+            val client = HybridFlowClient.open(shared)
+            // A query still running when close is called: close cancels it and waits for it.
+            val running = launch { runCatching { client.ask(multiStep) } }
+            delay(200)
+            client.close()
+            running.join()
+        }
+        HybridFlowClient.open(shared).use { assertEquals(0uL, it.budgetStatus().today.cloudRequests) }
+    }
+
+    @Test
+    fun theKeyIsAbsentFromEveryObjectTheAppCanHold() {
+        val key = ApiKey("sk-kotlin-test-secret")
+        val endpoint = CloudEndpoint(baseUrl = cloudUrl, model = cloudModel, apiKey = key)
+        val config = config(Routing.LEARNED).copy(cloud = endpoint)
+        for (printed in listOf(key.toString(), endpoint.toString(), config.toString(), "$key $endpoint $config")) {
+            assertFalse(printed, printed.contains("sk-kotlin-test-secret"))
+        }
+        assertTrue(key.toString().contains("redacted"))
+    }
+
+    @Test
+    fun aNeverOffloadPolicyThatContradictsTheRoutingIsRefused() = runBlocking {
+        try {
+            HybridFlowClient.open(config(Routing.CLOUD_ONLY).copy(policy = AppPolicy(offload = Offload.NEVER))).close()
+            fail("never-offload with cloud-only routing was accepted")
+        } catch (e: HybridFlowException.InvalidConfig) {
+            assertTrue(e.message!!, e.message!!.contains("contradicts"))
+        }
     }
 
     @Test

@@ -774,6 +774,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_hybridflow_ffi_checksum_constructor_hybridflow_open(
     ): Int
+    external fun uniffi_hybridflow_ffi_checksum_constructor_apikey_new(
+    ): Int
     external fun uniffi_hybridflow_ffi_checksum_method_eventlistener_on_event(
     ): Int
     external fun uniffi_hybridflow_ffi_checksum_method_loadlistener_on_progress(
@@ -813,16 +815,16 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_hybridflow_ffi_fn_method_hybridflow_ask_streaming(`ptr`: Long,`query`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_budget_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_reset_budgets(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
+    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_budget_status(`ptr`: Long,
+    ): Long
+    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_reset_budgets(`ptr`: Long,
+    ): Long
+    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(`ptr`: Long,
+    ): Long
     external fun uniffi_hybridflow_ffi_fn_method_hybridflow_set_policy(`ptr`: Long,`policy`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
+    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(`ptr`: Long,
+    ): Long
     external fun uniffi_hybridflow_ffi_fn_method_hybridflow_update_device_state(`ptr`: Long,`state`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_hybridflow_ffi_fn_clone_queryhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -833,6 +835,16 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_hybridflow_ffi_fn_method_queryhandle_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_hybridflow_ffi_fn_clone_apikey(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_hybridflow_ffi_fn_free_apikey(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_hybridflow_ffi_fn_constructor_apikey_new(`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_hybridflow_ffi_fn_method_apikey_uniffi_trait_debug(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_hybridflow_ffi_fn_method_apikey_uniffi_trait_display(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_hybridflow_ffi_fn_init_callback_vtable_eventlistener(`vtable`: UniffiVTableCallbackInterfaceEventListener,
     ): Unit
     external fun uniffi_hybridflow_ffi_fn_init_callback_vtable_loadlistener(`vtable`: UniffiVTableCallbackInterfaceLoadListener,
@@ -969,19 +981,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_ask_streaming() and 0xFFFF) != 18246) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_budget_status() and 0xFFFF) != 61535) {
+    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_budget_status() and 0xFFFF) != 21308) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_reset_budgets() and 0xFFFF) != 37817) {
+    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_reset_budgets() and 0xFFFF) != 47572) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics() and 0xFFFF) != 13848) {
+    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics() and 0xFFFF) != 37222) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_set_policy() and 0xFFFF) != 37932) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown() and 0xFFFF) != 13991) {
+    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown() and 0xFFFF) != 46722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_update_device_state() and 0xFFFF) != 25510) {
@@ -994,6 +1006,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_constructor_hybridflow_open() and 0xFFFF) != 46230) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_hybridflow_ffi_checksum_constructor_apikey_new() and 0xFFFF) != 6830) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 34554) {
@@ -1501,6 +1516,277 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 //
 
 
+/**
+ * An API key, opaque to the app once made: its `toString()` / `description` / debug output is
+ * redacted, and the SDK's copy is wiped from memory when the last reference goes. (The string
+ * it was made from belongs to the app's runtime, which the SDK cannot wipe.)
+ */
+public interface ApiKeyInterface {
+    
+    companion object
+}
+
+/**
+ * An API key, opaque to the app once made: its `toString()` / `description` / debug output is
+ * redacted, and the SDK's copy is wiped from memory when the last reference goes. (The string
+ * it was made from belongs to the app's runtime, which the SDK cannot wipe.)
+ */
+open class ApiKey: Disposable, AutoCloseable, ApiKeyInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    constructor(`key`: kotlin.String) :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_constructor_apikey_new(
+    
+        
+        FfiConverterString.lower(`key`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_hybridflow_ffi_fn_free_apikey(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_hybridflow_ffi_fn_clone_apikey(handle, status)
+        }
+    }
+
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_method_apikey_uniffi_trait_display(
+        it,
+        _status)
+}
+    }
+    )
+    }
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeApiKey: FfiConverter<ApiKey, Long> {
+    override fun lower(value: ApiKey): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): ApiKey {
+        return ApiKey(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): ApiKey {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: ApiKey) = 8UL
+
+    override fun write(value: ApiKey, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
 public interface HybridFlowInterface {
     
     /**
@@ -1517,22 +1803,26 @@ public interface HybridFlowInterface {
     /**
      * Today's and this month's cloud spending against the configured limits.
      */
-    fun `budgetStatus`(): BudgetStatus
+    suspend fun `budgetStatus`(): BudgetStatus
     
-    fun `resetBudgets`()
+    /**
+     * Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store).
+     */
+    suspend fun `resetBudgets`()
     
     /**
      * `null` unless the routing is `Learned`.
      */
-    fun `routerStatistics`(): RouterStatistics?
+    suspend fun `routerStatistics`(): RouterStatistics?
     
     fun `setPolicy`(`policy`: AppPolicy)
     
     /**
-     * Cancels running queries and releases the model once they have stopped. Idempotent;
-     * later calls fail with `Closed`.
+     * Cancels running queries, waits until they and the store's pending writes have ended, and
+     * releases the model and the state directory: a new client can open the same directory as
+     * soon as this returns. Idempotent; later calls on this object fail with `Closed`.
      */
-    fun `shutdown`()
+    suspend fun `shutdown`()
     
     /**
      * What the phone reports; the learned router's gates use it from the next step on.
@@ -1692,48 +1982,74 @@ open class HybridFlow: Disposable, AutoCloseable, HybridFlowInterface
     /**
      * Today's and this month's cloud spending against the configured limits.
      */
-    @Throws(HybridFlowException::class)override fun `budgetStatus`(): BudgetStatus {
-            return FfiConverterTypeBudgetStatus.lift(
-    callWithHandle {
-    uniffiRustCallWithError(HybridFlowException) { _status ->
-    UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_budget_status(
-        it,
-        _status)
-}
-    }
+    @Throws(HybridFlowException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `budgetStatus`() : BudgetStatus {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_budget_status(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_hybridflow_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeBudgetStatus.lift(it) },
+        // Error FFI converter
+        HybridFlowException.ErrorHandler,
     )
     }
-    
 
     
-    @Throws(HybridFlowException::class)override fun `resetBudgets`()
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(HybridFlowException) { _status ->
-    UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_reset_budgets(
-        it,
-        _status)
-}
+    /**
+     * Forgets the day's and month's spending (and a "spending unknown" mark after a damaged store).
+     */
+    @Throws(HybridFlowException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resetBudgets`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_reset_budgets(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_hybridflow_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        HybridFlowException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * `null` unless the routing is `Learned`.
      */
-    @Throws(HybridFlowException::class)override fun `routerStatistics`(): RouterStatistics? {
-            return FfiConverterOptionalTypeRouterStatistics.lift(
-    callWithHandle {
-    uniffiRustCallWithError(HybridFlowException) { _status ->
-    UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(
-        it,
-        _status)
-}
-    }
+    @Throws(HybridFlowException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `routerStatistics`() : RouterStatistics? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_hybridflow_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeRouterStatistics.lift(it) },
+        // Error FFI converter
+        HybridFlowException.ErrorHandler,
     )
     }
-    
 
     
     @Throws(HybridFlowException::class)override fun `setPolicy`(`policy`: AppPolicy)
@@ -1751,19 +2067,29 @@ open class HybridFlow: Disposable, AutoCloseable, HybridFlowInterface
 
     
     /**
-     * Cancels running queries and releases the model once they have stopped. Idempotent;
-     * later calls fail with `Closed`.
-     */override fun `shutdown`()
-        = 
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(
-        it,
-        _status)
-}
+     * Cancels running queries, waits until they and the store's pending writes have ended, and
+     * releases the model and the state directory: a new client can open the same directory as
+     * soon as this returns. Idempotent; later calls on this object fail with `Closed`.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `shutdown`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_hybridflow_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_hybridflow_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
     }
-    
-    
 
     
     /**
@@ -2252,6 +2578,12 @@ data class BudgetStatus (
     var `today`: Spending
     , 
     var `thisMonth`: Spending
+    , 
+    /**
+     * Set when the budget store was damaged and rebuilt: the day's and month's limits count as
+     * used up (no cloud under them) until `resetBudgets`.
+     */
+    var `spendingUnknown`: kotlin.String?
     
 ){
     
@@ -2271,19 +2603,22 @@ public object FfiConverterTypeBudgetStatus: FfiConverterRustBuffer<BudgetStatus>
             FfiConverterTypeBudgets.read(buf),
             FfiConverterTypeSpending.read(buf),
             FfiConverterTypeSpending.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
     override fun allocationSize(value: BudgetStatus) = (
             FfiConverterTypeBudgets.allocationSize(value.`budgets`) +
             FfiConverterTypeSpending.allocationSize(value.`today`) +
-            FfiConverterTypeSpending.allocationSize(value.`thisMonth`)
+            FfiConverterTypeSpending.allocationSize(value.`thisMonth`) +
+            FfiConverterOptionalString.allocationSize(value.`spendingUnknown`)
     )
 
     override fun write(value: BudgetStatus, buf: ByteBuffer) {
             FfiConverterTypeBudgets.write(value.`budgets`, buf)
             FfiConverterTypeSpending.write(value.`today`, buf)
             FfiConverterTypeSpending.write(value.`thisMonth`, buf)
+            FfiConverterOptionalString.write(value.`spendingUnknown`, buf)
     }
 }
 
@@ -2341,9 +2676,9 @@ data class CloudEndpoint (
     var `model`: kotlin.String
     , 
     /**
-     * Sent as a bearer token; never logged or stored by the SDK.
+     * Sent as a bearer token; never logged, printed or stored by the SDK.
      */
-    var `apiKey`: kotlin.String? = null 
+    var `apiKey`: ApiKey? = null 
     , 
     var `inputPricePerMillionTokens`: kotlin.Double = 0.0 
     , 
@@ -2359,11 +2694,25 @@ data class CloudEndpoint (
      */
     var `extraRootCertificatesPem`: kotlin.String? = null 
     
-){
+): Disposable{
     
 
     
 
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`baseUrl`,
+        this.`model`,
+        this.`apiKey`,
+        this.`inputPricePerMillionTokens`,
+        this.`outputPricePerMillionTokens`,
+        this.`timeoutMs`,
+        this.`extraRootCertificatesPem`
+    )
+    }
     
     companion object
 }
@@ -2376,7 +2725,7 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
         return CloudEndpoint(
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
-            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeApiKey.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterULong.read(buf),
@@ -2387,7 +2736,7 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
     override fun allocationSize(value: CloudEndpoint) = (
             FfiConverterString.allocationSize(value.`baseUrl`) +
             FfiConverterString.allocationSize(value.`model`) +
-            FfiConverterOptionalString.allocationSize(value.`apiKey`) +
+            FfiConverterOptionalTypeApiKey.allocationSize(value.`apiKey`) +
             FfiConverterDouble.allocationSize(value.`inputPricePerMillionTokens`) +
             FfiConverterDouble.allocationSize(value.`outputPricePerMillionTokens`) +
             FfiConverterULong.allocationSize(value.`timeoutMs`) +
@@ -2397,7 +2746,7 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
     override fun write(value: CloudEndpoint, buf: ByteBuffer) {
             FfiConverterString.write(value.`baseUrl`, buf)
             FfiConverterString.write(value.`model`, buf)
-            FfiConverterOptionalString.write(value.`apiKey`, buf)
+            FfiConverterOptionalTypeApiKey.write(value.`apiKey`, buf)
             FfiConverterDouble.write(value.`inputPricePerMillionTokens`, buf)
             FfiConverterDouble.write(value.`outputPricePerMillionTokens`, buf)
             FfiConverterULong.write(value.`timeoutMs`, buf)
@@ -2478,11 +2827,6 @@ data class HybridFlowConfig (
      */
     var `edgeModelPath`: kotlin.String? = null 
     , 
-    /**
-     * A writable directory for the engine's cache files (phones have no `HOME`).
-     */
-    var `cacheDir`: kotlin.String? = null 
-    , 
     var `cloud`: CloudEndpoint? = null 
     , 
     /**
@@ -2523,11 +2867,28 @@ data class HybridFlowConfig (
      */
     var `maxQueriesInFlight`: kotlin.UInt = 16u 
     
-){
+): Disposable{
     
 
     
 
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`edgeModelPath`,
+        this.`cloud`,
+        this.`stateDir`,
+        this.`budgets`,
+        this.`policy`,
+        this.`routing`,
+        this.`maxQueryChars`,
+        this.`maxSubtasks`,
+        this.`maxEdgeGenerations`,
+        this.`maxQueriesInFlight`
+    )
+    }
     
     companion object
 }
@@ -2538,7 +2899,6 @@ data class HybridFlowConfig (
 public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlowConfig> {
     override fun read(buf: ByteBuffer): HybridFlowConfig {
         return HybridFlowConfig(
-            FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeCloudEndpoint.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -2554,7 +2914,6 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
 
     override fun allocationSize(value: HybridFlowConfig) = (
             FfiConverterOptionalString.allocationSize(value.`edgeModelPath`) +
-            FfiConverterOptionalString.allocationSize(value.`cacheDir`) +
             FfiConverterOptionalTypeCloudEndpoint.allocationSize(value.`cloud`) +
             FfiConverterOptionalString.allocationSize(value.`stateDir`) +
             FfiConverterTypeBudgets.allocationSize(value.`budgets`) +
@@ -2568,7 +2927,6 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
 
     override fun write(value: HybridFlowConfig, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`edgeModelPath`, buf)
-            FfiConverterOptionalString.write(value.`cacheDir`, buf)
             FfiConverterOptionalTypeCloudEndpoint.write(value.`cloud`, buf)
             FfiConverterOptionalString.write(value.`stateDir`, buf)
             FfiConverterTypeBudgets.write(value.`budgets`, buf)
@@ -2701,7 +3059,7 @@ data class RouteExplanation (
     , 
     var `budgetUsed`: kotlin.Double
     , 
-    var `gate`: kotlin.String?
+    var `gate`: Gate?
     
 ){
     
@@ -2722,7 +3080,7 @@ public object FfiConverterTypeRouteExplanation: FfiConverterRustBuffer<RouteExpl
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
-            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeGate.read(buf),
         )
     }
 
@@ -2731,7 +3089,7 @@ public object FfiConverterTypeRouteExplanation: FfiConverterRustBuffer<RouteExpl
             FfiConverterDouble.allocationSize(value.`predictedGain`) +
             FfiConverterDouble.allocationSize(value.`threshold`) +
             FfiConverterDouble.allocationSize(value.`budgetUsed`) +
-            FfiConverterOptionalString.allocationSize(value.`gate`)
+            FfiConverterOptionalTypeGate.allocationSize(value.`gate`)
     )
 
     override fun write(value: RouteExplanation, buf: ByteBuffer) {
@@ -2739,7 +3097,7 @@ public object FfiConverterTypeRouteExplanation: FfiConverterRustBuffer<RouteExpl
             FfiConverterDouble.write(value.`predictedGain`, buf)
             FfiConverterDouble.write(value.`threshold`, buf)
             FfiConverterDouble.write(value.`budgetUsed`, buf)
-            FfiConverterOptionalString.write(value.`gate`, buf)
+            FfiConverterOptionalTypeGate.write(value.`gate`, buf)
     }
 }
 
@@ -3062,6 +3420,20 @@ sealed class Event {
     }
     
     /**
+     * A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
+     * goes on on the edge, or fails if it cannot.
+     */
+    data class CloudRefused(
+        val `step`: dev.hybridflow.QueryStep, 
+        val `gate`: dev.hybridflow.Gate) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * Always the last event of a query that was not cancelled.
      */
     data class Answer(
@@ -3125,7 +3497,11 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterUInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
                 )
-            7 -> Event.Answer(
+            7 -> Event.CloudRefused(
+                FfiConverterTypeQueryStep.read(buf),
+                FfiConverterTypeGate.read(buf),
+                )
+            8 -> Event.Answer(
                 FfiConverterString.read(buf),
                 FfiConverterTypeTotals.read(buf),
                 )
@@ -3193,6 +3569,14 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterOptionalTypeRouteExplanation.allocationSize(value.`explanation`)
             )
         }
+        is Event.CloudRefused -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeQueryStep.allocationSize(value.`step`)
+                + FfiConverterTypeGate.allocationSize(value.`gate`)
+            )
+        }
         is Event.Answer -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -3252,13 +3636,74 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterOptionalTypeRouteExplanation.write(value.`explanation`, buf)
                 Unit
             }
-            is Event.Answer -> {
+            is Event.CloudRefused -> {
                 buf.putInt(7)
+                FfiConverterTypeQueryStep.write(value.`step`, buf)
+                FfiConverterTypeGate.write(value.`gate`, buf)
+                Unit
+            }
+            is Event.Answer -> {
+                buf.putInt(8)
                 FfiConverterString.write(value.`text`, buf)
                 FfiConverterTypeTotals.write(value.`totals`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * A reason the cloud is not used (or, for `EdgeUnavailable` and `ThermalCritical`, is the only
+ * side left).
+ */
+
+enum class Gate {
+    
+    NO_CLOUD_CONFIGURED,
+    POLICY_NEVER_OFFLOAD,
+    OFFLINE,
+    WIFI_ONLY,
+    DATA_SAVER,
+    LOW_BATTERY,
+    LOW_POWER_MODE,
+    PERSONAL_DATA,
+    CIRCUIT_OPEN,
+    BUDGET_EXHAUSTED,
+    /**
+     * The budget store was damaged and rebuilt: limited budgets count as used up until
+     * `resetBudgets`.
+     */
+    SPENDING_UNKNOWN,
+    EDGE_UNAVAILABLE,
+    THERMAL_CRITICAL;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGate: FfiConverterRustBuffer<Gate> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        Gate.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Gate) = 4UL
+
+    override fun write(value: Gate, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
     }
 }
 
@@ -3734,6 +4179,99 @@ public object FfiConverterTypeOffload: FfiConverterRustBuffer<Offload> {
 
 
 
+/**
+ * Which step of a query an event is about.
+ */
+sealed class QueryStep {
+    
+    object Plan : QueryStep()
+    
+    
+    data class Subtask(
+        val `id`: kotlin.String) : QueryStep()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The final synthesis, or the answer of a one-step plan.
+     */
+    object Answer : QueryStep()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueryStep : FfiConverterRustBuffer<QueryStep>{
+    override fun read(buf: ByteBuffer): QueryStep {
+        return when(buf.getInt()) {
+            1 -> QueryStep.Plan
+            2 -> QueryStep.Subtask(
+                FfiConverterString.read(buf),
+                )
+            3 -> QueryStep.Answer
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: QueryStep): ULong = when(value) {
+        is QueryStep.Plan -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is QueryStep.Subtask -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`id`)
+            )
+        }
+        is QueryStep.Answer -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: QueryStep, buf: ByteBuffer) {
+        when(value) {
+            is QueryStep.Plan -> {
+                buf.putInt(1)
+                Unit
+            }
+            is QueryStep.Subtask -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`id`, buf)
+                Unit
+            }
+            is QueryStep.Answer -> {
+                buf.putInt(3)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 
 enum class Routing {
     
@@ -3895,7 +4433,7 @@ public object FfiConverterTypeThermal: FfiConverterRustBuffer<Thermal> {
 
 
 /**
- * Receives a streaming query's events in order (called from an SDK thread).
+ * Receives a streaming query's events in order (called from the SDK's callback thread).
  */
 public interface EventListener {
     
@@ -3958,7 +4496,7 @@ public object FfiConverterTypeEventListener: FfiConverterCallbackInterface<Event
 
 
 /**
- * Receives model-load progress (called from an SDK thread).
+ * Receives model-load progress (called from the SDK's callback thread).
  */
 public interface LoadListener {
     
@@ -4021,7 +4559,7 @@ public object FfiConverterTypeLoadListener: FfiConverterCallbackInterface<LoadLi
 
 
 /**
- * The app's own logger (Timber, SLF4J, swift-log...), called from SDK threads.
+ * The app's own logger (Timber, SLF4J, swift-log...), called from the SDK's callback thread.
  */
 public interface LogSink {
     
@@ -4183,6 +4721,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeApiKey: FfiConverterRustBuffer<ApiKey?> {
+    override fun read(buf: ByteBuffer): ApiKey? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeApiKey.read(buf)
+    }
+
+    override fun allocationSize(value: ApiKey?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeApiKey.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ApiKey?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeApiKey.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeAppPolicy: FfiConverterRustBuffer<AppPolicy?> {
     override fun read(buf: ByteBuffer): AppPolicy? {
         if (buf.get().toInt() == 0) {
@@ -4301,6 +4871,38 @@ public object FfiConverterOptionalTypeRouterStatistics: FfiConverterRustBuffer<R
         } else {
             buf.put(1)
             FfiConverterTypeRouterStatistics.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeGate: FfiConverterRustBuffer<Gate?> {
+    override fun read(buf: ByteBuffer): Gate? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeGate.read(buf)
+    }
+
+    override fun allocationSize(value: Gate?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeGate.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Gate?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeGate.write(value, buf)
         }
     }
 }

@@ -22,6 +22,8 @@ import dev.hybridflow.PlannedSubtask
 import dev.hybridflow.Side
 import dev.hybridflow.SubtaskStatus
 import dev.hybridflow.Totals
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.launch
 
@@ -96,18 +98,18 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
         }
     }
 
-    /** (Re)opens the client with the current model and settings. */
+    /** (Re)opens the client with the current model and settings; `close` waits until the old
+     * client released the state directory, so the new one can open it. */
     fun open() = viewModelScope.launch {
         client?.close()
         client = null
         val s = settings.value
         val cloud = s.cloudUrl.takeIf { it.isNotBlank() }?.let {
-            CloudEndpoint(baseUrl = it, model = s.cloudModel, apiKey = secrets.apiKey())
+            CloudEndpoint(baseUrl = it, model = s.cloudModel, apiKey = secrets.apiKey()?.let(::ApiKey))
         }
         val app = getApplication<Application>()
         val config = HybridFlowConfig(
             edgeModelPath = models.model.path,
-            cacheDir = app.cacheDir.path,
             cloud = cloud,
             stateDir = app.filesDir.resolve("hybridflow").path,
             budgets = Budgets(perDay = Limits(money = s.dailyBudget)),
@@ -140,8 +142,8 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
         }
     }
 
-    /** Forgets today's and this month's cloud spending. */
-    fun resetBudgets() {
+    /** Forgets today's and this month's cloud spending (off the main thread: the store writes). */
+    fun resetBudgets() = viewModelScope.launch {
         client?.let {
             it.resetBudgets()
             budget.value = it.budgetStatus()
@@ -179,6 +181,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
     }
 
     override fun onCleared() {
-        client?.close()
+        // viewModelScope is already cancelled here: close on a scope of its own.
+        client?.let { closing -> CoroutineScope(Dispatchers.Default).launch { closing.close() } }
     }
 }

@@ -1,5 +1,6 @@
-//! Hard gates. A gate can only take the cloud away, never impose it, except when the edge cannot
-//! run at all (no model loaded, thermal critical), where the cloud is the only way to answer.
+//! Hard gates. A gate that blocks the cloud always wins: when the edge cannot run (no edge model,
+//! thermal critical) the cloud is used only if no gate blocks it, otherwise the step stays on the
+//! edge or, without one, fails.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,11 @@ pub enum Gate {
     LowPowerMode,
     PersonalData,
     CircuitOpen,
+    /// A hard budget would be exceeded by this request (spent and reserved counted).
     BudgetExhausted,
+    /// The budget store was damaged and rebuilt: what was spent is unknown, so limited windows
+    /// count as used up until the app calls `reset_budgets`.
+    SpendingUnknown,
     /// The edge cannot run: cloud forced.
     EdgeUnavailable,
     ThermalCritical,
@@ -30,8 +35,7 @@ pub enum Verdict {
     Open,
     /// The cloud is removed, by this gate.
     EdgeOnly(Gate),
-    /// The edge cannot run, so the cloud is used (if some gate also blocks the cloud, the cloud
-    /// still wins: without the edge it is the only way to answer).
+    /// The edge cannot run and no gate blocks the cloud: the cloud is used.
     CloudOnly(Gate),
 }
 
@@ -43,18 +47,25 @@ pub struct GateInputs {
     pub breaker_open: bool,
     pub personal_data: bool,
     pub budget_exhausted: bool,
+    pub spending_unknown: bool,
 }
 
 pub fn evaluate(device: &DeviceState, policy: &AppPolicy, inputs: GateInputs) -> Verdict {
-    if inputs.cloud_configured {
-        if !inputs.edge_loaded {
-            return Verdict::CloudOnly(Gate::EdgeUnavailable);
-        }
-        if device.thermal == Thermal::Critical {
-            return Verdict::CloudOnly(Gate::ThermalCritical);
-        }
+    if let Some(gate) = blocking_gate(device, policy, inputs) {
+        return Verdict::EdgeOnly(gate);
     }
-    let blocked = if !inputs.cloud_configured {
+    if !inputs.edge_loaded {
+        Verdict::CloudOnly(Gate::EdgeUnavailable)
+    } else if device.thermal == Thermal::Critical {
+        Verdict::CloudOnly(Gate::ThermalCritical)
+    } else {
+        Verdict::Open
+    }
+}
+
+/// The first gate that forbids the cloud, if any.
+fn blocking_gate(device: &DeviceState, policy: &AppPolicy, inputs: GateInputs) -> Option<Gate> {
+    if !inputs.cloud_configured {
         Some(Gate::NoCloudConfigured)
     } else if policy.offload == Offload::Never {
         Some(Gate::PolicyNeverOffload)
@@ -72,12 +83,13 @@ pub fn evaluate(device: &DeviceState, policy: &AppPolicy, inputs: GateInputs) ->
         Some(Gate::PersonalData)
     } else if inputs.breaker_open {
         Some(Gate::CircuitOpen)
+    } else if inputs.spending_unknown {
+        Some(Gate::SpendingUnknown)
     } else if inputs.budget_exhausted {
         Some(Gate::BudgetExhausted)
     } else {
         None
-    };
-    blocked.map_or(Verdict::Open, Verdict::EdgeOnly)
+    }
 }
 
 /// A conservative look for personal data: e-mail addresses, phone-number-like digit runs, and
@@ -101,7 +113,7 @@ pub fn looks_personal(text: &str) -> bool {
 mod tests {
     use super::*;
 
-    const OPEN: GateInputs = GateInputs { cloud_configured: true, edge_loaded: true, breaker_open: false, personal_data: false, budget_exhausted: false };
+    const OPEN: GateInputs = GateInputs { cloud_configured: true, edge_loaded: true, breaker_open: false, personal_data: false, budget_exhausted: false, spending_unknown: false };
 
     fn verdict(device: DeviceState, policy: AppPolicy, inputs: GateInputs) -> Verdict {
         evaluate(&device, &policy, inputs)
@@ -122,6 +134,7 @@ mod tests {
         assert_eq!(verdict(d, p, GateInputs { personal_data: true, ..OPEN }), Verdict::EdgeOnly(Gate::PersonalData));
         assert_eq!(verdict(d, p, GateInputs { breaker_open: true, ..OPEN }), Verdict::EdgeOnly(Gate::CircuitOpen));
         assert_eq!(verdict(d, p, GateInputs { budget_exhausted: true, ..OPEN }), Verdict::EdgeOnly(Gate::BudgetExhausted));
+        assert_eq!(verdict(d, p, GateInputs { spending_unknown: true, ..OPEN }), Verdict::EdgeOnly(Gate::SpendingUnknown));
     }
 
     #[test]
@@ -140,8 +153,12 @@ mod tests {
         assert_eq!(verdict(d, p, GateInputs { edge_loaded: false, ..OPEN }), Verdict::CloudOnly(Gate::EdgeUnavailable));
         assert_eq!(verdict(DeviceState { thermal: Thermal::Critical, ..d }, p, OPEN), Verdict::CloudOnly(Gate::ThermalCritical));
         assert_eq!(verdict(DeviceState { thermal: Thermal::Serious, ..d }, p, OPEN), Verdict::Open);
-        // Without a cloud there is nothing to force.
+        // Without a cloud there is nothing to force, and a gate that blocks the cloud is never
+        // overridden by an edge that cannot run.
         assert_eq!(verdict(d, p, GateInputs { edge_loaded: false, cloud_configured: false, ..OPEN }), Verdict::EdgeOnly(Gate::NoCloudConfigured));
+        assert_eq!(verdict(d, AppPolicy { offload: Offload::Never, ..p }, GateInputs { edge_loaded: false, ..OPEN }), Verdict::EdgeOnly(Gate::PolicyNeverOffload));
+        assert_eq!(verdict(DeviceState { thermal: Thermal::Critical, network: Network::None, ..d }, p, OPEN), Verdict::EdgeOnly(Gate::Offline));
+        assert_eq!(verdict(d, p, GateInputs { edge_loaded: false, personal_data: true, ..OPEN }), Verdict::EdgeOnly(Gate::PersonalData));
     }
 
     #[test]
