@@ -11,7 +11,7 @@ export HYBRIDFLOW_CLOUD_URL
 trap 'scripts/cloud-server.sh stop' EXIT
 log_file="$(mktemp)"
 set +e
-cargo test --release --locked --workspace -- --test-threads=1 2>&1 | tee "$log_file"
+cargo test --release --locked --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee "$log_file"
 status=${PIPESTATUS[0]}
 set -e
 

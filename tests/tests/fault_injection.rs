@@ -13,7 +13,7 @@ use hybridflow_core::model::catalog;
 use hybridflow_core::model::cloud::CloudConfig;
 use hybridflow_core::model::edge::EdgeConfig;
 use hybridflow_core::model::Side;
-use hybridflow_core::store::{now_unix_seconds, Store, Window};
+use hybridflow_core::store::{now_unix_seconds, Store, UsageRecord, Window};
 use hybridflow_e2e::fault_server::{delta, End, FaultServer, Reply};
 use hybridflow_e2e::{default_edge_model, scratch_dir};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,6 +38,8 @@ struct Outcome {
     answer: Answer,
     events: Vec<Event>,
     elapsed: Duration,
+    /// Failed cloud attempts that were billed (estimated: what they delivered).
+    billed_failures: Vec<UsageRecord>,
 }
 
 /// Asks with every step routed to the cloud first; `on_event` sees each event as it comes.
@@ -75,15 +77,20 @@ async fn ask(test: &str, base_url: &str, mut on_event: impl FnMut(&Event) + Send
     let elapsed = started.elapsed();
     let answer = answer.unwrap_or_else(|e| panic!("{test}: no answer: {e}"));
     drop(client);
-    // What the store persisted must be what the query reported spending, no more, no less.
+    // The store holds the query's successful cloud calls exactly as the server reported them, and
+    // besides them only the failed attempts that received something, billed as estimated.
     let store = Store::open(&state).unwrap();
     let day = store.window_totals(Window::Day, now_unix_seconds()).unwrap();
+    let log = store.usage_log().unwrap();
+    let reported_records: Vec<_> = log.iter().filter(|(_, r)| !r.estimated).collect();
     let reported = answer.totals.cloud.prompt_tokens + answer.totals.cloud.completion_tokens;
-    assert_eq!(day.cloud_tokens, reported, "{test}: budget store vs the query's cloud usage");
-    assert_eq!(day.cloud_requests, u64::from(answer.totals.cloud.calls), "{test}: cloud requests recorded");
+    assert_eq!(reported_records.iter().map(|(_, r)| r.prompt_tokens + r.completion_tokens).sum::<u64>(), reported, "{test}: budget store vs the query's cloud usage");
+    assert_eq!(reported_records.len(), answer.totals.cloud.calls as usize, "{test}: cloud requests recorded");
+    assert_eq!(day.cloud_requests, log.len() as u64, "{test}: every billed attempt is in the day's totals");
+    let billed_failures = log.into_iter().filter(|(_, r)| r.estimated).map(|(_, r)| r).collect();
     drop(store);
     std::fs::remove_dir_all(state).unwrap();
-    Outcome { answer, events, elapsed }
+    Outcome { answer, events, elapsed, billed_failures }
 }
 
 /// The answer exists, came in time, and the edge stepped in after a cloud failure.
@@ -122,11 +129,16 @@ async fn a_hanging_cloud_falls_back_within_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_stream_falls_back_and_costs_nothing() {
+async fn a_cut_stream_falls_back_and_bills_what_it_delivered() {
     let server = FaultServer::start(|_| Reply::Events { lines: vec![delta("The"), delta(" answer")], delay: Duration::from_millis(20), end: End::Close }).await;
     let outcome = ask("fault-cut", &server.base_url, |_| {}).await;
     assert_edge_answered("cut stream", &outcome);
-    assert_eq!(outcome.answer.totals.cloud_cost, 0.0);
+    assert_eq!(outcome.answer.totals.cloud_cost, 0.0, "no cloud call succeeded");
+    assert!(!outcome.billed_failures.is_empty(), "the cut attempts are billed");
+    for record in &outcome.billed_failures {
+        assert_eq!(record.completion_tokens, 2, "one token per delivered delta: {record:?}");
+        assert!(record.prompt_tokens > 0, "the prompt was sent: {record:?}");
+    }
 }
 
 /// A real llama-server of our own (the shared test cloud must stay up for other tests).
@@ -228,7 +240,9 @@ impl Namespace {
     const NAME: &'static str = "hf-cloud";
 
     fn create() -> Self {
+        // Leftovers of an earlier run that was killed: a namespace, or the host end of the pair.
         let _ = Command::new("ip").args(["netns", "del", Self::NAME]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip").args(["link", "del", "hf-veth0"]).stderr(Stdio::null()).status();
         ip(&["netns", "add", Self::NAME]);
         ip(&["link", "add", "hf-veth0", "type", "veth", "peer", "name", "hf-veth1"]);
         ip(&["link", "set", "hf-veth1", "netns", Self::NAME]);

@@ -126,6 +126,8 @@ final class ChatModel {
             if let id { update(id) { $0.tokens += 1 } } else { turn.answer += text }
         case .subtaskFinished(let id, _, let status, _, _, _, _, _): update(id) { $0.status = status }
         case .answerStarted: turn.answer = ""
+        case .cloudRefused(let step, let gate):
+            if case .subtask(let id) = step { update(id) { $0.reason = "kept on the phone: \(gate)" } } else { turn.planning = "kept on the phone: \(gate)" }
         case .answer(let text, let totals):
             turn.answer = text
             turn.totals = totals

@@ -5,6 +5,7 @@
 // HYBRIDFLOW_API_KEY (optional cloud), HYBRIDFLOW_STATE_DIR (budgets; default ~/.cache/hybridflow/jvm-chat).
 package dev.hybridflow.chat
 
+import dev.hybridflow.ApiKey
 import dev.hybridflow.CloudEndpoint
 import dev.hybridflow.DeviceState
 import dev.hybridflow.Event
@@ -13,6 +14,7 @@ import dev.hybridflow.HybridFlowConfig
 import dev.hybridflow.HybridFlowException
 import dev.hybridflow.LoadProgress
 import dev.hybridflow.Network
+import dev.hybridflow.QueryStep
 import dev.hybridflow.Side
 import dev.hybridflow.SubtaskStatus
 import dev.hybridflow.Thermal
@@ -31,7 +33,7 @@ fun main() = runBlocking {
         CloudEndpoint(
             baseUrl = it,
             model = env["HYBRIDFLOW_CLOUD_MODEL"] ?: "qwen2.5-coder-0.5b-instruct",
-            apiKey = env["HYBRIDFLOW_API_KEY"],
+            apiKey = env["HYBRIDFLOW_API_KEY"]?.let(::ApiKey),
             inputPricePerMillionTokens = 0.15,
             outputPricePerMillionTokens = 0.60,
         )
@@ -119,6 +121,15 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                             println("  ${s.id} [${s.kind}, ${s.difficulty}] ${s.task}$deps")
                         }
                     }
+                }
+                is Event.CloudRefused -> {
+                    endStream()
+                    val step = when (val s = event.step) {
+                        is QueryStep.Plan -> "planning"
+                        is QueryStep.Subtask -> s.id
+                        is QueryStep.Answer -> "the answer"
+                    }
+                    println("! the cloud request of $step was not sent: gate ${event.gate}")
                 }
                 is Event.SubtaskStarted -> {
                     endStream()

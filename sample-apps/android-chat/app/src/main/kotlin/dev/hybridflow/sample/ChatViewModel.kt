@@ -8,6 +8,7 @@ import androidx.compose.runtime.mutableStateListOf
 import androidx.compose.runtime.mutableStateOf
 import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.viewModelScope
+import dev.hybridflow.ApiKey
 import dev.hybridflow.BudgetStatus
 import dev.hybridflow.Budgets
 import dev.hybridflow.CloudEndpoint
@@ -19,6 +20,7 @@ import dev.hybridflow.HybridFlowException
 import dev.hybridflow.Limits
 import dev.hybridflow.LoadProgress
 import dev.hybridflow.PlannedSubtask
+import dev.hybridflow.QueryStep
 import dev.hybridflow.Side
 import dev.hybridflow.SubtaskStatus
 import dev.hybridflow.Totals
@@ -173,6 +175,10 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
             }
             is Event.SubtaskFinished -> update(event.id) { it.copy(status = event.status) }
             is Event.AnswerStarted -> turn.answer.value = ""
+            is Event.CloudRefused -> when (val step = event.step) {
+                is QueryStep.Subtask -> update(step.id) { it.copy(reason = "kept on the phone: ${event.gate}") }
+                else -> turn.planning.value = "kept on the phone: ${event.gate}"
+            }
             is Event.Answer -> {
                 turn.answer.value = event.text
                 turn.totals.value = event.totals
