@@ -1,5 +1,5 @@
-//! The benchmark's smoke configuration: two gsm8k questions through two strategies with the real
-//! models, then the report. Checks the results file (one line per question and strategy, scored),
+//! The benchmark's smoke configuration: two gsm8k questions (a fixture of the project) through two
+//! strategies with the real models, then the report. Checks the results file (one line per question and strategy, scored),
 //! that a rerun resumes instead of repeating, and that the report and its plots are written.
 
 use std::process::Command;
@@ -19,14 +19,19 @@ fn two_questions_two_strategies_then_the_report() {
     default_edge_model();
     let dir = scratch_dir("bench-smoke");
     let results = dir.join("results.jsonl");
-    let bench = || {
+    let calls = dir.join("calls.jsonl");
+    let bench_into = |results: &std::path::Path| {
         let status = xtask()
-            .args(["bench", "--dataset", "gsm8k", "--questions", "2", "--strategies", "edge-direct,cloud-direct", "--cloud-url", &test_cloud_url(), "--out"])
-            .arg(&results)
+            // The questions ship with the project: a clone alone runs this test.
+            .args(["bench", "--dataset", "gsm8k", "--questions", "2", "--strategies", "edge-direct,cloud-direct", "--cloud-url", &test_cloud_url(), "--data", "tests/fixtures/data", "--out"])
+            .arg(results)
+            .arg("--calls")
+            .arg(&calls)
             .status()
             .unwrap();
         assert!(status.success());
     };
+    let bench = || bench_into(&results);
     bench();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&results).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4, "one line per question and strategy");
@@ -39,6 +44,28 @@ fn two_questions_two_strategies_then_the_report() {
     assert!(cloud.iter().all(|l| l["cloud_output_tokens"].as_u64().unwrap() > 0 && l["edge_tokens"] == 0));
     bench(); // resumes: nothing left to do
     assert_eq!(std::fs::read_to_string(&results).unwrap().lines().count(), 4, "a rerun appended again");
+
+    // The call record: each call once, with its full request and response; every result names
+    // its calls and keeps the response it was scored on.
+    let recorded: Vec<serde_json::Value> = std::fs::read_to_string(&calls).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recorded.len(), 4, "one call per question and strategy");
+    for line in &lines {
+        let keys = line["calls"].as_array().unwrap();
+        assert_eq!(keys.len(), 1, "{line}");
+        let call = recorded.iter().find(|c| c["key"] == keys[0]).expect("the result's call is in the record");
+        assert_eq!(call["text"], line["response"], "the scored response is the recorded one");
+        assert!(call["messages"][0]["content"].as_str().unwrap().contains("Answer with the final answer only"));
+        assert_eq!(line["replayed_calls"], 0);
+    }
+    // A new results file with the same call record: every call replayed, the same scores.
+    let again = dir.join("again.jsonl");
+    bench_into(&again);
+    let replayed: Vec<serde_json::Value> = std::fs::read_to_string(&again).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(replayed.iter().all(|l| l["replayed_calls"] == 1), "{replayed:?}");
+    for (first, second) in lines.iter().zip(&replayed) {
+        assert_eq!((&first["correct"], &first["response"]), (&second["correct"], &second["response"]));
+    }
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 4, "nothing new was called");
 
     let report_dir = dir.join("report");
     let status = xtask().args(["bench-report", "--results"]).arg(&results).arg("--out-dir").arg(&report_dir).status().unwrap();

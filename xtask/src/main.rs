@@ -87,6 +87,13 @@ enum Command {
         data: std::path::PathBuf,
         #[arg(long, default_value = "docs/bench/results.jsonl")]
         out: std::path::PathBuf,
+        /// The call record: every model call with its request, response and timings; greedy
+        /// calls already in it are replayed.
+        #[arg(long, default_value = "docs/bench/calls.jsonl")]
+        calls: std::path::PathBuf,
+        /// The edge model's GGUF, under the models directory (or an absolute path).
+        #[arg(long, default_value = hybridflow_core::model::catalog::DEFAULT_EDGE_MODEL)]
+        edge_model: String,
     },
     /// The benchmark report (Markdown and SVG plots) from a results file.
     BenchReport {
@@ -112,7 +119,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
-        Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, out } => benchmark::run(benchmark::Options {
+        Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,
             questions,
             strategies: if strategies.is_empty() { benchmark::STRATEGIES.iter().map(|s| s.to_string()).collect() } else { strategies },
@@ -121,6 +128,8 @@ fn main() -> anyhow::Result<()> {
             price: hybridflow_core::model::cloud::Price { input_per_million: input_price, output_per_million: output_price },
             data_dir: &data,
             out: &out,
+            calls: &calls,
+            edge_model: &edge_model,
         }),
         Command::BenchReport { results, out_dir } => {
             let command = format!("cargo xtask bench-report --results {} --out-dir {}", results.display(), out_dir.display());

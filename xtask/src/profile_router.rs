@@ -27,6 +27,7 @@ use hybridflow_core::route::calibration::results_agree;
 use serde::{Deserialize, Serialize};
 
 use crate::benchmark::datasets::{self, Dataset, Item};
+use crate::benchmark::scoring;
 
 
 #[derive(Serialize, Deserialize)]
@@ -132,7 +133,7 @@ async fn profile_question(edge: &dyn ChatModel, cloud: &Arc<dyn ChatModel>, clou
         edge_results.push(edge_result);
         cloud_results.push(cloud_result);
     }
-    let correct = |text: &str| datasets::score(Dataset::Gsm8k, item, text).0;
+    let correct = |text: &str| scoring::score(Dataset::Gsm8k, item, text).0;
     // Every result from `base` except subtask `swap`'s, which comes from the other side.
     let synthesise = |base: &[(String, u32, f64)], other: &[(String, u32, f64)], swap: Option<usize>| {
         let results: Vec<(&Subtask, Result<&str, &str>)> =

@@ -1,9 +1,13 @@
 //! The benchmark: one dataset through every strategy with the same models and prompts, one JSON
 //! line per (question, strategy) appended to the results file, so an interrupted run resumes
-//! where it stopped. `report` turns the file into the Markdown report and its plots.
+//! where it stopped. Every model call goes through the call record ([`calls`]): greedy calls seen
+//! before are replayed, and each result lists the calls behind it. `report` turns the results
+//! into the Markdown report and its plots.
 
+pub mod calls;
 pub mod datasets;
 pub mod report;
+pub mod scoring;
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -59,6 +63,19 @@ pub struct Record {
     pub failed_subtasks: usize,
     pub error: Option<String>,
     pub commit: String,
+    /// The full response that was scored.
+    #[serde(default)]
+    pub response: String,
+    /// Keys of the model calls behind this result, in the call record, in the order they started.
+    #[serde(default)]
+    pub calls: Vec<String>,
+    /// Of those, how many were replayed from the record (their latency is the recorded one, not
+    /// measured again: `latency_s` covers only what ran).
+    #[serde(default)]
+    pub replayed_calls: u64,
+    /// Whether a call behind this result stopped at its token cap.
+    #[serde(default)]
+    pub hit_token_cap: bool,
 }
 
 /// Sends each step to the cloud with a fixed probability, seeded by the query and the step, so
@@ -100,6 +117,10 @@ fn record_from_totals(item: &Item, strategy: &str, totals: &Totals, latency: Dur
         failed_subtasks: totals.failed_subtasks,
         error: None,
         commit: String::new(),
+        response: String::new(),
+        calls: Vec::new(),
+        replayed_calls: 0,
+        hit_token_cap: false,
     }
 }
 
@@ -219,6 +240,10 @@ pub struct Options<'a> {
     pub price: Price,
     pub data_dir: &'a Path,
     pub out: &'a Path,
+    /// The call record (read, replayed from, appended to).
+    pub calls: &'a Path,
+    /// The edge model, under the models directory or absolute.
+    pub edge_model: &'a str,
 }
 
 /// Runs every (question, strategy) pair not yet in `out`, appending each result as it finishes.
@@ -250,31 +275,43 @@ pub fn run(options: Options<'_>) -> Result<()> {
     let mut finished = done.len().min(total);
     let started = Instant::now();
     tokio::runtime::Runtime::new()?.block_on(async {
-        let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(catalog::DEFAULT_EDGE_MODEL)), |_| {}).await?);
+        let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(options.edge_model)), |_| {}).await?);
         let mut cloud_config = CloudConfig::new(options.cloud_url, options.cloud_model);
         cloud_config.price = options.price;
         let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(cloud_config)?);
+        let log = calls::CallLog::open(options.calls)?;
+        let trail = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), trail.clone()));
+        let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), trail.clone()));
         let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5 };
         for item in &items {
             for strategy in &options.strategies {
                 if done.contains(&(item.id.clone(), strategy.clone())) {
                     continue;
                 }
+                trail.lock().unwrap().clear();
+                let (replayed_before, _) = log.counts();
                 let (mut record, text) = bench.run(item, strategy).await?;
-                let (correct, extracted) = datasets::score(dataset, item, &text);
+                let (correct, extracted) = scoring::score(dataset, item, &text);
                 record.dataset = dataset.name().into();
                 record.correct = correct;
                 record.extracted = extracted;
                 record.commit = commit.clone();
+                record.calls = std::mem::take(&mut *trail.lock().unwrap());
+                record.replayed_calls = log.counts().0 - replayed_before;
+                record.hit_token_cap = record.calls.iter().any(|key| log.get(key).is_some_and(|c| c.finish_reason == hybridflow_core::model::FinishReason::Length));
+                record.response = text;
                 writeln!(output, "{}", serde_json::to_string(&record)?)?;
                 output.flush()?;
                 finished += 1;
                 let per_item = started.elapsed().as_secs_f64() / (finished - done.len().min(total)).max(1) as f64;
                 eprintln!(
-                    "[{finished}/{total}] {} {strategy}: {} in {:.1} s (about {:.0} min left)",
+                    "[{finished}/{total}] {} {strategy}: {} in {:.1} s, {} of {} calls replayed (about {:.0} min left)",
                     item.id,
                     if correct { "right" } else { "wrong" },
                     record.latency_s,
+                    record.replayed_calls,
+                    record.calls.len(),
                     per_item * (total - finished) as f64 / 60.0
                 );
             }

@@ -33,10 +33,16 @@ pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
     (means[25], means[974])
 }
 
+/// The `q` quantile, interpolated between the two nearest values (the true median for even n).
 fn quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN)
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let position = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let (low, high) = (position.floor() as usize, position.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
 }
 
 pub struct Summary {
@@ -50,7 +56,15 @@ pub struct Summary {
     pub cloud_output: f64,
     pub cost: f64,
     pub cloud_fraction: f64,
+    /// Cloud tokens over all tokens (edge and cloud).
+    pub cloud_token_share: f64,
     pub failures: usize,
+    /// Questions whose response had no extractable answer.
+    pub no_answer: usize,
+    /// Questions where a call stopped at its token cap.
+    pub hit_cap: usize,
+    /// Questions with replayed calls (their latency excludes those calls).
+    pub replayed: usize,
 }
 
 pub fn summarise(records: &[&Record]) -> Summary {
@@ -76,7 +90,15 @@ pub fn summarise(records: &[&Record]) -> Summary {
         cloud_output: mean(&|r| r.cloud_output_tokens as f64),
         cost: records.iter().map(|r| r.cloud_cost).sum(),
         cloud_fraction: cloud_steps as f64 / steps.max(1) as f64,
+        cloud_token_share: {
+            let cloud: u64 = records.iter().map(|r| r.cloud_input_tokens + r.cloud_output_tokens).sum();
+            let edge: u64 = records.iter().map(|r| r.edge_tokens).sum();
+            cloud as f64 / (cloud + edge).max(1) as f64
+        },
         failures: records.iter().filter(|r| r.error.is_some() || r.failed_subtasks > 0).count(),
+        no_answer: records.iter().filter(|r| r.extracted.is_empty()).count(),
+        hit_cap: records.iter().filter(|r| r.hit_token_cap).count(),
+        replayed: records.iter().filter(|r| r.replayed_calls > 0).count(),
     }
 }
 
@@ -116,10 +138,10 @@ pub fn run(results: &Path, out_dir: &Path, command: &str) -> Result<()> {
     let commits: std::collections::BTreeSet<&str> = records.iter().map(|r| r.commit.as_str()).collect();
     let mut md = String::from("# Benchmark results\n\n");
     let _ = writeln!(md, "Produced by `{command}` from `{}` (commits: {}).\n", results.display(), commits.into_iter().collect::<Vec<_>>().join(", "));
-    md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s); tokens are means per question; cost is the total at the configured price; cloud share = steps (or single calls) run on the cloud; failures = questions with an error or a failed subtask.\n\n");
+    md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s), median interpolated; tokens are means per question; cost is the total at the configured price; cloud share by steps = steps (or single calls) run on the cloud, by tokens = cloud tokens over all tokens; failures = questions with an error or a failed subtask; no answer = no answer could be extracted from the response; at cap = a call stopped at its token limit; replayed = questions with calls served from the call record, whose latency excludes those calls.\n\n");
     for (dataset, strategies) in &by_dataset {
         let _ = writeln!(md, "## {dataset}\n");
-        md.push_str("| strategy | n | accuracy (95% CI) | latency median / p90 s | edge tokens | cloud in / out tokens | cost | cloud share | failures |\n|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| strategy | n | accuracy (95% CI) | latency median / p90 s | edge tokens | cloud in / out tokens | cost | cloud share steps / tokens | failures | no answer | at cap | replayed |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut token_points = Vec::new();
         let mut latency_points = Vec::new();
         for strategy in STRATEGIES {
@@ -127,8 +149,8 @@ pub fn run(results: &Path, out_dir: &Path, command: &str) -> Result<()> {
             let s = summarise(rows);
             let _ = writeln!(
                 md,
-                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {:.1} / {:.1} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} | {} |",
-                s.n, s.accuracy, s.interval.0, s.interval.1, s.latency_median, s.latency_p90, s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.failures
+                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {:.1} / {:.1} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} / {:.2} | {} | {} | {} | {} |",
+                s.n, s.accuracy, s.interval.0, s.interval.1, s.latency_median, s.latency_p90, s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.cloud_token_share, s.failures, s.no_answer, s.hit_cap, s.replayed
             );
             token_points.push((strategy.to_string(), s.cloud_input + s.cloud_output, s.accuracy));
             latency_points.push((strategy.to_string(), s.latency_median, s.accuracy));
@@ -177,5 +199,7 @@ mod tests {
         assert!(a < 0.5 && 0.5 < b && c < 0.5 && 0.5 < d);
         assert!(d - c < b - a);
         assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+        assert_eq!(quantile(&[4.0, 1.0, 3.0, 2.0], 0.5), 2.5, "the true median of an even count");
+        assert!((quantile(&[0.0, 10.0], 0.9) - 9.0).abs() < 1e-12);
     }
 }

@@ -1,0 +1,239 @@
+//! The call record: every model call of a benchmark run, with its full request, its full response
+//! text, usage and measured timings, one JSON line each. Greedy calls whose request was seen
+//! before (same side, model and request) are served from the record instead of the model, so
+//! strategies share the calls they have in common and a rerun pays only for what is new. The
+//! record is also the audit trail: any score can be checked against the text that produced it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use hybridflow_core::model::{CancelHandle, ChatModel, ChatRequest, FinishReason, Message, ModelError, Side, StreamEvent, TokenCount, TokenStream, Usage};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// sha256 of the side, the model and the request.
+    pub key: String,
+    pub side: Side,
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub json_schema: Option<serde_json::Value>,
+    pub text: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub token_count: TokenCount,
+    pub finish_reason: FinishReason,
+    pub time_to_first_token_ms: Option<f64>,
+    pub total_ms: f64,
+    pub decode_tokens_per_second: f64,
+}
+
+impl CallRecord {
+    fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            token_count: self.token_count,
+            time_to_first_token: self.time_to_first_token_ms.map(|ms| Duration::from_secs_f64(ms / 1e3)),
+            total_time: Duration::from_secs_f64(self.total_ms / 1e3),
+            decode_tokens_per_second: self.decode_tokens_per_second,
+            finish_reason: self.finish_reason,
+        }
+    }
+}
+
+/// The key of a call: only greedy calls have one (a sampled call is not repeatable).
+fn call_key(side: Side, model: &str, request: &ChatRequest) -> Option<String> {
+    if request.sampling_temperature().is_some() {
+        return None;
+    }
+    let canonical = serde_json::json!({
+        "side": side, "model": model, "messages": request.messages, "max_tokens": request.max_tokens,
+        "stop": request.stop, "json_schema": request.json_schema,
+    });
+    Some(Sha256::digest(canonical.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The record file, loaded, and appended to as calls complete.
+pub struct CallLog {
+    known: Mutex<HashMap<String, CallRecord>>,
+    file: Mutex<std::fs::File>,
+    /// Calls served from the record, and calls made, in this run.
+    counts: Mutex<(u64, u64)>,
+}
+
+impl CallLog {
+    pub fn open(path: &Path) -> Result<Arc<Self>> {
+        let mut known = HashMap::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            for line in std::io::BufReader::new(file).lines() {
+                // A line cut by a killed run is skipped: the call is simply made again.
+                if let Ok(record) = serde_json::from_str::<CallRecord>(&line?) {
+                    known.insert(record.key.clone(), record);
+                }
+            }
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Arc::new(Self { known: Mutex::new(known), file: Mutex::new(file), counts: Mutex::new((0, 0)) }))
+    }
+
+    fn append(&self, record: CallRecord) {
+        if let Ok(line) = serde_json::to_string(&record) {
+            let mut file = self.file.lock().unwrap();
+            if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
+                eprintln!("cannot append to the call record: {e}");
+            }
+        }
+        self.known.lock().unwrap().insert(record.key.clone(), record);
+    }
+
+    /// (served from the record, made) so far in this run.
+    pub fn counts(&self) -> (u64, u64) {
+        *self.counts.lock().unwrap()
+    }
+
+    /// The recorded call with this key.
+    pub fn get(&self, key: &str) -> Option<CallRecord> {
+        self.known.lock().unwrap().get(key).cloned()
+    }
+}
+
+/// A model whose greedy calls go through the record.
+pub struct Recorded {
+    inner: Arc<dyn ChatModel>,
+    log: Arc<CallLog>,
+    /// Keys of the calls made or replayed, in order, for the result being measured.
+    trail: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorded {
+    pub fn new(inner: Arc<dyn ChatModel>, log: Arc<CallLog>, trail: Arc<Mutex<Vec<String>>>) -> Self {
+        Self { inner, log, trail }
+    }
+}
+
+impl ChatModel for Recorded {
+    fn side(&self) -> Side {
+        self.inner.side()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn cost(&self, usage: &Usage) -> f64 {
+        self.inner.cost(usage)
+    }
+
+    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
+        Box::pin(async move {
+            let key = call_key(self.side(), self.name(), &request);
+            if let Some(key) = &key {
+                self.trail.lock().unwrap().push(key.clone());
+                if let Some(record) = self.log.get(key) {
+                    self.log.counts.lock().unwrap().0 += 1;
+                    let events = [Ok(StreamEvent::Delta(record.text.clone())), Ok(StreamEvent::Finished(record.usage()))];
+                    return Ok(TokenStream::new(futures::stream::iter(events).boxed(), CancelHandle::default()));
+                }
+            }
+            self.log.counts.lock().unwrap().1 += 1;
+            let inner = self.inner.stream(request.clone()).await?;
+            let cancel = inner.cancel_handle();
+            let (side, model, log) = (self.side(), self.name().to_owned(), self.log.clone());
+            let mut text = String::new();
+            let recording = inner.map(move |event| {
+                match &event {
+                    Ok(StreamEvent::Delta(delta)) => text.push_str(delta),
+                    // Only completed calls are recorded: a failed or cancelled one is made again.
+                    Ok(StreamEvent::Finished(usage)) if usage.finish_reason != FinishReason::Cancelled => {
+                        if let Some(key) = &key {
+                            log.append(CallRecord {
+                                key: key.clone(),
+                                side,
+                                model: model.clone(),
+                                messages: request.messages.clone(),
+                                max_tokens: request.max_tokens,
+                                stop: request.stop.clone(),
+                                json_schema: request.json_schema.clone(),
+                                text: std::mem::take(&mut text),
+                                prompt_tokens: usage.prompt_tokens,
+                                completion_tokens: usage.completion_tokens,
+                                token_count: usage.token_count,
+                                finish_reason: usage.finish_reason,
+                                time_to_first_token_ms: usage.time_to_first_token.map(|t| t.as_secs_f64() * 1e3),
+                                total_ms: usage.total_time.as_secs_f64() * 1e3,
+                                decode_tokens_per_second: usage.decode_tokens_per_second,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                event
+            });
+            Ok(TokenStream::new(recording.boxed(), cancel))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model that counts its calls and answers with the request's last message reversed.
+    struct Counting(Mutex<u32>);
+
+    impl ChatModel for Counting {
+        fn side(&self) -> Side {
+            Side::Edge
+        }
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
+            *self.0.lock().unwrap() += 1;
+            let text: String = request.messages.last().unwrap().content.chars().rev().collect();
+            let usage = Usage { prompt_tokens: 7, completion_tokens: 3, token_count: TokenCount::Reported, time_to_first_token: Some(Duration::from_millis(20)), total_time: Duration::from_millis(50), decode_tokens_per_second: 66.0, finish_reason: FinishReason::Stop };
+            Box::pin(async move { Ok(TokenStream::new(futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]).boxed(), CancelHandle::default())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn greedy_calls_are_made_once_and_replayed_across_runs() {
+        let path = std::env::temp_dir().join(format!("hybridflow-calls-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let model = Arc::new(Counting(Mutex::new(0)));
+        async fn ask(recorded: &Recorded, text: &str, temperature: Option<f32>) -> hybridflow_core::model::Completion {
+            let mut request = ChatRequest::new(vec![Message::user(text)]);
+            request.temperature = temperature;
+            recorded.stream(request).await.unwrap().collect_text().await.unwrap()
+        }
+        let trail = Arc::new(Mutex::new(Vec::new()));
+        let first = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), trail.clone());
+        let made = ask(&first, "abc", None).await;
+        assert_eq!(made.text, "cba");
+        assert_eq!(ask(&first, "abc", None).await, made, "replayed with the same text and usage");
+        ask(&first, "abc", Some(0.7)).await;
+        assert_eq!(*model.0.lock().unwrap(), 2, "the greedy repeat was replayed, the sampled call made");
+        // A new run reads the record from disk.
+        let second = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), trail.clone());
+        assert_eq!(ask(&second, "abc", None).await.usage.completion_tokens, 3);
+        ask(&second, "abcd", None).await;
+        assert_eq!(*model.0.lock().unwrap(), 3, "only the new request reached the model");
+        assert_eq!(trail.lock().unwrap().len(), 4, "greedy calls are on the trail");
+        let line: CallRecord = serde_json::from_str(std::fs::read_to_string(&path).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!((line.text.as_str(), line.messages[0].content.as_str(), line.total_ms.round()), ("cba", "abc", 50.0), "full request and response recorded");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
