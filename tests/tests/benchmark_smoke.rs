@@ -50,9 +50,10 @@ fn two_questions_two_strategies_then_the_report() {
     let recorded: Vec<serde_json::Value> = std::fs::read_to_string(&calls).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(recorded.len(), 4, "one call per question and strategy");
     for line in &lines {
-        let keys = line["calls"].as_array().unwrap();
-        assert_eq!(keys.len(), 1, "{line}");
-        let call = recorded.iter().find(|c| c["key"] == keys[0]).expect("the result's call is in the record");
+        let spans = line["timeline"].as_array().unwrap();
+        assert_eq!(spans.len(), 1, "{line}");
+        assert!(spans[0]["end_s"].as_f64().unwrap() > spans[0]["start_s"].as_f64().unwrap(), "the call's time on the test bed: {line}");
+        let call = recorded.iter().find(|c| c["key"] == spans[0]["key"]).expect("the result's call is in the record");
         assert_eq!(call["text"], line["response"], "the scored response is the recorded one");
         assert!(call["messages"][0]["content"].as_str().unwrap().contains("Answer with the final answer only"));
         assert_eq!(line["replayed_calls"], 0);
@@ -68,10 +69,12 @@ fn two_questions_two_strategies_then_the_report() {
     assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 4, "nothing new was called");
 
     let report_dir = dir.join("report");
-    let status = xtask().args(["bench-report", "--results"]).arg(&results).arg("--out-dir").arg(&report_dir).status().unwrap();
+    let status = xtask().args(["bench-report", "--results"]).arg(&results).arg("--calls").arg(&calls).arg("--out-dir").arg(&report_dir).status().unwrap();
     assert!(status.success());
     let report = std::fs::read_to_string(report_dir.join("README.md")).unwrap();
     assert!(report.contains("| edge-direct | 2 |") && report.contains("| cloud-direct | 2 |"), "{report}");
     assert!(std::fs::read_to_string(report_dir.join("gsm8k-tokens.svg")).unwrap().starts_with("<svg"));
+    assert!(report.contains("Validation with this test bed's own measured speeds") && report.contains("on 4 results with no replayed call"), "{report}");
+    assert!(std::fs::read_to_string(report_dir.join("gsm8k-modeled-latency.svg")).unwrap().starts_with("<svg"));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -99,6 +99,9 @@ enum Command {
     BenchReport {
         #[arg(long, default_value = "docs/bench/results.jsonl")]
         results: std::path::PathBuf,
+        /// The call record behind the results (for the modeled latency).
+        #[arg(long, default_value = "docs/bench/calls.jsonl")]
+        calls: std::path::PathBuf,
         #[arg(long, default_value = "docs/bench")]
         out_dir: std::path::PathBuf,
     },
@@ -131,9 +134,9 @@ fn main() -> anyhow::Result<()> {
             calls: &calls,
             edge_model: &edge_model,
         }),
-        Command::BenchReport { results, out_dir } => {
-            let command = format!("cargo xtask bench-report --results {} --out-dir {}", results.display(), out_dir.display());
-            benchmark::report::run(&results, &out_dir, &command)
+        Command::BenchReport { results, calls, out_dir } => {
+            let command = format!("cargo xtask bench-report --results {} --calls {} --out-dir {}", results.display(), calls.display(), out_dir.display());
+            benchmark::report::run(&results, &calls, &out_dir, &command)
         }
         Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
     }

@@ -3,12 +3,13 @@
 //! before (same side, model and request) are served from the record instead of the model, so
 //! strategies share the calls they have in common and a rerun pays only for what is new. The
 //! record is also the audit trail: any score can be checked against the text that produced it.
+//! The [`Timeline`] of a result says when each of its calls ran, for the latency model.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
@@ -51,6 +52,9 @@ impl CallRecord {
     }
 }
 
+/// How much faster than recorded a replayed call runs.
+const REPLAY_SPEEDUP: f64 = 100.0;
+
 /// The key of a call: only greedy calls have one (a sampled call is not repeatable).
 fn call_key(side: Side, model: &str, request: &ChatRequest) -> Option<String> {
     if request.sampling_temperature().is_some() {
@@ -67,8 +71,6 @@ fn call_key(side: Side, model: &str, request: &ChatRequest) -> Option<String> {
 pub struct CallLog {
     known: Mutex<HashMap<String, CallRecord>>,
     file: Mutex<std::fs::File>,
-    /// Calls served from the record, and calls made, in this run.
-    counts: Mutex<(u64, u64)>,
 }
 
 impl CallLog {
@@ -86,7 +88,7 @@ impl CallLog {
             std::fs::create_dir_all(parent)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(Arc::new(Self { known: Mutex::new(known), file: Mutex::new(file), counts: Mutex::new((0, 0)) }))
+        Ok(Arc::new(Self { known: Mutex::new(known), file: Mutex::new(file) }))
     }
 
     fn append(&self, record: CallRecord) {
@@ -99,14 +101,78 @@ impl CallLog {
         self.known.lock().unwrap().insert(record.key.clone(), record);
     }
 
-    /// (served from the record, made) so far in this run.
-    pub fn counts(&self) -> (u64, u64) {
-        *self.counts.lock().unwrap()
-    }
-
     /// The recorded call with this key.
     pub fn get(&self, key: &str) -> Option<CallRecord> {
         self.known.lock().unwrap().get(key).cloned()
+    }
+}
+
+/// One call of the result being measured: which, on which side, and when it ran (seconds from
+/// the start of the question; a replayed call takes no time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallSpan {
+    pub key: String,
+    pub side: Side,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub replayed: bool,
+}
+
+/// The calls of the result being measured, as they start and end.
+#[derive(Default)]
+pub struct Timeline {
+    epoch: Mutex<Option<Instant>>,
+    spans: Mutex<Vec<CallSpan>>,
+}
+
+impl Timeline {
+    /// Starts a new question: time 0 is now, no calls yet.
+    pub fn restart(&self) {
+        *self.epoch.lock().unwrap() = Some(Instant::now());
+        self.spans.lock().unwrap().clear();
+    }
+
+    /// The calls so far, in the order they started.
+    pub fn take(&self) -> Vec<CallSpan> {
+        std::mem::take(&mut *self.spans.lock().unwrap())
+    }
+
+    fn now(&self) -> f64 {
+        self.epoch.lock().unwrap().map_or(0.0, |epoch| epoch.elapsed().as_secs_f64())
+    }
+
+    fn begin(&self, key: &str, side: Side, replayed: bool) -> usize {
+        let now = self.now();
+        let mut spans = self.spans.lock().unwrap();
+        spans.push(CallSpan { key: key.to_owned(), side, start_s: now, end_s: now, replayed });
+        spans.len() - 1
+    }
+
+    fn end(&self, index: usize) {
+        let now = self.now();
+        if let Some(span) = self.spans.lock().unwrap().get_mut(index) {
+            span.end_s = now;
+        }
+    }
+}
+
+/// Ends a call's span when its stream finishes, fails or is dropped, whichever comes first.
+struct SpanEnd {
+    timeline: Arc<Timeline>,
+    index: Option<usize>,
+}
+
+impl SpanEnd {
+    fn end(&mut self) {
+        if let Some(index) = self.index.take() {
+            self.timeline.end(index);
+        }
+    }
+}
+
+impl Drop for SpanEnd {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -114,13 +180,12 @@ impl CallLog {
 pub struct Recorded {
     inner: Arc<dyn ChatModel>,
     log: Arc<CallLog>,
-    /// Keys of the calls made or replayed, in order, for the result being measured.
-    trail: Arc<Mutex<Vec<String>>>,
+    timeline: Arc<Timeline>,
 }
 
 impl Recorded {
-    pub fn new(inner: Arc<dyn ChatModel>, log: Arc<CallLog>, trail: Arc<Mutex<Vec<String>>>) -> Self {
-        Self { inner, log, trail }
+    pub fn new(inner: Arc<dyn ChatModel>, log: Arc<CallLog>, timeline: Arc<Timeline>) -> Self {
+        Self { inner, log, timeline }
     }
 }
 
@@ -141,19 +206,25 @@ impl ChatModel for Recorded {
         Box::pin(async move {
             let key = call_key(self.side(), self.name(), &request);
             if let Some(key) = &key {
-                self.trail.lock().unwrap().push(key.clone());
                 if let Some(record) = self.log.get(key) {
-                    self.log.counts.lock().unwrap().0 += 1;
+                    // Replayed in a hundredth of its recorded time: fast, and the timeline keeps
+                    // which calls overlapped and which released which (the latency model needs it).
+                    let index = self.timeline.begin(key, self.side(), true);
+                    tokio::time::sleep(Duration::from_secs_f64(record.total_ms / 1e3 / REPLAY_SPEEDUP)).await;
+                    self.timeline.end(index);
                     let events = [Ok(StreamEvent::Delta(record.text.clone())), Ok(StreamEvent::Finished(record.usage()))];
                     return Ok(TokenStream::new(futures::stream::iter(events).boxed(), CancelHandle::default()));
                 }
             }
-            self.log.counts.lock().unwrap().1 += 1;
+            let mut span = SpanEnd { timeline: self.timeline.clone(), index: key.as_ref().map(|k| self.timeline.begin(k, self.side(), false)) };
             let inner = self.inner.stream(request.clone()).await?;
             let cancel = inner.cancel_handle();
             let (side, model, log) = (self.side(), self.name().to_owned(), self.log.clone());
             let mut text = String::new();
             let recording = inner.map(move |event| {
+                if matches!(event, Ok(StreamEvent::Finished(_)) | Err(_)) {
+                    span.end();
+                }
                 match &event {
                     Ok(StreamEvent::Delta(delta)) => text.push_str(delta),
                     // Only completed calls are recorded: a failed or cancelled one is made again.
@@ -219,19 +290,22 @@ mod tests {
             request.temperature = temperature;
             recorded.stream(request).await.unwrap().collect_text().await.unwrap()
         }
-        let trail = Arc::new(Mutex::new(Vec::new()));
-        let first = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), trail.clone());
+        let timeline = Arc::new(Timeline::default());
+        timeline.restart();
+        let first = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), timeline.clone());
         let made = ask(&first, "abc", None).await;
         assert_eq!(made.text, "cba");
         assert_eq!(ask(&first, "abc", None).await, made, "replayed with the same text and usage");
         ask(&first, "abc", Some(0.7)).await;
         assert_eq!(*model.0.lock().unwrap(), 2, "the greedy repeat was replayed, the sampled call made");
         // A new run reads the record from disk.
-        let second = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), trail.clone());
+        let second = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), timeline.clone());
         assert_eq!(ask(&second, "abc", None).await.usage.completion_tokens, 3);
         ask(&second, "abcd", None).await;
         assert_eq!(*model.0.lock().unwrap(), 3, "only the new request reached the model");
-        assert_eq!(trail.lock().unwrap().len(), 4, "greedy calls are on the trail");
+        let spans = timeline.take();
+        assert_eq!(spans.iter().map(|s| s.replayed).collect::<Vec<_>>(), vec![false, true, true, false], "greedy calls are on the timeline");
+        assert!(spans.windows(2).all(|w| w[0].start_s <= w[1].start_s && w[0].start_s <= w[0].end_s));
         let line: CallRecord = serde_json::from_str(std::fs::read_to_string(&path).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!((line.text.as_str(), line.messages[0].content.as_str(), line.total_ms.round()), ("cba", "abc", 50.0), "full request and response recorded");
         std::fs::remove_file(&path).unwrap();

@@ -6,6 +6,7 @@
 
 pub mod calls;
 pub mod datasets;
+pub mod latency;
 pub mod report;
 pub mod scoring;
 
@@ -66,9 +67,10 @@ pub struct Record {
     /// The full response that was scored.
     #[serde(default)]
     pub response: String,
-    /// Keys of the model calls behind this result, in the call record, in the order they started.
+    /// The model calls behind this result (keys into the call record) and when they ran, in the
+    /// order they started.
     #[serde(default)]
-    pub calls: Vec<String>,
+    pub timeline: Vec<calls::CallSpan>,
     /// Of those, how many were replayed from the record (their latency is the recorded one, not
     /// measured again: `latency_s` covers only what ran).
     #[serde(default)]
@@ -118,7 +120,7 @@ fn record_from_totals(item: &Item, strategy: &str, totals: &Totals, latency: Dur
         error: None,
         commit: String::new(),
         response: String::new(),
-        calls: Vec::new(),
+        timeline: Vec::new(),
         replayed_calls: 0,
         hit_token_cap: false,
     }
@@ -280,26 +282,25 @@ pub fn run(options: Options<'_>) -> Result<()> {
         cloud_config.price = options.price;
         let cloud: Arc<dyn ChatModel> = Arc::new(CloudModel::new(cloud_config)?);
         let log = calls::CallLog::open(options.calls)?;
-        let trail = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), trail.clone()));
-        let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), trail.clone()));
+        let timeline = Arc::new(calls::Timeline::default());
+        let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), timeline.clone()));
+        let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), timeline.clone()));
         let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5 };
         for item in &items {
             for strategy in &options.strategies {
                 if done.contains(&(item.id.clone(), strategy.clone())) {
                     continue;
                 }
-                trail.lock().unwrap().clear();
-                let (replayed_before, _) = log.counts();
+                timeline.restart();
                 let (mut record, text) = bench.run(item, strategy).await?;
                 let (correct, extracted) = scoring::score(dataset, item, &text);
                 record.dataset = dataset.name().into();
                 record.correct = correct;
                 record.extracted = extracted;
                 record.commit = commit.clone();
-                record.calls = std::mem::take(&mut *trail.lock().unwrap());
-                record.replayed_calls = log.counts().0 - replayed_before;
-                record.hit_token_cap = record.calls.iter().any(|key| log.get(key).is_some_and(|c| c.finish_reason == hybridflow_core::model::FinishReason::Length));
+                record.timeline = timeline.take();
+                record.replayed_calls = record.timeline.iter().filter(|span| span.replayed).count() as u64;
+                record.hit_token_cap = record.timeline.iter().any(|span| log.get(&span.key).is_some_and(|c| c.finish_reason == hybridflow_core::model::FinishReason::Length));
                 record.response = text;
                 writeln!(output, "{}", serde_json::to_string(&record)?)?;
                 output.flush()?;
@@ -311,7 +312,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
                     if correct { "right" } else { "wrong" },
                     record.latency_s,
                     record.replayed_calls,
-                    record.calls.len(),
+                    record.timeline.len(),
                     per_item * (total - finished) as f64 / 60.0
                 );
             }

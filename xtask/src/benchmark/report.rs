@@ -1,5 +1,6 @@
 //! The results file → a Markdown report with one table per dataset, the headline ratios against
-//! cloud-only chain-of-thought, and SVG plots (accuracy vs cloud tokens, accuracy vs latency).
+//! cloud-only chain-of-thought, and SVG plots (accuracy vs cloud tokens, vs measured latency, vs
+//! modeled deployment latency).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::calls::{CallLog, CallRecord};
+use super::latency::{self, Profile};
 use super::{Record, STRATEGIES};
 
 /// xorshift64*: reproducible bootstrap without another dependency.
@@ -65,9 +68,22 @@ pub struct Summary {
     pub hit_cap: usize,
     /// Questions with replayed calls (their latency excludes those calls).
     pub replayed: usize,
+    /// Modeled deployment latency (median, p90), where the calls are in the record.
+    pub modeled_median: f64,
+    pub modeled_p90: f64,
 }
 
-pub fn summarise(records: &[&Record]) -> Summary {
+/// A result's latency under `profile`, if every call behind it is in the record.
+fn modeled(record: &Record, calls: &CallLog, profile: &Profile) -> Option<f64> {
+    if record.timeline.is_empty() {
+        return None;
+    }
+    let recorded: Option<Vec<CallRecord>> = record.timeline.iter().map(|span| calls.get(&span.key)).collect();
+    let recorded = recorded?;
+    Some(latency::modeled_latency(&record.timeline, |i| latency::call_seconds(profile, &recorded[i])))
+}
+
+pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Option<f64>) -> Summary {
     let n = records.len();
     let correct: Vec<f64> = records.iter().map(|r| f64::from(u8::from(r.correct))).collect();
     let latency: Vec<f64> = records.iter().map(|r| r.latency_s).collect();
@@ -99,6 +115,8 @@ pub fn summarise(records: &[&Record]) -> Summary {
         no_answer: records.iter().filter(|r| r.extracted.is_empty()).count(),
         hit_cap: records.iter().filter(|r| r.hit_token_cap).count(),
         replayed: records.iter().filter(|r| r.replayed_calls > 0).count(),
+        modeled_median: quantile(&records.iter().filter_map(|r| modeled_latency(r)).collect::<Vec<_>>(), 0.5),
+        modeled_p90: quantile(&records.iter().filter_map(|r| modeled_latency(r)).collect::<Vec<_>>(), 0.9),
     }
 }
 
@@ -124,12 +142,17 @@ fn scatter(title: &str, x_label: &str, points: &[(String, f64, f64)]) -> String 
     svg
 }
 
-pub fn run(results: &Path, out_dir: &Path, command: &str) -> Result<()> {
+pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Result<()> {
     let records: Vec<Record> = std::io::BufReader::new(std::fs::File::open(results).with_context(|| format!("reading {}", results.display()))?)
         .lines()
         .map_while(Result::ok)
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect();
+    let call_log = CallLog::open(calls)?;
+    let recorded: Vec<CallRecord> = records.iter().flat_map(|r| r.timeline.iter().filter_map(|span| call_log.get(&span.key))).collect();
+    let test_bed = latency::test_bed(&recorded);
+    let deployment = latency::PHONE_AND_HOSTED;
+    let modeled_deployment = |r: &Record| modeled(r, &call_log, &deployment);
     std::fs::create_dir_all(out_dir)?;
     let mut by_dataset: BTreeMap<&str, BTreeMap<&str, Vec<&Record>>> = BTreeMap::new();
     for record in &records {
@@ -138,33 +161,54 @@ pub fn run(results: &Path, out_dir: &Path, command: &str) -> Result<()> {
     let commits: std::collections::BTreeSet<&str> = records.iter().map(|r| r.commit.as_str()).collect();
     let mut md = String::from("# Benchmark results\n\n");
     let _ = writeln!(md, "Produced by `{command}` from `{}` (commits: {}).\n", results.display(), commits.into_iter().collect::<Vec<_>>().join(", "));
+    // The latency model, validated: the test bed's own speeds against the measured wall time, on
+    // the results whose calls all ran (none replayed).
+    let errors: Vec<f64> = records
+        .iter()
+        .filter(|r| r.replayed_calls == 0 && r.latency_s > 0.0)
+        .filter_map(|r| modeled(r, &call_log, &test_bed).map(|m| (m - r.latency_s) / r.latency_s))
+        .collect();
+    let absolute: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+    let _ = writeln!(
+        md,
+        "Modeled latency: each question's calls on their recorded timeline, each lasting what its tokens take under a profile (`xtask/src/benchmark/latency.rs`). Deployment profile **{}**: edge prefill {:.0} and decode {:.0} tokens/s, cloud {:.2} s to the first token and {:.0} tokens/s. Validation with this test bed's own measured speeds (edge prefill {:.0}, decode {:.1} tokens/s; cloud {:.2} s to the first token, {:.1} tokens/s) against the measured wall time on {} results with no replayed call: median error {:+.1}%, median absolute error {:.1}%, worst {:.1}%.\n",
+        deployment.name, deployment.edge_prefill_tps, deployment.edge_decode_tps, deployment.cloud_first_token_s, deployment.cloud_decode_tps,
+        test_bed.edge_prefill_tps, test_bed.edge_decode_tps, test_bed.cloud_first_token_s, test_bed.cloud_decode_tps,
+        errors.len(), 100.0 * quantile(&errors, 0.5), 100.0 * quantile(&absolute, 0.5), 100.0 * absolute.iter().copied().fold(f64::NAN, f64::max)
+    );
     md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s), median interpolated; tokens are means per question; cost is the total at the configured price; cloud share by steps = steps (or single calls) run on the cloud, by tokens = cloud tokens over all tokens; failures = questions with an error or a failed subtask; no answer = no answer could be extracted from the response; at cap = a call stopped at its token limit; replayed = questions with calls served from the call record, whose latency excludes those calls.\n\n");
     for (dataset, strategies) in &by_dataset {
         let _ = writeln!(md, "## {dataset}\n");
-        md.push_str("| strategy | n | accuracy (95% CI) | latency median / p90 s | edge tokens | cloud in / out tokens | cost | cloud share steps / tokens | failures | no answer | at cap | replayed |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| strategy | n | accuracy (95% CI) | latency median / p90 s | modeled median / p90 s | edge tokens | cloud in / out tokens | cost | cloud share steps / tokens | failures | no answer | at cap | replayed |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let mut token_points = Vec::new();
         let mut latency_points = Vec::new();
+        let mut modeled_points = Vec::new();
         for strategy in STRATEGIES {
             let Some(rows) = strategies.get(strategy) else { continue };
-            let s = summarise(rows);
+            let s = summarise(rows, &modeled_deployment);
             let _ = writeln!(
                 md,
-                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {:.1} / {:.1} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} / {:.2} | {} | {} | {} | {} |",
-                s.n, s.accuracy, s.interval.0, s.interval.1, s.latency_median, s.latency_p90, s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.cloud_token_share, s.failures, s.no_answer, s.hit_cap, s.replayed
+                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} / {:.2} | {} | {} | {} | {} |",
+                s.n, s.accuracy, s.interval.0, s.interval.1, s.latency_median, s.latency_p90, s.modeled_median, s.modeled_p90, s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.cloud_token_share, s.failures, s.no_answer, s.hit_cap, s.replayed
             );
             token_points.push((strategy.to_string(), s.cloud_input + s.cloud_output, s.accuracy));
             latency_points.push((strategy.to_string(), s.latency_median, s.accuracy));
+            if s.modeled_median.is_finite() {
+                modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
+            }
         }
         if let (Some(hybrid), Some(cloud)) = (strategies.get("hybridflow-learned"), strategies.get("cloud-cot")) {
-            let (h, c) = (summarise(hybrid), summarise(cloud));
+            let (h, c) = (summarise(hybrid, &modeled_deployment), summarise(cloud, &modeled_deployment));
             // Paired difference over the questions both strategies answered.
             let cloud_by_id: BTreeMap<&str, bool> = cloud.iter().map(|r| (r.id.as_str(), r.correct)).collect();
             let differences: Vec<f64> = hybrid.iter().filter_map(|r| cloud_by_id.get(r.id.as_str()).map(|c| f64::from(u8::from(r.correct)) - f64::from(u8::from(*c)))).collect();
             let (low, high) = bootstrap_interval(&differences);
             let _ = writeln!(
                 md,
-                "\n**Headline ({dataset}):** HybridFlow (learned) vs cloud-only chain-of-thought: median latency ×{:.2}, cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
+                "\n**Headline ({dataset}):** HybridFlow (learned) vs cloud-only chain-of-thought: median latency ×{:.2} measured, ×{:.2} modeled ({}), cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
                 h.latency_median / c.latency_median,
+                h.modeled_median / c.modeled_median,
+                deployment.name,
                 (h.cloud_input + h.cloud_output) / (c.cloud_input + c.cloud_output).max(1e-9),
                 100.0 * (h.accuracy - c.accuracy),
                 100.0 * low,
@@ -175,7 +219,11 @@ pub fn run(results: &Path, out_dir: &Path, command: &str) -> Result<()> {
         for (name, title, label, points) in [
             ("tokens", "accuracy vs cloud tokens per question", "cloud tokens per question", &token_points),
             ("latency", "accuracy vs median latency", "median latency (s)", &latency_points),
+            ("modeled-latency", "accuracy vs modeled deployment latency", "median modeled latency (s)", &modeled_points),
         ] {
+            if points.is_empty() {
+                continue;
+            }
             let file = format!("{dataset}-{name}.svg");
             std::fs::write(out_dir.join(&file), scatter(&format!("{dataset}: {title}"), label, points))?;
             let _ = writeln!(md, "![{dataset}: {title}]({file})\n");
