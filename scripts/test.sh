@@ -30,6 +30,13 @@ kotlin_status=${PIPESTATUS[0]}
 set -e
 ((kotlin_status == 0)) || status=1
 
+# The Swift API on Linux (Swift 6 in a Debian trixie chroot), against the same library and models.
+set +e
+scripts/swift-test.sh 2>&1 | tee -a "$log_file"
+swift_status=${PIPESTATUS[0]}
+set -e
+((swift_status == 0)) || status=1
+
 # One closing line for the whole suite: cargo prints one per test binary, JUnit its own summary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      /^OK \([0-9]+ tests?\)/ { gsub(/[()]/, ""); p += $2 }

@@ -1,0 +1,232 @@
+// The Swift API against the real library: the real edge model (mistral.rs) and the real test cloud
+// (llama-server). Run on Linux by scripts/swift-test.sh, itself run by scripts/test.sh; mirrors the
+// Kotlin suite (bindings/kotlin/test).
+import Foundation
+import XCTest
+
+@testable import HybridFlow
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+final class HybridFlowClientTests: XCTestCase {
+    private let environment = ProcessInfo.processInfo.environment
+    private let multiStep = "Tom has 3 boxes with 4 apples each. He gives away 5 apples. How many apples does he have left?"
+    private let secret = "sk-swift-test-secret"
+
+    private var edgeModel: String { environment["HYBRIDFLOW_EDGE_MODEL"]! }
+    private var cloudURL: String { environment["HYBRIDFLOW_CLOUD_URL"]! }
+    private var cloudModel: String { environment["HYBRIDFLOW_CLOUD_MODEL"] ?? "qwen2.5-coder-0.5b-instruct" }
+
+    private func stateDir() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hybridflow-swift-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.path
+    }
+
+    private func config(_ routing: Routing, withCloud: Bool = true, stateDir: String? = nil) -> HybridFlowConfig {
+        HybridFlowConfig(
+            edgeModelPath: edgeModel,
+            cloud: withCloud ? CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: ApiKey(key: secret)) : nil,
+            stateDir: stateDir ?? self.stateDir(),
+            routing: routing
+        )
+    }
+
+    private func collect(_ stream: AsyncThrowingStream<Event, Error>) async throws -> [Event] {
+        var events: [Event] = []
+        for try await event in stream { events.append(event) }
+        return events
+    }
+
+    /// CPU time of this process (all its threads), in seconds.
+    private func cpuSeconds() -> Double {
+        Double(clock()) / Double(CLOCKS_PER_SEC)
+    }
+
+    func testAsksWithTheRealEdgeModel() async throws {
+        let client = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false))
+        let answer = try await client.ask("What is the capital of France?")
+        XCTAssertFalse(answer.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        XCTAssertGreaterThanOrEqual(answer.totals.edge.calls, 1)
+        XCTAssertEqual(answer.totals.cloud.calls, 0)
+        await client.close()
+    }
+
+    func testAsksWithTheRealCloudServerAndRecordsTheSpending() async throws {
+        let client = try await HybridFlowClient.open(config(.cloudOnly))
+        let answer = try await client.ask(multiStep)
+        XCTAssertFalse(answer.text.isEmpty)
+        XCTAssertGreaterThanOrEqual(answer.totals.cloud.calls, 1)
+        let spent = try await client.budgetStatus()
+        XCTAssertEqual(spent.today.cloudRequests, UInt64(answer.totals.cloud.calls), "spending recorded in the store")
+        await client.close()
+    }
+
+    func testEventsArriveInOrderAndEndWithTheAnswer() async throws {
+        let client = try await HybridFlowClient.open(config(.byDifficulty))
+        let events = try await collect(client.events(for: multiStep))
+        guard case .answer(let text, _) = events.last else { return XCTFail("the last event is the answer: \(String(describing: events.last))") }
+        XCTAssertEqual(events.filter { if case .answer = $0 { return true } else { return false } }.count, 1)
+        guard let plan = events.compactMap({ event -> [PlannedSubtask]? in if case .planReady(let subtasks, _) = event { return subtasks } else { return nil } }).last else {
+            return XCTFail("no plan")
+        }
+        var started = Set<String>(), finished = Set<String>()
+        for event in events {
+            switch event {
+            case .subtaskStarted(let id, _, let reason, _, _):
+                let subtask = plan.first { $0.id == id }
+                XCTAssertNotNil(subtask, "known subtask \(id)")
+                XCTAssertTrue(subtask!.dependsOn.allSatisfy(finished.contains), "\(id) started after its dependencies finished")
+                XCTAssertFalse(reason.isEmpty)
+                started.insert(id)
+            case .subtaskFinished(let id, _, let status, _, _, _, _, _):
+                XCTAssertTrue(started.contains(id) || status == .skipped, "\(id) finished after it started")
+                finished.insert(id)
+            case .token(let id?, _):
+                XCTAssertTrue(started.contains(id), "tokens of a started subtask")
+            default:
+                break
+            }
+        }
+        XCTAssertEqual(Set(plan.map(\.id)), finished, "every planned subtask finished")
+        let streamed = events.compactMap { event -> String? in if case .token(nil, let text) = event { return text } else { return nil } }.joined()
+        XCTAssertEqual(streamed.trimmingCharacters(in: .whitespacesAndNewlines), text.trimmingCharacters(in: .whitespacesAndNewlines), "the answer is what was streamed")
+        await client.close()
+    }
+
+    func testCancellingTheTaskStopsTheRustWork() async throws {
+        let client = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false))
+        let firstToken = expectation(description: "a first token")
+        let task = Task {
+            var fulfilled = false
+            for try await event in client.events(for: "Write a long story about a dragon who learns to cook.") {
+                if case .token = event, !fulfilled {
+                    fulfilled = true
+                    firstToken.fulfill()
+                }
+                if case .answer = event { XCTFail("the query ran to its end") }
+            }
+        }
+        await fulfillment(of: [firstToken], timeout: 120)
+        task.cancel()
+        _ = await task.result
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let before = cpuSeconds()
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        let burnt = cpuSeconds() - before
+        XCTAssertLessThan(burnt, 1.0, "the engine still decodes after the task was cancelled: \(burnt) s of CPU in 2 s")
+        // The engine is free again: the next query runs to its end.
+        let answer = try await client.ask("Say hello.")
+        XCTAssertFalse(answer.text.isEmpty)
+        await client.close()
+    }
+
+    func testCancellingAskThrows() async throws {
+        let client = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false))
+        let task = Task { try await client.ask("Write a long story about a dragon who learns to cook.") }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        task.cancel()
+        do {
+            _ = try await task.value
+            XCTFail("the query was not cancelled")
+        } catch HybridFlowError.Cancelled {
+        } catch is CancellationError {
+        }
+        await client.close()
+    }
+
+    func testInvalidConfigurationAndMissingModelThrowTypedErrors() async throws {
+        let cases: [(HybridFlowConfig, String)] = [
+            (HybridFlowConfig(cloud: CloudEndpoint(baseUrl: "http://example.com/v1", model: "m")), "https"),
+            (HybridFlowConfig(), "neither"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, budgets: Budgets(perDay: Limits(money: 1.0))), "state_dir"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, policy: AppPolicy(offload: .allowed, minBatteryForCloud: 2.0)), "min_battery"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, cloud: CloudEndpoint(baseUrl: cloudURL, model: "m"), policy: AppPolicy(offload: .never), routing: .cloudOnly), "contradicts"),
+        ]
+        for (config, mentions) in cases {
+            do {
+                let client = try await HybridFlowClient.open(config)
+                await client.close()
+                XCTFail("accepted: \(config)")
+            } catch HybridFlowError.InvalidConfig(let reason) {
+                XCTAssertTrue(reason.contains(mentions), "'\(reason)' mentions \(mentions)")
+            }
+        }
+        do {
+            _ = try await HybridFlowClient.open(HybridFlowConfig(edgeModelPath: "/nonexistent/model.gguf"))
+            XCTFail("a missing model loaded")
+        } catch HybridFlowError.ModelLoad(let reason) {
+            XCTAssertTrue(reason.contains("not found"), reason)
+        }
+    }
+
+    func testTwoClientsAnswerAtOnce() async throws {
+        let first = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false))
+        let second = try await HybridFlowClient.open(config(.cloudOnly))
+        async let a = first.ask("What is 2 + 2?")
+        async let b = second.ask("What is 3 + 3?")
+        let (onEdge, onCloud) = try await (a, b)
+        XCTAssertFalse(onEdge.text.isEmpty)
+        XCTAssertFalse(onCloud.text.isEmpty)
+        XCTAssertEqual(onEdge.totals.cloud.calls, 0)
+        XCTAssertGreaterThanOrEqual(onCloud.totals.cloud.calls, 1)
+        await first.close()
+        await second.close()
+    }
+
+    func testOfflineKeepsEveryStepOnTheEdge() async throws {
+        let client = try await HybridFlowClient.open(config(.learned))
+        try client.updateDeviceState(DeviceState(network: .none, thermal: .nominal))
+        let events = try await collect(client.events(for: multiStep))
+        let routes = events.compactMap { event -> (Side, Gate?)? in
+            if case .subtaskStarted(_, let side, _, _, let explanation) = event { return (side, explanation?.gate) } else { return nil }
+        }
+        XCTAssertFalse(routes.isEmpty)
+        for (side, gate) in routes {
+            XCTAssertEqual(side, .edge)
+            XCTAssertEqual(gate, .offline)
+        }
+        guard case .answer(_, let totals) = events.last else { return XCTFail("no answer") }
+        XCTAssertEqual(totals.cloud.calls, 0)
+        let statistics = try await client.routerStatistics()
+        XCTAssertNotNil(statistics)
+        await client.close()
+    }
+
+    func testTheKeyIsAbsentFromEveryDescription() {
+        let key = ApiKey(key: secret)
+        let endpoint = CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: key)
+        let config = HybridFlowConfig(edgeModelPath: edgeModel, cloud: endpoint)
+        var dumped = ""
+        dump(config, to: &dumped)
+        for printed in [String(describing: key), "\(key)", String(reflecting: key), String(describing: endpoint), String(describing: config), dumped] {
+            XCTAssertFalse(printed.contains(secret), printed)
+        }
+        XCTAssertTrue(String(describing: key).contains("redacted"))
+    }
+
+    func testAClientClosedAndReopenedAtOnceOnTheSameStateDirectoryWorks() async throws {
+        let shared = stateDir()
+        for _ in 0..<3 {
+            let client = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false, stateDir: shared))
+            // A query still running when close is called: close cancels it and waits for it.
+            let running = Task { try? await client.ask(multiStep) }
+            try await Task.sleep(nanoseconds: 200_000_000)
+            await client.close()
+            _ = await running.value
+        }
+        let reopened = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false, stateDir: shared))
+        let status = try await reopened.budgetStatus()
+        XCTAssertEqual(status.today.cloudRequests, 0)
+        await reopened.close()
+        do {
+            _ = try await reopened.budgetStatus()
+            XCTFail("a closed client answered")
+        } catch HybridFlowError.Closed {
+        }
+    }
+}
