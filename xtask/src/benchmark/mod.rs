@@ -31,12 +31,15 @@ use tokio_util::sync::CancellationToken;
 
 use datasets::{Dataset, Item};
 
-pub const STRATEGIES: [&str; 10] = [
+pub const STRATEGIES: [&str; 13] = [
     "edge-direct",
     "edge-cot",
     "cloud-direct",
     "cloud-cot",
     "query-routing",
+    "edge-cascade",
+    "hybridflow-shipped",
+    "hybridflow-final-steps-rule",
     "hybridflow-learned",
     "hybridflow-threshold",
     "hybridflow-random",
@@ -102,6 +105,33 @@ impl RoutePolicy for RandomRouter {
     }
 }
 
+/// The best zero-parameter rule found in the profiled data (docs/router.md: the last step on the
+/// cloud scores as well as the learned router): the steps nothing depends on and the synthesis on
+/// the cloud; planning and every inner step on the edge.
+struct FinalStepsRule;
+
+impl RoutePolicy for FinalStepsRule {
+    fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
+        let (side, why) = match request.step {
+            Step::Plan => (Side::Edge, "rule: plan on the edge"),
+            Step::Subtask { subtask, plan: Some(plan) } if plan.fan_out(&subtask.id) == 0 => (Side::Cloud, "rule: nothing depends on this step"),
+            Step::Subtask { .. } => (Side::Edge, "rule: an inner step"),
+            Step::Synthesis { .. } => (Side::Cloud, "rule: the synthesis"),
+        };
+        RouteDecision::new(side, why)
+    }
+}
+
+/// Per-query cloud token budget of the "as shipped" strategy: what an app would configure to keep
+/// the hybrid well under one cloud chain-of-thought answer (about 400–600 tokens on gsm8k).
+const SHIPPED_QUERY_TOKENS: u64 = 1_000;
+
+/// HybridFlow as an app runs it: one engine for every question (router statistics, calibration
+/// and budgets carry over), budgets configured, state persisted beside the results.
+struct Shipped {
+    scheduler: Scheduler,
+}
+
 fn record_from_totals(item: &Item, strategy: &str, totals: &Totals, latency: Duration) -> Record {
     Record {
         dataset: String::new(),
@@ -132,6 +162,10 @@ struct Bench {
     price: Price,
     /// Share of steps the learned router sent to the cloud so far (for the random baseline).
     learned_cloud_fraction: f64,
+    dataset: Dataset,
+    /// Where the "as shipped" engine keeps its state.
+    state_dir: std::path::PathBuf,
+    shipped: Option<Shipped>,
 }
 
 impl Bench {
@@ -177,6 +211,10 @@ impl Bench {
             Ok(s) => s,
             Err(e) => panic!("scheduler: {e}"),
         };
+        Self::ask(&scheduler, item, strategy).await
+    }
+
+    async fn ask(scheduler: &Scheduler, item: &Item, strategy: &str) -> (Record, String) {
         let (sink, _events) = EventSink::channel();
         let started = Instant::now();
         let question = format!("{}\n\n{COT}", item.question);
@@ -188,6 +226,34 @@ impl Bench {
                 (record, String::new())
             }
         }
+    }
+
+    /// The engine an app would hold: the learned router and the guard with budgets, over a store
+    /// that persists, created once and kept for every question.
+    fn shipped(&mut self) -> Result<&Shipped> {
+        if self.shipped.is_none() {
+            let store = Arc::new(hybridflow_core::store::Store::open(&self.state_dir)?);
+            let writer = Arc::new(hybridflow_core::store::StoreWriter::start(store)?);
+            let budgets = Budgets { per_query: hybridflow_core::guard::Limits { cloud_tokens: Some(SHIPPED_QUERY_TOKENS), ..Default::default() }, ..Budgets::default() };
+            let guard = Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(budgets, Some(writer.clone())), None, self.price));
+            let router = Arc::new(LearnedRouter::new(RouterConfig::default(), guard.clone(), Some(writer), None));
+            let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
+            self.shipped = Some(Shipped { scheduler: Scheduler::new(models, router, guard, ExecConfig::default())? });
+        }
+        Ok(self.shipped.as_ref().expect("created above"))
+    }
+
+    /// Chain-of-thought on the edge; the whole query goes to the cloud when the edge gives no
+    /// explicit final answer (no answer line, or cut at its token cap).
+    async fn cascade(&self, item: &Item, strategy: &str) -> (Record, String) {
+        let (edge, edge_text) = self.single_call(Side::Edge, item, COT, strategy).await;
+        if edge.error.is_none() && scoring::states_an_answer(self.dataset, item, &edge_text) {
+            return (edge, edge_text);
+        }
+        let (mut cloud, cloud_text) = self.single_call(Side::Cloud, item, COT, strategy).await;
+        cloud.edge_tokens += edge.edge_tokens;
+        cloud.latency_s += edge.latency_s;
+        (cloud, cloud_text)
     }
 
     async fn run(&mut self, item: &Item, strategy: &str) -> Result<(Record, String)> {
@@ -209,6 +275,9 @@ impl Bench {
                 });
                 self.single_call(decision.side, item, COT, strategy).await
             }
+            "edge-cascade" => self.cascade(item, strategy).await,
+            "hybridflow-shipped" => Self::ask(&self.shipped()?.scheduler, item, strategy).await,
+            "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,
             "hybridflow-learned" => {
                 let (record, text) = self.hybrid(item, strategy, learned(), false).await;
                 let steps = record.subtasks.max(1) as f64;
@@ -285,7 +354,8 @@ pub fn run(options: Options<'_>) -> Result<()> {
         let timeline = Arc::new(calls::Timeline::default());
         let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), timeline.clone()));
         let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), timeline.clone()));
-        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5 };
+        let state_dir = options.out.with_extension("state");
+        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5, dataset, state_dir, shipped: None };
         for item in &items {
             for strategy in &options.strategies {
                 if done.contains(&(item.id.clone(), strategy.clone())) {

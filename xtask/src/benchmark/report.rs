@@ -197,7 +197,8 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
         }
-        if let (Some(hybrid), Some(cloud)) = (strategies.get("hybridflow-learned"), strategies.get("cloud-cot")) {
+        for (hybrid_name, hybrid) in ["hybridflow-shipped", "hybridflow-learned"].iter().filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
+            let Some(cloud) = strategies.get("cloud-cot") else { break };
             let (h, c) = (summarise(hybrid, &modeled_deployment), summarise(cloud, &modeled_deployment));
             // Paired difference over the questions both strategies answered.
             let cloud_by_id: BTreeMap<&str, bool> = cloud.iter().map(|r| (r.id.as_str(), r.correct)).collect();
@@ -205,7 +206,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
             let (low, high) = bootstrap_interval(&differences);
             let _ = writeln!(
                 md,
-                "\n**Headline ({dataset}):** HybridFlow (learned) vs cloud-only chain-of-thought: median latency ×{:.2} measured, ×{:.2} modeled ({}), cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
+                "\n**Headline ({dataset}):** {hybrid_name} vs cloud-only chain-of-thought: median latency ×{:.2} measured, ×{:.2} modeled ({}), cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
                 h.latency_median / c.latency_median,
                 h.modeled_median / c.modeled_median,
                 deployment.name,

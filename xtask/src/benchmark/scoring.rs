@@ -40,6 +40,19 @@ pub fn score(dataset: Dataset, item: &Item, response: &str) -> (bool, String) {
     }
 }
 
+/// Whether a response states its final answer explicitly (an answer line with a number, or with
+/// one of the options): the edge-first cascade escalates when it does not.
+pub fn states_an_answer(dataset: Dataset, item: &Item, response: &str) -> bool {
+    let markers = answer_markers(response);
+    let Some(&at) = markers.last() else { return false };
+    let line = response[at..].lines().next().unwrap_or("");
+    match dataset {
+        Dataset::Gsm8k | Dataset::Aime => !numbers(line).is_empty(),
+        Dataset::MmluStem => letter_after(line, &option_letters(&item.question)).is_some(),
+        Dataset::Livebench => !line.trim().is_empty(),
+    }
+}
+
 fn normalise(text: &str) -> String {
     text.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ").trim_matches(|c: char| c == '.' || c == '*').to_owned()
 }
@@ -170,16 +183,18 @@ pub fn option_letters(question: &str) -> Vec<char> {
     }
 }
 
+/// The option letter at the start of `rest` (after an answer marker), among `valid`.
+fn letter_after(rest: &str, valid: &[char]) -> Option<char> {
+    let rest = rest.trim_start_matches([' ', '*', '(', '[', '_', '"', '\'']);
+    let mut chars = rest.chars();
+    let letter = chars.next()?;
+    let after = chars.next();
+    (valid.contains(&letter) && !after.is_some_and(char::is_alphanumeric)).then_some(letter)
+}
+
 /// The option letter a response chose, among `valid`.
 pub fn chosen_letter(text: &str, valid: &[char]) -> Option<char> {
-    let letter_at = |rest: &str| -> Option<char> {
-        let rest = rest.trim_start_matches([' ', '*', '(', '[', '_', '"', '\'']);
-        let mut chars = rest.chars();
-        let letter = chars.next()?;
-        let after = chars.next();
-        (valid.contains(&letter) && !after.is_some_and(char::is_alphanumeric)).then_some(letter)
-    };
-    if let Some(letter) = answer_markers(text).iter().rev().find_map(|&at| letter_at(&text[at..])) {
+    if let Some(letter) = answer_markers(text).iter().rev().find_map(|&at| letter_after(&text[at..], valid)) {
         return Some(letter);
     }
     // A letter written as an option: "(B)", "B.", "B)", "option B".
@@ -235,6 +250,16 @@ mod tests {
         assert!(score(Dataset::Gsm8k, &want, "4 pens cost 12, 2 notebooks 10; 50 - 22 = 28.\nAnswer: 28").0);
         assert!(!score(Dataset::Gsm8k, &want, "Answer: 22, so 28 is wrong").0, "the answer line decides");
         assert_eq!(score(Dataset::Gsm8k, &want, "I cannot tell").1, "", "nothing extracted");
+    }
+
+    #[test]
+    fn an_explicit_answer_is_recognised_for_the_cascade() {
+        let gsm = Item { id: "g".into(), question: String::new(), answer: "28".into(), answer_id: None };
+        assert!(states_an_answer(Dataset::Gsm8k, &gsm, "50 - 22 = 28\nAnswer: 28"));
+        assert!(!states_an_answer(Dataset::Gsm8k, &gsm, "First, 4 pens cost 12 dollars. Then the notebooks cost"), "cut at the cap");
+        assert!(!states_an_answer(Dataset::Gsm8k, &gsm, "Answer: I am not sure"));
+        assert!(states_an_answer(Dataset::MmluStem, &item("4", Some(1)), "so it is four.\nAnswer: B"));
+        assert!(!states_an_answer(Dataset::MmluStem, &item("4", Some(1)), "Answer: G"));
     }
 
     #[test]
