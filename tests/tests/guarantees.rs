@@ -370,6 +370,14 @@ async fn generated_cases_never_break_a_guarantee() {
         "guarantees: {} cases ({} with a gate closed, {} with hard limits; {} answered, {} typed errors; {} cloud connections), highest use of a hard limit {:.3}, {} violations",
         tally.cases, tally.gated_cases, tally.limited_cases, tally.answered, tally.typed_errors, tally.cloud_requests, tally.max_limit_use, tally.violations.len()
     );
+    let kind = |needle: &str| tally.violations.iter().filter(|v| v.contains(needle)).count();
+    println!(
+        "  violations by kind: cloud used against a gate {}, hard limit exceeded {}, spending recorded differs from served {}, query did not end {}",
+        kind("although a gate forbids"),
+        kind("over the limit"),
+        kind("recorded") + kind("the day's totals count"),
+        kind("did not end")
+    );
     for violation in tally.violations.iter().take(20) {
         println!("  {violation}");
     }
