@@ -4,6 +4,7 @@ mod bench_dag;
 mod benchmark;
 mod bench_edge;
 mod bench_router;
+mod edge_smoke;
 mod fetch_models;
 mod profile_router;
 mod train_router;
@@ -105,6 +106,15 @@ enum Command {
         #[arg(long, default_value = "docs/bench")]
         out_dir: std::path::PathBuf,
     },
+    /// One greedy generation on the edge engine, as JSON (the ARM check compares builds with it).
+    EdgeSmoke {
+        #[arg(long, default_value = hybridflow_core::model::catalog::DEFAULT_EDGE_MODEL)]
+        model: String,
+        #[arg(long, default_value = "What is the capital of France? Answer in one sentence.")]
+        prompt: String,
+        #[arg(long, default_value_t = 24)]
+        tokens: u32,
+    },
     /// One model's measurement, in a process of its own so its peak RSS is its own.
     #[command(hide = true)]
     BenchEdgeRun {
@@ -138,6 +148,7 @@ fn main() -> anyhow::Result<()> {
             let command = format!("cargo xtask bench-report --results {} --calls {} --out-dir {}", results.display(), calls.display(), out_dir.display());
             benchmark::report::run(&results, &calls, &out_dir, &command)
         }
+        Command::EdgeSmoke { model, prompt, tokens } => edge_smoke::run(&hybridflow_core::model::catalog::model_path(&model), &prompt, tokens),
         Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
     }
 }

@@ -41,3 +41,31 @@ pub(crate) async fn delivered() {
     call(move || { let _ = done.send(()); }, |_| {});
     let _ = wait.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn calls_run_in_order_on_the_callback_thread_and_survive_a_panic() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let panics = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..5 {
+            let (seen, panics) = (seen.clone(), panics.clone());
+            super::call(
+                move || {
+                    if i == 2 {
+                        panic!("listener {i} threw");
+                    }
+                    seen.lock().unwrap().push((i, std::thread::current().name().map(str::to_owned)));
+                },
+                move |panic| panics.lock().unwrap().push(panic),
+            );
+        }
+        super::delivered().await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 1, 3, 4], "in order, the panicking one aside");
+        assert!(seen.iter().all(|(_, thread)| thread.as_deref() == Some("hybridflow-callbacks")));
+        assert_eq!(panics.lock().unwrap().as_slice(), ["listener 2 threw"]);
+    }
+}

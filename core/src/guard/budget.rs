@@ -277,6 +277,37 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_store_fails_closed_under_window_limits_until_reset() {
+        let dir = std::env::temp_dir().join(format!("hybridflow-ledger-damaged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = Store::open(&dir).unwrap();
+            store.record("spent", &cloud_record(500, 0, 0.4, Duration::from_secs(1), false)).unwrap();
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::write(&path, vec![0x5a; 256]).unwrap();
+            }
+        }
+        let writer = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir).unwrap())).unwrap());
+        let day = Budgets { per_day: Limits { money: Some(1.0), ..Limits::default() }, ..Budgets::default() };
+        let limited = Ledger::new(day, Some(writer.clone()));
+        assert_eq!(limited.reserve(&QueryBudget::new(), Spend::default()).err(), Some(Gate::SpendingUnknown), "what was spent today is unknown");
+        let per_query_only = Ledger::new(Budgets { per_query: Limits { money: Some(1.0), ..Limits::default() }, ..Budgets::default() }, Some(writer.clone()));
+        assert!(per_query_only.reserve(&QueryBudget::new(), Spend::default()).is_ok(), "no window limit to protect");
+        writer.store().reset_budgets().unwrap();
+        assert!(limited.reserve(&QueryBudget::new(), Spend::default()).is_ok(), "the app reset the budgets");
+        drop((limited, per_query_only, writer));
+        let _ = std::fs::remove_dir_all(&dir);
+        for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with(&format!("hybridflow-ledger-damaged-{}.damaged-", std::process::id())) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    #[test]
     fn a_zero_limit_forbids_everything() {
         let ledger = Ledger::new(Budgets { per_query: Limits { money: Some(0.0), ..Limits::default() }, ..Budgets::default() }, None);
         assert!(ledger.reserve(&QueryBudget::new(), Spend::default()).is_err());
