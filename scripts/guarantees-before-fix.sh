@@ -28,5 +28,6 @@ serde_json = "1"
 TOML
 echo "// The harness is in tests/." > "$harness/src/lib.rs"
 cp tests/before-fix/guarantees_before_fix.rs "$harness/tests/guarantees_before_fix.rs"
+cp tests/src/generated_cases.rs "$harness/tests/generated_cases.rs"
 cd "$harness"
 CARGO_TARGET_DIR="$HYBRIDFLOW_CACHE/target-before-fix" cargo test --release --test guarantees_before_fix -- --nocapture 2>&1 | grep -E "^guarantees:|^  violations by kind|^error" | head -3

@@ -37,6 +37,13 @@ swift_status=${PIPESTATUS[0]}
 set -e
 ((swift_status == 0)) || status=1
 
+# The core on ARM: cross-built for aarch64, the edge model under qemu as old and new cores.
+set +e
+scripts/arm-check.sh 2>&1 | tee -a "$log_file"
+arm_status=${PIPESTATUS[0]}
+set -e
+((arm_status == 0)) || status=1
+
 # One closing line for the whole suite: cargo prints one per test binary, JUnit its own summary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      /^OK \([0-9]+ tests?\)/ { gsub(/[()]/, ""); p += $2 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 
 pub mod fault_server;
+pub mod generated_cases;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
