@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" setup
 lib="$CARGO_TARGET_DIR/release"
-build="$HYBRIDFLOW_CACHE/target/swift-build"
+build="$CARGO_TARGET_DIR/swift-build"
 mkdir -p "$build"
 log_file="$(mktemp)"
 set +e
