@@ -593,8 +593,8 @@ impl Scheduler {
 
     /// Stops the calibration probes still running and waits until they have ended.
     pub async fn stop_probes(&self) {
-        let mut probes = std::mem::take(&mut *self.shared.probes.lock().unwrap_or_else(|p| p.into_inner()));
-        probes.shutdown().await;
+        self.shared.probes.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+        self.probes_finished().await;
     }
 
     /// Waits until the calibration probes started so far have finished on their own.

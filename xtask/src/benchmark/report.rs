@@ -87,6 +87,7 @@ pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Optio
     let n = records.len();
     let correct: Vec<f64> = records.iter().map(|r| f64::from(u8::from(r.correct))).collect();
     let latency: Vec<f64> = records.iter().map(|r| r.latency_s).collect();
+    let modeled: Vec<f64> = records.iter().filter_map(|r| modeled_latency(r)).collect();
     let mean = |f: &dyn Fn(&Record) -> f64| records.iter().map(|r| f(r)).sum::<f64>() / n.max(1) as f64;
     let (steps, cloud_steps) = records.iter().fold((0usize, 0usize), |(s, c), r| {
         if r.subtasks > 0 {
@@ -115,8 +116,8 @@ pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Optio
         no_answer: records.iter().filter(|r| r.extracted.is_empty()).count(),
         hit_cap: records.iter().filter(|r| r.hit_token_cap).count(),
         replayed: records.iter().filter(|r| r.replayed_calls > 0).count(),
-        modeled_median: quantile(&records.iter().filter_map(|r| modeled_latency(r)).collect::<Vec<_>>(), 0.5),
-        modeled_p90: quantile(&records.iter().filter_map(|r| modeled_latency(r)).collect::<Vec<_>>(), 0.9),
+        modeled_median: quantile(&modeled, 0.5),
+        modeled_p90: quantile(&modeled, 0.9),
     }
 }
 
