@@ -13,9 +13,9 @@ use crate::guard::{Budgets, CloudGuard, Ledger, Limits};
 use crate::model::cloud::{CloudConfig, CloudError, CloudModel};
 use crate::model::edge::{EdgeConfig, EdgeLoadError, LoadProgress};
 use crate::model::{ChatModel, Side};
-use crate::route::router::{LearnedRouter, RouterConfig, RouterStats};
+use crate::route::router::{LearnedRouter, RouterConfig, RouterStatistics};
 use crate::route::{ByDifficulty, Fixed, RoutePolicy};
-use crate::store::{now_unix_seconds, Store, StoreError, StoreWriter, Window, WindowTotals};
+use crate::store::{now_unix_seconds, Store, StoreError, StoreWriter, Window, Spending};
 
 /// How steps are assigned to a side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,8 +138,8 @@ fn check_policy_fits(policy: &AppPolicy, routing: Routing, has_edge: bool) -> Re
 #[derive(Clone, Debug, PartialEq)]
 pub struct BudgetStatus {
     pub budgets: Budgets,
-    pub today: WindowTotals,
-    pub this_month: WindowTotals,
+    pub today: Spending,
+    pub this_month: Spending,
     /// Set when the budget store was damaged and rebuilt: the day's and month's limits count as
     /// used up (no cloud) until [`Client::reset_budgets`].
     pub spending_unknown: Option<String>,
@@ -230,7 +230,7 @@ impl Client {
     pub async fn budget_status(&self) -> Result<BudgetStatus, ClientError> {
         let budgets = self.guard.ledger().budgets();
         let Some(store) = &self.store else {
-            return Ok(BudgetStatus { budgets, today: WindowTotals::default(), this_month: WindowTotals::default(), spending_unknown: None });
+            return Ok(BudgetStatus { budgets, today: Spending::default(), this_month: Spending::default(), spending_unknown: None });
         };
         // Behind the settlements already queued, so the figures include every finished request.
         let read = store.run(|store| {
@@ -251,7 +251,7 @@ impl Client {
     }
 
     /// What the router has measured on this device (`None` for the fixed routings).
-    pub fn router_stats(&self) -> Option<RouterStats> {
+    pub fn router_statistics(&self) -> Option<RouterStatistics> {
         self.router.as_ref().map(|r| r.stats())
     }
 

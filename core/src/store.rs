@@ -69,7 +69,7 @@ pub struct UsageRecord {
 
 /// Consumption in one time window (cloud usage only: the edge costs no budget).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WindowTotals {
+pub struct Spending {
     pub cloud_tokens: u64,
     pub cost: f64,
     pub cloud_millis: u64,
@@ -181,7 +181,7 @@ impl Store {
         // Every stored value must decode: a partially damaged file is rebuilt, not half-trusted.
         for entry in totals.iter() {
             let (_, value) = entry.map_err(|e| e.to_string())?;
-            serde_json::from_slice::<WindowTotals>(&value).map_err(|e| format!("damaged totals: {e}"))?;
+            serde_json::from_slice::<Spending>(&value).map_err(|e| format!("damaged totals: {e}"))?;
         }
         let spending_unknown = db.get(SPENDING_UNKNOWN_KEY).map_err(|e| e.to_string())?.map(|v| String::from_utf8_lossy(&v).into_owned());
         Ok(Self { db, usage, totals, acknowledged: Mutex::new(acknowledged), acknowledged_path, recovered: None, spending_unknown: Mutex::new(spending_unknown) })
@@ -208,9 +208,9 @@ impl Store {
             usage.insert(request_id, encoded.as_slice())?;
             if record.side == Side::Cloud {
                 for key in &keys {
-                    let mut window: WindowTotals = match totals.get(key.as_bytes())? {
+                    let mut window: Spending = match totals.get(key.as_bytes())? {
                         Some(v) => serde_json::from_slice(&v).map_err(ConflictableTransactionError::Abort)?,
-                        None => WindowTotals::default(),
+                        None => Spending::default(),
                     };
                     window.cloud_tokens += record.prompt_tokens + record.completion_tokens;
                     window.cost += record.cost;
@@ -244,10 +244,10 @@ impl Store {
         std::fs::rename(&temporary, &self.acknowledged_path)
     }
 
-    pub fn window_totals(&self, window: Window, unix_seconds: u64) -> Result<WindowTotals, StoreError> {
+    pub fn window_totals(&self, window: Window, unix_seconds: u64) -> Result<Spending, StoreError> {
         match self.totals.get(window_key(window, unix_seconds).as_bytes())? {
             Some(value) => Ok(serde_json::from_slice(&value)?),
-            None => Ok(WindowTotals::default()),
+            None => Ok(Spending::default()),
         }
     }
 
@@ -401,7 +401,7 @@ mod tests {
         assert_eq!(store.window_totals(Window::Month, 1_795_000_000).unwrap(), day);
         assert_eq!(store.records(), 3);
         store.reset_budgets().unwrap();
-        assert_eq!(store.window_totals(Window::Day, 1_795_000_000).unwrap(), WindowTotals::default());
+        assert_eq!(store.window_totals(Window::Day, 1_795_000_000).unwrap(), Spending::default());
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

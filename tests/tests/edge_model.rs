@@ -225,3 +225,19 @@ async fn bad_model_files_get_typed_errors() {
     assert!(matches!(err, EdgeLoadError::InsufficientMemory { available_bytes, .. } if available_bytes == 64 * 1024 * 1024), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Dropped while the engine still reads the prompt (no token yet). mistral.rs cannot stop a
+/// prompt pass, and alone it would then decode to the token limit; the SDK takes the engine's
+/// first response and drops the stream, so decoding stops at the first token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_stream_during_the_prompt_stops_decoding() {
+    let model = load_default().await;
+    // About 300 prompt tokens: a prompt pass of a second or two here.
+    let long_prompt = format!("{} Now answer: {LONG_TASK}", "The quick brown fox jumps over the lazy dog. ".repeat(25));
+    let stream = model.stream(ask(&long_prompt).with_max_tokens(400)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_secs(4)).await; // the rest of the prompt pass, then one token
+    let idle = idle_cpu_over(Duration::from_secs(2)).await;
+    assert!(idle < Duration::from_millis(500), "still decoding after drop: {idle:?} CPU in 2 s");
+}

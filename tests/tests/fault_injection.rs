@@ -200,13 +200,26 @@ fn health_ok(host: &str, port: u16) -> bool {
     reply.starts_with("HTTP/1.1 200")
 }
 
-fn is_cloud_subtask_token(event: &Event, cloud_subtasks: &mut Vec<String>) -> bool {
+/// Whether `event` is text streamed from the cloud. `cloud_steps` remembers the steps started on
+/// the cloud; answer text (no subtask id) comes from the step started last (the synthesis, or a
+/// one-step plan's subtask), recorded under `None`.
+fn is_cloud_subtask_token(event: &Event, cloud_steps: &mut Vec<Option<String>>) -> bool {
     match event {
-        Event::SubtaskStarted { id, side: Side::Cloud, .. } => {
-            cloud_subtasks.push(id.clone());
+        Event::SubtaskStarted { id, side, .. } => {
+            cloud_steps.retain(Option::is_some);
+            if *side == Side::Cloud {
+                cloud_steps.extend([Some(id.clone()), None]);
+            }
             false
         }
-        Event::TokenDelta { id: Some(id), .. } => cloud_subtasks.contains(id),
+        Event::AnswerStarted { side, .. } => {
+            cloud_steps.retain(Option::is_some);
+            if *side == Side::Cloud {
+                cloud_steps.push(None);
+            }
+            false
+        }
+        Event::Token { subtask_id, .. } => cloud_steps.contains(subtask_id),
         _ => false,
     }
 }

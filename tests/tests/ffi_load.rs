@@ -108,7 +108,7 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
                         tally.answered += 1;
                     }
                     Err(HybridFlowError::Cancelled) => tally.cancelled += 1,
-                    Err(HybridFlowError::Busy { .. }) => {
+                    Err(HybridFlowError::Busy(_)) => {
                         tally.busy += 1;
                         std::thread::sleep(Duration::from_millis(100));
                     }

@@ -86,6 +86,9 @@ enum Command {
         output_price: f64,
         #[arg(long, default_value = "../shared/data")]
         data: std::path::PathBuf,
+        /// dev (evaluation) or train (gsm8k: data for training the routers, never evaluated on).
+        #[arg(long, default_value = "dev")]
+        split: String,
         #[arg(long, default_value = "docs/bench/results.jsonl")]
         out: std::path::PathBuf,
         /// The call record: every model call with its request, response and timings; greedy
@@ -132,7 +135,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
-        Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, out, calls, edge_model } => benchmark::run(benchmark::Options {
+        Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,
             questions,
             strategies: if strategies.is_empty() { benchmark::STRATEGIES.iter().map(|s| s.to_string()).collect() } else { strategies },
@@ -140,6 +143,7 @@ fn main() -> anyhow::Result<()> {
             cloud_model: &cloud_model,
             price: hybridflow_core::model::cloud::Price { input_per_million: input_price, output_per_million: output_price },
             data_dir: &data,
+            split: &split,
             out: &out,
             calls: &calls,
             edge_model: &edge_model,

@@ -12,7 +12,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use hybridflow_core::client::Client;
 use hybridflow_core::exec::EventSink;
 use hybridflow_core::model::edge;
-use hybridflow_core::store::WindowTotals;
+use hybridflow_core::store::Spending as CoreSpending;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,7 @@ async fn on_runtime<T: Send + 'static>(
 fn joined<T>(outcome: Result<Result<T, HybridFlowError>, tokio::task::JoinError>) -> Result<T, HybridFlowError> {
     match outcome {
         Ok(result) => result,
-        Err(error) if error.is_panic() => Err(HybridFlowError::Internal { reason: panic_message(&*error.into_panic()) }),
+        Err(error) if error.is_panic() => Err(HybridFlowError::Internal(panic_message(&*error.into_panic()))),
         Err(_) => Err(HybridFlowError::Cancelled),
     }
 }
@@ -56,7 +56,7 @@ fn joined<T>(outcome: Result<Result<T, HybridFlowError>, tokio::task::JoinError>
 /// Only for calls that neither block nor touch the disk.
 fn guarded<T>(call: impl FnOnce() -> Result<T, HybridFlowError>) -> Result<T, HybridFlowError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
-        .unwrap_or_else(|payload| Err(HybridFlowError::Internal { reason: panic_message(&*payload) }))
+        .unwrap_or_else(|payload| Err(HybridFlowError::Internal(panic_message(&*payload))))
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
@@ -87,8 +87,8 @@ pub struct Spending {
     pub cloud_requests: u64,
 }
 
-impl From<WindowTotals> for Spending {
-    fn from(t: WindowTotals) -> Self {
+impl From<CoreSpending> for Spending {
+    fn from(t: CoreSpending) -> Self {
         Self { cloud_tokens: t.cloud_tokens, cost: t.cost, cloud_time_ms: t.cloud_millis, cloud_requests: t.cloud_requests }
     }
 }
@@ -222,7 +222,7 @@ impl HybridFlow {
             callbacks::delivered().await;
             let answer = result?;
             if let Some(panic) = listener_failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return Err(HybridFlowError::Internal { reason: format!("event listener: {panic}") });
+                return Err(HybridFlowError::Internal(format!("event listener: {panic}")));
             }
             Ok(answer.into())
         });
@@ -231,7 +231,7 @@ impl HybridFlow {
     }
 
     /// What the phone reports; the learned router's gates use it from the next step on.
-    pub fn update_device_state(&self, state: DeviceState) -> Result<(), HybridFlowError> {
+    pub fn set_device_state(&self, state: DeviceState) -> Result<(), HybridFlowError> {
         guarded(|| {
             self.client()?.set_device_state(state.into());
             Ok(())
@@ -264,7 +264,7 @@ impl HybridFlow {
     pub async fn router_statistics(&self) -> Result<Option<RouterStatistics>, HybridFlowError> {
         let working = self.working()?;
         on_runtime(CancellationToken::new(), async move {
-            Ok(working.client.router_stats().map(|s| RouterStatistics {
+            Ok(working.client.router_statistics().map(|s| RouterStatistics {
                 edge_tokens_per_second: s.edge_tokens_per_second,
                 edge_first_token_ms: s.edge_first_token_seconds * 1e3,
                 cloud_tokens_per_second: s.cloud_tokens_per_second,

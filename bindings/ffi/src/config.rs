@@ -136,7 +136,9 @@ pub enum Offload {
 
 #[derive(Clone, Copy, Debug, uniffi::Record)]
 pub struct AppPolicy {
-    pub offload: Offload,
+    /// Unset: `Allowed`.
+    #[uniffi(default = None)]
+    pub offload: Option<Offload>,
     /// Subtasks that look like personal data stay on the device.
     #[uniffi(default = true)]
     pub keep_personal_data_on_device: bool,
@@ -179,7 +181,9 @@ pub struct DeviceState {
     pub charging: bool,
     #[uniffi(default = false)]
     pub low_power_mode: bool,
-    pub thermal: Thermal,
+    /// Unset (unknown): `Nominal`.
+    #[uniffi(default = None)]
+    pub thermal: Option<Thermal>,
 }
 
 fn optional_path(value: &Option<String>) -> Option<PathBuf> {
@@ -213,7 +217,7 @@ impl From<core_budget::Budgets> for Budgets {
 impl From<AppPolicy> for device::AppPolicy {
     fn from(policy: AppPolicy) -> Self {
         Self {
-            offload: match policy.offload {
+            offload: match policy.offload.unwrap_or(Offload::Allowed) {
                 Offload::Never => device::Offload::Never,
                 Offload::WifiOnly => device::Offload::WifiOnly,
                 Offload::Allowed => device::Offload::Allowed,
@@ -239,7 +243,7 @@ impl From<DeviceState> for device::DeviceState {
             battery_level: if state.battery_level.is_nan() { 0.0 } else { state.battery_level.clamp(0.0, 1.0) },
             charging: state.charging,
             low_power_mode: state.low_power_mode,
-            thermal: match state.thermal {
+            thermal: match state.thermal.unwrap_or(Thermal::Nominal) {
                 Thermal::Nominal => device::Thermal::Nominal,
                 Thermal::Fair => device::Thermal::Fair,
                 Thermal::Serious => device::Thermal::Serious,

@@ -1,11 +1,11 @@
 //! What a query reports, as Kotlin and Swift see it: the core's events flattened into records
-//! (plain strings for free-text reasons, typed enums for gates and steps, milliseconds for
-//! durations).
+//! (typed enums for every closed set of values, plain strings only for free text such as a
+//! routing reason or an error, milliseconds for durations).
 
-use hybridflow_core::exec::{self, StepName, SubtaskOutcome};
+use hybridflow_core::exec::{self, StepName};
 use hybridflow_core::guard;
 use hybridflow_core::model;
-use hybridflow_core::plan::{self, planner::DirectReason};
+use hybridflow_core::plan::{self, planner};
 use hybridflow_core::route;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -28,10 +28,70 @@ pub struct PlannedSubtask {
     pub id: String,
     pub task: String,
     pub depends_on: Vec<String>,
-    /// math, reasoning, knowledge or writing.
-    pub kind: String,
-    /// The planner's hint: easy, medium or hard.
-    pub difficulty: String,
+    pub kind: SubtaskKind,
+    /// The planner's hint of how hard the subtask is for a small model.
+    pub difficulty: Difficulty,
+}
+
+/// What sort of work a subtask is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum SubtaskKind {
+    Math,
+    Reasoning,
+    Knowledge,
+    Writing,
+}
+
+impl From<plan::SubtaskKind> for SubtaskKind {
+    fn from(kind: plan::SubtaskKind) -> Self {
+        match kind {
+            plan::SubtaskKind::Math => Self::Math,
+            plan::SubtaskKind::Reasoning => Self::Reasoning,
+            plan::SubtaskKind::Knowledge => Self::Knowledge,
+            plan::SubtaskKind::Writing => Self::Writing,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+impl From<plan::Difficulty> for Difficulty {
+    fn from(difficulty: plan::Difficulty) -> Self {
+        match difficulty {
+            plan::Difficulty::Easy => Self::Easy,
+            plan::Difficulty::Medium => Self::Medium,
+            plan::Difficulty::Hard => Self::Hard,
+        }
+    }
+}
+
+/// Why a query was answered in one step instead of by a plan.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum DirectReason {
+    /// Short enough not to need a plan (no planning call was made).
+    ShortQuery,
+    /// The planner answered with a single subtask.
+    SingleStep,
+    /// The planner failed; the query was answered directly instead.
+    PlannerFailed { error: String },
+    /// The planner's output held no usable subtask.
+    UnusablePlan { error: String },
+}
+
+impl From<&planner::DirectReason> for DirectReason {
+    fn from(reason: &planner::DirectReason) -> Self {
+        match reason {
+            planner::DirectReason::ShortQuery => Self::ShortQuery,
+            planner::DirectReason::SingleStep => Self::SingleStep,
+            planner::DirectReason::PlannerFailed { error } => Self::PlannerFailed { error: error.clone() },
+            planner::DirectReason::UnusablePlan { error, .. } => Self::UnusablePlan { error: error.clone() },
+        }
+    }
 }
 
 /// A reason the cloud is not used (or, for `EdgeUnavailable` and `ThermalCritical`, is the only
@@ -105,12 +165,24 @@ pub struct RouteExplanation {
     pub gate: Option<Gate>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
-pub enum SubtaskStatus {
-    Done,
-    Failed,
-    /// Not run because a subtask it needs failed.
-    Skipped,
+/// How a subtask ended.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum SubtaskOutcome {
+    Done { result: String },
+    /// Every attempt failed (errors joined, most recent last).
+    Failed { error: String },
+    /// Not run because a subtask it needs (`failed_dependency`) failed.
+    Skipped { failed_dependency: String },
+}
+
+impl From<exec::SubtaskOutcome> for SubtaskOutcome {
+    fn from(outcome: exec::SubtaskOutcome) -> Self {
+        match outcome {
+            exec::SubtaskOutcome::Done { text } => Self::Done { result: text },
+            exec::SubtaskOutcome::Failed { error } => Self::Failed { error },
+            exec::SubtaskOutcome::Skipped { failed_dependency } => Self::Skipped { failed_dependency },
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -134,9 +206,11 @@ pub struct Totals {
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Answer {
     pub text: String,
+    /// The answer stopped at its token limit and may be cut short.
+    pub truncated: bool,
     pub plan: Vec<PlannedSubtask>,
     /// Why the query was answered in one step, when it was.
-    pub direct_reason: Option<String>,
+    pub direct_reason: Option<DirectReason>,
     pub totals: Totals,
 }
 
@@ -144,7 +218,7 @@ pub struct Answer {
 pub enum Event {
     PlanningStarted { side: Side, reason: String },
     /// Subtasks may start before this, while the plan streams.
-    PlanReady { subtasks: Vec<PlannedSubtask>, direct_reason: Option<String> },
+    PlanReady { subtasks: Vec<PlannedSubtask>, direct_reason: Option<DirectReason> },
     /// A subtask started (attempt > 1: a retry or a fallback to the other side).
     SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<RouteExplanation> },
     /// Generated text of a subtask, or of the final answer (`subtask_id` null).
@@ -153,9 +227,7 @@ pub enum Event {
         id: String,
         /// Side of the last attempt; null when skipped.
         side: Option<Side>,
-        status: SubtaskStatus,
-        /// The result (done) or the errors (failed) or the failed dependency (skipped).
-        detail: String,
+        outcome: SubtaskOutcome,
         latency_ms: u64,
         attempts: u32,
         prompt_tokens: u32,
@@ -166,7 +238,8 @@ pub enum Event {
     /// goes on on the edge, or fails if it cannot.
     CloudRefused { step: QueryStep, gate: Gate },
     /// Always the last event of a query that was not cancelled.
-    Answer { text: String, totals: Totals },
+    /// `truncated`: the answer stopped at its token limit and may be cut short.
+    Answer { text: String, truncated: bool, totals: Totals },
 }
 
 fn planned(subtasks: &[plan::Subtask]) -> Vec<PlannedSubtask> {
@@ -176,19 +249,14 @@ fn planned(subtasks: &[plan::Subtask]) -> Vec<PlannedSubtask> {
             id: s.id.clone(),
             task: s.task.clone(),
             depends_on: s.depends_on.clone(),
-            kind: format!("{:?}", s.kind).to_lowercase(),
-            difficulty: format!("{:?}", s.difficulty).to_lowercase(),
+            kind: s.kind.into(),
+            difficulty: s.difficulty.into(),
         })
         .collect()
 }
 
-fn direct_reason(reason: &Option<DirectReason>) -> Option<String> {
-    reason.as_ref().map(|reason| match reason {
-        DirectReason::ShortQuery => "short query: answered without a plan".to_string(),
-        DirectReason::SingleStep => "the planner found a single step".to_string(),
-        DirectReason::PlannerFailed { error } => format!("the planner failed: {error}"),
-        DirectReason::UnusablePlan { error, .. } => format!("unusable plan: {error}"),
-    })
+fn direct_reason(reason: &Option<planner::DirectReason>) -> Option<DirectReason> {
+    reason.as_ref().map(DirectReason::from)
 }
 
 fn explanation(explanation: Option<route::Explanation>) -> Option<RouteExplanation> {
@@ -223,7 +291,7 @@ impl From<exec::Totals> for Totals {
 
 impl From<exec::Answer> for Answer {
     fn from(answer: exec::Answer) -> Self {
-        Self { direct_reason: direct_reason(&answer.direct), plan: planned(&answer.plan.subtasks), text: answer.text, totals: answer.totals.into() }
+        Self { direct_reason: direct_reason(&answer.direct), plan: planned(&answer.plan.subtasks), text: answer.text, truncated: answer.truncated, totals: answer.totals.into() }
     }
 }
 
@@ -235,18 +303,12 @@ impl From<exec::Event> for Event {
             exec::Event::SubtaskStarted { id, side, reason, attempt, explanation: e } => {
                 Event::SubtaskStarted { id, side: side.into(), reason, attempt, explanation: explanation(e) }
             }
-            exec::Event::TokenDelta { id, text } => Event::Token { subtask_id: id, text },
+            exec::Event::Token { subtask_id, text } => Event::Token { subtask_id, text },
             exec::Event::SubtaskFinished { id, report } => {
-                let (status, detail) = match report.outcome {
-                    SubtaskOutcome::Done { text } => (SubtaskStatus::Done, text),
-                    SubtaskOutcome::Failed { error } => (SubtaskStatus::Failed, error),
-                    SubtaskOutcome::Skipped { failed_dependency } => (SubtaskStatus::Skipped, failed_dependency),
-                };
                 Event::SubtaskFinished {
                     id,
                     side: report.side.map(Side::from),
-                    status,
-                    detail,
+                    outcome: report.outcome.into(),
                     latency_ms: report.latency.as_millis() as u64,
                     attempts: report.attempts,
                     prompt_tokens: report.usage.as_ref().map_or(0, |u| u.prompt_tokens),
@@ -257,7 +319,7 @@ impl From<exec::Event> for Event {
                 Event::AnswerStarted { side: side.into(), reason, attempt, explanation: explanation(e) }
             }
             exec::Event::CloudRefused { step, gate } => Event::CloudRefused { step: step.into(), gate: gate.into() },
-            exec::Event::Answer { text, totals } => Event::Answer { text, totals: totals.into() },
+            exec::Event::Answer { text, truncated, totals } => Event::Answer { text, truncated, totals: totals.into() },
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Routes the core's `log` records to the platform: logcat on Android, os_log on Apple
-//! platforms, stderr elsewhere; and, if the app asks, to its own logger too.
+//! Routes the SDK's `log` records to the platform (logcat on Android, os_log on Apple platforms,
+//! stderr elsewhere) or, when the app gives its own logger, to that logger instead. Records of
+//! the libraries underneath (sled, rustls, reqwest, mistral.rs) pass at warning level and above
+//! only: at debug level an app sees the SDK's own decisions, not a database's internals.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -51,18 +53,21 @@ struct Bridge {
 
 impl log::Log for Bridge {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        let own = metadata.target().starts_with("hybridflow");
+        metadata.level() <= log::max_level() && (own || metadata.level() <= log::Level::Warn)
     }
 
     fn log(&self, record: &log::Record) {
         if !self.enabled(record.metadata()) {
             return;
         }
-        self.platform.log(record);
-        if let Some(sink) = self.sink.read().unwrap_or_else(|p| p.into_inner()).clone() {
-            let (level, target, message) = (record.level().into(), record.target().to_string(), record.args().to_string());
-            // A panicking app logger cannot be logged to; it is ignored.
-            crate::callbacks::call(move || sink.log(level, target, message), |_| {});
+        match self.sink.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(sink) => {
+                let (level, target, message) = (record.level().into(), record.target().to_string(), record.args().to_string());
+                // A panicking app logger cannot be logged to; it is ignored.
+                crate::callbacks::call(move || sink.log(level, target, message), |_| {});
+            }
+            None => self.platform.log(record),
         }
     }
 
@@ -96,8 +101,9 @@ fn platform_logger() -> Box<dyn log::Log> {
     Box::new(Stderr)
 }
 
-/// Sets the SDK's log level and, optionally, the app's logger. The platform logger is installed
-/// on the first call; later calls change the level and the app logger only. If the app already
+/// Sets the SDK's log level and, optionally, the app's logger, which then receives every record
+/// instead of the platform's log. The bridge is installed on the first call; later calls change
+/// the level and the app logger only. If the app already
 /// installed another `log` logger, that one keeps receiving the records.
 #[uniffi::export]
 pub fn init_logging(level: LogLevel, sink: Option<Box<dyn LogSink>>) {

@@ -20,7 +20,7 @@ pub enum Event {
     /// A subtask (attempt 1) or a retry or fallback of it (attempt > 1) started.
     SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
     /// Generated text: of a subtask, or of the final answer (`id: None`).
-    TokenDelta { id: Option<String>, text: String },
+    Token { subtask_id: Option<String>, text: String },
     SubtaskFinished { id: String, report: SubtaskReport },
     /// The final synthesis started (multi-step plans only).
     AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
@@ -28,7 +28,7 @@ pub enum Event {
     /// step goes on on the edge, or fails if it cannot.
     CloudRefused { step: StepName, gate: Gate },
     /// Always the last event of a query that was not cancelled.
-    Answer { text: String, totals: Totals },
+    Answer { text: String, truncated: bool, totals: Totals },
 }
 
 /// Which step of a query an event is about.

@@ -55,7 +55,7 @@ impl Default for RouterConfig {
 
 /// Exponentially weighted means of what was measured on this device.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RouterStats {
+pub struct RouterStatistics {
     pub edge_tokens_per_second: f64,
     pub edge_first_token_seconds: f64,
     pub cloud_tokens_per_second: f64,
@@ -71,7 +71,7 @@ pub struct RouterStats {
     pub calibration: Calibration,
 }
 
-impl Default for RouterStats {
+impl Default for RouterStatistics {
     /// Priors until the device has measured itself: a mid-range phone, a hosted model.
     fn default() -> Self {
         Self {
@@ -114,21 +114,21 @@ pub struct LearnedRouter {
     /// Persists the statistics (off the async workers).
     writer: Option<Arc<StoreWriter>>,
     breaker: Option<Arc<CircuitBreaker>>,
-    stats: Mutex<RouterStats>,
+    stats: Mutex<RouterStatistics>,
 }
 
 impl LearnedRouter {
     /// `store` holds the statistics saved last; `breaker` is the cloud model's circuit breaker,
     /// whose state persists with them.
     pub fn new(config: RouterConfig, guard: Arc<CloudGuard>, store: Option<Arc<StoreWriter>>, breaker: Option<Arc<CircuitBreaker>>) -> Self {
-        let stats = store.as_ref().and_then(|w| w.store().load_stats::<RouterStats>().ok().flatten()).unwrap_or_default();
+        let stats = store.as_ref().and_then(|w| w.store().load_stats::<RouterStatistics>().ok().flatten()).unwrap_or_default();
         if let Some(breaker) = &breaker {
             breaker.restore(&stats.breaker);
         }
         Self { config, guard, writer: store, breaker, stats: Mutex::new(stats) }
     }
 
-    pub fn stats(&self) -> RouterStats {
+    pub fn stats(&self) -> RouterStatistics {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -183,7 +183,7 @@ impl LearnedRouter {
         RouteDecision { side, reason, explanation: Some(explanation(gate)), probe }
     }
 
-    fn save(&self, stats: RouterStats) {
+    fn save(&self, stats: RouterStatistics) {
         if let Some(writer) = &self.writer {
             writer.submit(move |store| {
                 if let Err(e) = store.save_stats(&stats) {
@@ -418,7 +418,7 @@ mod tests {
         assert_eq!(day.cloud_requests, 3, "the replayed record counted once");
         let writer = Arc::new(StoreWriter::start(store).unwrap());
         let router = LearnedRouter::new(cheap_cloud(), guard(budgets, Some(writer.clone())), Some(writer), None);
-        assert!(router.stats().edge_tokens_per_second < RouterStats::default().edge_tokens_per_second, "measured edge speed restored");
+        assert!(router.stats().edge_tokens_per_second < RouterStatistics::default().edge_tokens_per_second, "measured edge speed restored");
         let decision = route(&router, &hard_subtask(), &fresh());
         assert_eq!((decision.side, decision.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)), "0.012 spent of 0.01 today");
         drop(router);

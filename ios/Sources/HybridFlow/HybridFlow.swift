@@ -780,6 +780,11 @@ public protocol HybridFlowProtocol: AnyObject, Sendable {
      */
     func routerStatistics() async throws  -> RouterStatistics?
     
+    /**
+     * What the phone reports; the learned router's gates use it from the next step on.
+     */
+    func setDeviceState(state: DeviceState) throws 
+    
     func setPolicy(policy: AppPolicy) throws 
     
     /**
@@ -788,11 +793,6 @@ public protocol HybridFlowProtocol: AnyObject, Sendable {
      * soon as this returns. Idempotent; later calls on this object fail with `Closed`.
      */
     func shutdown() async 
-    
-    /**
-     * What the phone reports; the learned router's gates use it from the next step on.
-     */
-    func updateDeviceState(state: DeviceState) throws 
     
 }
 open class HybridFlow: HybridFlowProtocol, @unchecked Sendable {
@@ -958,6 +958,18 @@ open func routerStatistics()async throws  -> RouterStatistics?  {
         )
 }
     
+    /**
+     * What the phone reports; the learned router's gates use it from the next step on.
+     */
+open func setDeviceState(state: DeviceState)throws   {try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
+        uniffiCallStatus in
+    uniffi_hybridflow_ffi_fn_method_hybridflow_set_device_state(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDeviceState_lower(state),uniffiCallStatus
+    )
+}
+}
+    
 open func setPolicy(policy: AppPolicy)throws   {try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
         uniffiCallStatus in
     uniffi_hybridflow_ffi_fn_method_hybridflow_set_policy(
@@ -987,18 +999,6 @@ open func shutdown()async   {
             errorHandler: nil
             
         )
-}
-    
-    /**
-     * What the phone reports; the learned router's gates use it from the next step on.
-     */
-open func updateDeviceState(state: DeviceState)throws   {try rustCallWithError(FfiConverterTypeHybridFlowError_lift) {
-        uniffiCallStatus in
-    uniffi_hybridflow_ffi_fn_method_hybridflow_update_device_state(
-            self.uniffiCloneHandle(),
-        FfiConverterTypeDeviceState_lower(state),uniffiCallStatus
-    )
-}
 }
     
 
@@ -1202,21 +1202,29 @@ public func FfiConverterTypeQueryHandle_lower(_ value: QueryHandle) -> UInt64 {
 
 
 public struct Answer: Equatable, Hashable {
-    public var text: String
-    public var plan: [PlannedSubtask]
+    public let text: String
+    /**
+     * The answer stopped at its token limit and may be cut short.
+     */
+    public let truncated: Bool
+    public let plan: [PlannedSubtask]
     /**
      * Why the query was answered in one step, when it was.
      */
-    public var directReason: String?
-    public var totals: Totals
+    public let directReason: DirectReason?
+    public let totals: Totals
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(text: String, plan: [PlannedSubtask], 
+    public init(text: String, 
+        /**
+         * The answer stopped at its token limit and may be cut short.
+         */truncated: Bool, plan: [PlannedSubtask], 
         /**
          * Why the query was answered in one step, when it was.
-         */directReason: String?, totals: Totals) {
+         */directReason: DirectReason?, totals: Totals) {
         self.text = text
+        self.truncated = truncated
         self.plan = plan
         self.directReason = directReason
         self.totals = totals
@@ -1239,16 +1247,18 @@ public struct FfiConverterTypeAnswer: FfiConverterRustBuffer {
         return
             try Answer(
                 text: FfiConverterString.read(from: &buf), 
+                truncated: FfiConverterBool.read(from: &buf), 
                 plan: FfiConverterSequenceTypePlannedSubtask.read(from: &buf), 
-                directReason: FfiConverterOptionString.read(from: &buf), 
+                directReason: FfiConverterOptionTypeDirectReason.read(from: &buf), 
                 totals: FfiConverterTypeTotals.read(from: &buf)
         )
     }
 
     public static func write(_ value: Answer, into buf: inout [UInt8]) {
         FfiConverterString.write(value.text, into: &buf)
+        FfiConverterBool.write(value.truncated, into: &buf)
         FfiConverterSequenceTypePlannedSubtask.write(value.plan, into: &buf)
-        FfiConverterOptionString.write(value.directReason, into: &buf)
+        FfiConverterOptionTypeDirectReason.write(value.directReason, into: &buf)
         FfiConverterTypeTotals.write(value.totals, into: &buf)
     }
 }
@@ -1270,24 +1280,30 @@ public func FfiConverterTypeAnswer_lower(_ value: Answer) -> RustBuffer {
 
 
 public struct AppPolicy: Equatable, Hashable {
-    public var offload: Offload
+    /**
+     * Unset: `Allowed`.
+     */
+    public let offload: Offload?
     /**
      * Subtasks that look like personal data stay on the device.
      */
-    public var keepPersonalDataOnDevice: Bool
+    public let keepPersonalDataOnDevice: Bool
     /**
      * Below this battery level (0..=1, not charging) the cloud is not used.
      */
-    public var minBatteryForCloud: Float
+    public let minBatteryForCloud: Float
     /**
      * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
      * calibrate the router here (counted in the budgets); 0 turns it off.
      */
-    public var calibrationProbeRate: Float
+    public let calibrationProbeRate: Float
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(offload: Offload, 
+    public init(
+        /**
+         * Unset: `Allowed`.
+         */offload: Offload? = nil, 
         /**
          * Subtasks that look like personal data stay on the device.
          */keepPersonalDataOnDevice: Bool = true, 
@@ -1320,7 +1336,7 @@ public struct FfiConverterTypeAppPolicy: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AppPolicy {
         return
             try AppPolicy(
-                offload: FfiConverterTypeOffload.read(from: &buf), 
+                offload: FfiConverterOptionTypeOffload.read(from: &buf), 
                 keepPersonalDataOnDevice: FfiConverterBool.read(from: &buf), 
                 minBatteryForCloud: FfiConverterFloat.read(from: &buf), 
                 calibrationProbeRate: FfiConverterFloat.read(from: &buf)
@@ -1328,7 +1344,7 @@ public struct FfiConverterTypeAppPolicy: FfiConverterRustBuffer {
     }
 
     public static func write(_ value: AppPolicy, into buf: inout [UInt8]) {
-        FfiConverterTypeOffload.write(value.offload, into: &buf)
+        FfiConverterOptionTypeOffload.write(value.offload, into: &buf)
         FfiConverterBool.write(value.keepPersonalDataOnDevice, into: &buf)
         FfiConverterFloat.write(value.minBatteryForCloud, into: &buf)
         FfiConverterFloat.write(value.calibrationProbeRate, into: &buf)
@@ -1352,14 +1368,14 @@ public func FfiConverterTypeAppPolicy_lower(_ value: AppPolicy) -> RustBuffer {
 
 
 public struct BudgetStatus: Equatable, Hashable {
-    public var budgets: Budgets
-    public var today: Spending
-    public var thisMonth: Spending
+    public let budgets: Budgets
+    public let today: Spending
+    public let thisMonth: Spending
     /**
      * Set when the budget store was damaged and rebuilt: the day's and month's limits count as
      * used up (no cloud under them) until `resetBudgets`.
      */
-    public var spendingUnknown: String?
+    public let spendingUnknown: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1422,9 +1438,9 @@ public func FfiConverterTypeBudgetStatus_lower(_ value: BudgetStatus) -> RustBuf
 
 
 public struct Budgets: Equatable, Hashable {
-    public var perQuery: Limits
-    public var perDay: Limits
-    public var perMonth: Limits
+    public let perQuery: Limits
+    public let perDay: Limits
+    public let perMonth: Limits
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1483,22 +1499,22 @@ public struct CloudEndpoint {
     /**
      * OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
      */
-    public var baseUrl: String
-    public var model: String
+    public let baseUrl: String
+    public let model: String
     /**
      * Sent as a bearer token; never logged, printed or stored by the SDK.
      */
-    public var apiKey: ApiKey?
-    public var inputPricePerMillionTokens: Double
-    public var outputPricePerMillionTokens: Double
+    public let apiKey: ApiKey?
+    public let inputPricePerMillionTokens: Double
+    public let outputPricePerMillionTokens: Double
     /**
      * Whole-request deadline.
      */
-    public var timeoutMs: UInt64
+    public let timeoutMs: UInt64
     /**
      * PEM certificates trusted in addition to the system's (a private CA).
      */
-    public var extraRootCertificatesPem: String?
+    public let extraRootCertificatesPem: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1582,22 +1598,28 @@ public func FfiConverterTypeCloudEndpoint_lower(_ value: CloudEndpoint) -> RustB
  * NWPathMonitor, UIDevice, ProcessInfo).
  */
 public struct DeviceState: Equatable, Hashable {
-    public var network: Network
-    public var dataSaver: Bool
+    public let network: Network
+    public let dataSaver: Bool
     /**
      * 0..=1
      */
-    public var batteryLevel: Float
-    public var charging: Bool
-    public var lowPowerMode: Bool
-    public var thermal: Thermal
+    public let batteryLevel: Float
+    public let charging: Bool
+    public let lowPowerMode: Bool
+    /**
+     * Unset (unknown): `Nominal`.
+     */
+    public let thermal: Thermal?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(network: Network, dataSaver: Bool = false, 
         /**
          * 0..=1
-         */batteryLevel: Float = Float(1.0), charging: Bool = true, lowPowerMode: Bool = false, thermal: Thermal) {
+         */batteryLevel: Float = Float(1.0), charging: Bool = true, lowPowerMode: Bool = false, 
+        /**
+         * Unset (unknown): `Nominal`.
+         */thermal: Thermal? = nil) {
         self.network = network
         self.dataSaver = dataSaver
         self.batteryLevel = batteryLevel
@@ -1627,7 +1649,7 @@ public struct FfiConverterTypeDeviceState: FfiConverterRustBuffer {
                 batteryLevel: FfiConverterFloat.read(from: &buf), 
                 charging: FfiConverterBool.read(from: &buf), 
                 lowPowerMode: FfiConverterBool.read(from: &buf), 
-                thermal: FfiConverterTypeThermal.read(from: &buf)
+                thermal: FfiConverterOptionTypeThermal.read(from: &buf)
         )
     }
 
@@ -1637,7 +1659,7 @@ public struct FfiConverterTypeDeviceState: FfiConverterRustBuffer {
         FfiConverterFloat.write(value.batteryLevel, into: &buf)
         FfiConverterBool.write(value.charging, into: &buf)
         FfiConverterBool.write(value.lowPowerMode, into: &buf)
-        FfiConverterTypeThermal.write(value.thermal, into: &buf)
+        FfiConverterOptionTypeThermal.write(value.thermal, into: &buf)
     }
 }
 
@@ -1661,38 +1683,38 @@ public struct HybridFlowConfig {
     /**
      * GGUF file of the on-device model; `None` runs cloud only.
      */
-    public var edgeModelPath: String?
-    public var cloud: CloudEndpoint?
+    public let edgeModelPath: String?
+    public let cloud: CloudEndpoint?
     /**
      * Where budgets and router statistics persist (the app's files directory); `None` keeps
      * them in memory, which allows only per-query limits.
      */
-    public var stateDir: String?
-    public var budgets: Budgets
+    public let stateDir: String?
+    public let budgets: Budgets
     /**
      * `None`: offload allowed, personal data kept on the device, no cloud under 10% battery.
      */
-    public var policy: AppPolicy?
+    public let policy: AppPolicy?
     /**
      * `None`: the learned router.
      */
-    public var routing: Routing?
+    public let routing: Routing?
     /**
      * Longest query accepted, in characters.
      */
-    public var maxQueryChars: UInt32
+    public let maxQueryChars: UInt32
     /**
      * Most subtasks a plan may have.
      */
-    public var maxSubtasks: UInt32
+    public let maxSubtasks: UInt32
     /**
      * Edge generations running at once (a phone decodes one well).
      */
-    public var maxEdgeGenerations: UInt32
+    public let maxEdgeGenerations: UInt32
     /**
      * Queries running at once; one more fails with `Busy`.
      */
-    public var maxQueriesInFlight: UInt32
+    public let maxQueriesInFlight: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1797,9 +1819,9 @@ public func FfiConverterTypeHybridFlowConfig_lower(_ value: HybridFlowConfig) ->
  * Hard limits on cloud use; `None` is no limit.
  */
 public struct Limits: Equatable, Hashable {
-    public var cloudTokens: UInt64?
-    public var money: Double?
-    public var cloudTimeMs: UInt64?
+    public let cloudTokens: UInt64?
+    public let money: Double?
+    public let cloudTimeMs: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1855,27 +1877,21 @@ public func FfiConverterTypeLimits_lower(_ value: Limits) -> RustBuffer {
 
 
 public struct PlannedSubtask: Equatable, Hashable {
-    public var id: String
-    public var task: String
-    public var dependsOn: [String]
+    public let id: String
+    public let task: String
+    public let dependsOn: [String]
+    public let kind: SubtaskKind
     /**
-     * math, reasoning, knowledge or writing.
+     * The planner's hint of how hard the subtask is for a small model.
      */
-    public var kind: String
-    /**
-     * The planner's hint: easy, medium or hard.
-     */
-    public var difficulty: String
+    public let difficulty: Difficulty
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(id: String, task: String, dependsOn: [String], 
+    public init(id: String, task: String, dependsOn: [String], kind: SubtaskKind, 
         /**
-         * math, reasoning, knowledge or writing.
-         */kind: String, 
-        /**
-         * The planner's hint: easy, medium or hard.
-         */difficulty: String) {
+         * The planner's hint of how hard the subtask is for a small model.
+         */difficulty: Difficulty) {
         self.id = id
         self.task = task
         self.dependsOn = dependsOn
@@ -1902,8 +1918,8 @@ public struct FfiConverterTypePlannedSubtask: FfiConverterRustBuffer {
                 id: FfiConverterString.read(from: &buf), 
                 task: FfiConverterString.read(from: &buf), 
                 dependsOn: FfiConverterSequenceString.read(from: &buf), 
-                kind: FfiConverterString.read(from: &buf), 
-                difficulty: FfiConverterString.read(from: &buf)
+                kind: FfiConverterTypeSubtaskKind.read(from: &buf), 
+                difficulty: FfiConverterTypeDifficulty.read(from: &buf)
         )
     }
 
@@ -1911,8 +1927,8 @@ public struct FfiConverterTypePlannedSubtask: FfiConverterRustBuffer {
         FfiConverterString.write(value.id, into: &buf)
         FfiConverterString.write(value.task, into: &buf)
         FfiConverterSequenceString.write(value.dependsOn, into: &buf)
-        FfiConverterString.write(value.kind, into: &buf)
-        FfiConverterString.write(value.difficulty, into: &buf)
+        FfiConverterTypeSubtaskKind.write(value.kind, into: &buf)
+        FfiConverterTypeDifficulty.write(value.difficulty, into: &buf)
     }
 }
 
@@ -1937,11 +1953,11 @@ public func FfiConverterTypePlannedSubtask_lower(_ value: PlannedSubtask) -> Rus
  * the gate that decided.
  */
 public struct RouteExplanation: Equatable, Hashable {
-    public var quality: Double
-    public var predictedGain: Double
-    public var threshold: Double
-    public var budgetUsed: Double
-    public var gate: Gate?
+    public let quality: Double
+    public let predictedGain: Double
+    public let threshold: Double
+    public let budgetUsed: Double
+    public let gate: Gate?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2006,17 +2022,17 @@ public func FfiConverterTypeRouteExplanation_lower(_ value: RouteExplanation) ->
  * What the router has measured on this device.
  */
 public struct RouterStatistics: Equatable, Hashable {
-    public var edgeTokensPerSecond: Double
-    public var edgeFirstTokenMs: Double
-    public var cloudTokensPerSecond: Double
-    public var cloudFirstTokenMsWifi: Double
-    public var cloudFirstTokenMsCellular: Double
-    public var cloudErrorRate: Double
-    public var observations: UInt64
+    public let edgeTokensPerSecond: Double
+    public let edgeFirstTokenMs: Double
+    public let cloudTokensPerSecond: Double
+    public let cloudFirstTokenMsWifi: Double
+    public let cloudFirstTokenMsCellular: Double
+    public let cloudErrorRate: Double
+    public let observations: UInt64
     /**
      * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
      */
-    public var calibrationProbes: UInt64
+    public let calibrationProbes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2090,9 +2106,9 @@ public func FfiConverterTypeRouterStatistics_lower(_ value: RouterStatistics) ->
 
 
 public struct SideTotals: Equatable, Hashable {
-    public var calls: UInt32
-    public var promptTokens: UInt64
-    public var completionTokens: UInt64
+    public let calls: UInt32
+    public let promptTokens: UInt64
+    public let completionTokens: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2148,10 +2164,10 @@ public func FfiConverterTypeSideTotals_lower(_ value: SideTotals) -> RustBuffer 
 
 
 public struct Spending: Equatable, Hashable {
-    public var cloudTokens: UInt64
-    public var cost: Double
-    public var cloudTimeMs: UInt64
-    public var cloudRequests: UInt64
+    public let cloudTokens: UInt64
+    public let cost: Double
+    public let cloudTimeMs: UInt64
+    public let cloudRequests: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2210,13 +2226,13 @@ public func FfiConverterTypeSpending_lower(_ value: Spending) -> RustBuffer {
 
 
 public struct Totals: Equatable, Hashable {
-    public var edge: SideTotals
-    public var cloud: SideTotals
-    public var cloudCost: Double
-    public var wallTimeMs: UInt64
-    public var subtasks: UInt32
-    public var subtasksOnCloud: UInt32
-    public var failedSubtasks: UInt32
+    public let edge: SideTotals
+    public let cloud: SideTotals
+    public let cloudCost: Double
+    public let wallTimeMs: UInt64
+    public let subtasks: UInt32
+    public let subtasksOnCloud: UInt32
+    public let failedSubtasks: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2284,6 +2300,180 @@ public func FfiConverterTypeTotals_lower(_ value: Totals) -> RustBuffer {
 
 
 
+public enum Difficulty: Equatable, Hashable {
+    
+    case easy
+    case medium
+    case hard
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Difficulty: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDifficulty: FfiConverterRustBuffer {
+    typealias SwiftType = Difficulty
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Difficulty {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .easy
+        
+        case 2: return .medium
+        
+        case 3: return .hard
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Difficulty, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .easy:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .medium:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .hard:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDifficulty_lift(_ buf: RustBuffer) throws -> Difficulty {
+    return try FfiConverterTypeDifficulty.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDifficulty_lower(_ value: Difficulty) -> RustBuffer {
+    return FfiConverterTypeDifficulty.lower(value)
+}
+
+
+
+/**
+ * Why a query was answered in one step instead of by a plan.
+ */
+
+public enum DirectReason: Equatable, Hashable {
+    
+    /**
+     * Short enough not to need a plan (no planning call was made).
+     */
+    case shortQuery
+    /**
+     * The planner answered with a single subtask.
+     */
+    case singleStep
+    /**
+     * The planner failed; the query was answered directly instead.
+     */
+    case plannerFailed(error: String
+    )
+    /**
+     * The planner's output held no usable subtask.
+     */
+    case unusablePlan(error: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DirectReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDirectReason: FfiConverterRustBuffer {
+    typealias SwiftType = DirectReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DirectReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .shortQuery
+        
+        case 2: return .singleStep
+        
+        case 3: return .plannerFailed(error: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 4: return .unusablePlan(error: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DirectReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .shortQuery:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .singleStep:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .plannerFailed(error):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(error, into: &buf)
+            
+        
+        case let .unusablePlan(error):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(error, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDirectReason_lift(_ buf: RustBuffer) throws -> DirectReason {
+    return try FfiConverterTypeDirectReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDirectReason_lower(_ value: DirectReason) -> RustBuffer {
+    return FfiConverterTypeDirectReason.lower(value)
+}
+
+
+
+
 public enum Event: Equatable, Hashable {
     
     case planningStarted(side: Side, reason: String
@@ -2291,7 +2481,7 @@ public enum Event: Equatable, Hashable {
     /**
      * Subtasks may start before this, while the plan streams.
      */
-    case planReady(subtasks: [PlannedSubtask], directReason: String?
+    case planReady(subtasks: [PlannedSubtask], directReason: DirectReason?
     )
     /**
      * A subtask started (attempt > 1: a retry or a fallback to the other side).
@@ -2306,10 +2496,7 @@ public enum Event: Equatable, Hashable {
     case subtaskFinished(id: String, 
         /**
          * Side of the last attempt; null when skipped.
-         */side: Side?, status: SubtaskStatus, 
-        /**
-         * The result (done) or the errors (failed) or the failed dependency (skipped).
-         */detail: String, latencyMs: UInt64, attempts: UInt32, promptTokens: UInt32, completionTokens: UInt32
+         */side: Side?, outcome: SubtaskOutcome, latencyMs: UInt64, attempts: UInt32, promptTokens: UInt32, completionTokens: UInt32
     )
     case answerStarted(side: Side, reason: String, attempt: UInt32, explanation: RouteExplanation?
     )
@@ -2321,8 +2508,9 @@ public enum Event: Equatable, Hashable {
     )
     /**
      * Always the last event of a query that was not cancelled.
+     * `truncated`: the answer stopped at its token limit and may be cut short.
      */
-    case answer(text: String, totals: Totals
+    case answer(text: String, truncated: Bool, totals: Totals
     )
 
 
@@ -2348,7 +2536,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 1: return .planningStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 2: return .planReady(subtasks: try FfiConverterSequenceTypePlannedSubtask.read(from: &buf), directReason: try FfiConverterOptionString.read(from: &buf)
+        case 2: return .planReady(subtasks: try FfiConverterSequenceTypePlannedSubtask.read(from: &buf), directReason: try FfiConverterOptionTypeDirectReason.read(from: &buf)
         )
         
         case 3: return .subtaskStarted(id: try FfiConverterString.read(from: &buf), side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
@@ -2357,7 +2545,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 4: return .token(subtaskId: try FfiConverterOptionString.read(from: &buf), text: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), status: try FfiConverterTypeSubtaskStatus.read(from: &buf), detail: try FfiConverterString.read(from: &buf), latencyMs: try FfiConverterUInt64.read(from: &buf), attempts: try FfiConverterUInt32.read(from: &buf), promptTokens: try FfiConverterUInt32.read(from: &buf), completionTokens: try FfiConverterUInt32.read(from: &buf)
+        case 5: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterUInt64.read(from: &buf), attempts: try FfiConverterUInt32.read(from: &buf), promptTokens: try FfiConverterUInt32.read(from: &buf), completionTokens: try FfiConverterUInt32.read(from: &buf)
         )
         
         case 6: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
@@ -2366,7 +2554,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 7: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
         )
         
-        case 8: return .answer(text: try FfiConverterString.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
+        case 8: return .answer(text: try FfiConverterString.read(from: &buf), truncated: try FfiConverterBool.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2386,7 +2574,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case let .planReady(subtasks,directReason):
             writeInt(&buf, Int32(2))
             FfiConverterSequenceTypePlannedSubtask.write(subtasks, into: &buf)
-            FfiConverterOptionString.write(directReason, into: &buf)
+            FfiConverterOptionTypeDirectReason.write(directReason, into: &buf)
             
         
         case let .subtaskStarted(id,side,reason,attempt,explanation):
@@ -2404,12 +2592,11 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(text, into: &buf)
             
         
-        case let .subtaskFinished(id,side,status,detail,latencyMs,attempts,promptTokens,completionTokens):
+        case let .subtaskFinished(id,side,outcome,latencyMs,attempts,promptTokens,completionTokens):
             writeInt(&buf, Int32(5))
             FfiConverterString.write(id, into: &buf)
             FfiConverterOptionTypeSide.write(side, into: &buf)
-            FfiConverterTypeSubtaskStatus.write(status, into: &buf)
-            FfiConverterString.write(detail, into: &buf)
+            FfiConverterTypeSubtaskOutcome.write(outcome, into: &buf)
             FfiConverterUInt64.write(latencyMs, into: &buf)
             FfiConverterUInt32.write(attempts, into: &buf)
             FfiConverterUInt32.write(promptTokens, into: &buf)
@@ -2430,9 +2617,10 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterTypeGate.write(gate, into: &buf)
             
         
-        case let .answer(text,totals):
+        case let .answer(text,truncated,totals):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(text, into: &buf)
+            FfiConverterBool.write(truncated, into: &buf)
             FfiConverterTypeTotals.write(totals, into: &buf)
             
         }
@@ -2608,63 +2796,83 @@ public func FfiConverterTypeGate_lower(_ value: Gate) -> RustBuffer {
 
 
 /**
- * (Fields are `reason`, not `message`: Kotlin exceptions already have a `message`.)
+ * Exposed flat: in Kotlin and Swift each variant carries only its message (the `Display` text
+ * below), so `e.message` / `localizedDescription` read as sentences.
  */
 public 
-enum HybridFlowError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+enum HybridFlowError: Swift.Error, Equatable, Hashable {
 
     
     
     /**
-     * A configuration value is wrong (names the field), or its state directory is in use by
-     * another open client; nothing was loaded.
+     * A configuration value is wrong (the message names the field), or its state directory is in
+     * use by another open client; nothing was loaded.
      */
-    case InvalidConfig(reason: String
-    )
+    case InvalidConfig(message: String)
+    
     /**
      * The query cannot be run as given (empty, or over the size limit).
      */
-    case InvalidQuery(reason: String
-    )
+    case InvalidQuery(message: String)
+    
     /**
      * The edge model file is missing, damaged, unsupported or too big for the memory available.
      */
-    case ModelLoad(reason: String
-    )
+    case ModelLoad(message: String)
+    
     /**
-     * The cloud endpoint cannot be used (TLS set-up, unreachable in a cloud-only configuration).
+     * The cloud endpoint cannot be set up (its TLS configuration).
      */
-    case CloudUnavailable(reason: String
-    )
+    case CloudUnavailable(message: String)
+    
     /**
-     * Every side failed to produce an answer.
+     * The cloud rejected the API key (HTTP 401 or 403), and the edge could not answer instead.
      */
-    case AnswerFailed(reason: String
-    )
+    case CloudAuthentication(message: String)
+    
+    /**
+     * The cloud could not be reached or stopped answering, and the edge could not answer instead.
+     */
+    case Network(message: String)
+    
+    /**
+     * A budget limit (or spending unknown after a damaged store) kept the cloud out, and the
+     * edge could not answer instead.
+     */
+    case BudgetExhausted(message: String)
+    
+    /**
+     * The policy or the device's state kept the cloud out, and the edge could not answer instead.
+     */
+    case CloudNotAllowed(message: String)
+    
+    /**
+     * The models failed to produce an answer.
+     */
+    case AnswerFailed(message: String)
+    
     /**
      * Too many queries are running on this client; retry when one has finished.
      */
-    case Busy(reason: String
-    )
-    case Cancelled
+    case Busy(message: String)
+    
+    case Cancelled(message: String)
+    
     /**
      * The client was closed.
      */
-    case Closed
+    case Closed(message: String)
+    
     /**
      * A bug in the SDK (a caught panic, a damaged store that could not be rebuilt).
      */
-    case Internal(reason: String
-    )
-
+    case Internal(message: String)
     
 
     
 
     
-    public var errorDescription: String? {
-        String(reflecting: self)
-    }
+
     
 }
 
@@ -2686,30 +2894,59 @@ public struct FfiConverterTypeHybridFlowError: FfiConverterRustBuffer {
 
         
         case 1: return .InvalidConfig(
-            reason: try FfiConverterString.read(from: &buf)
-            )
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
         case 2: return .InvalidQuery(
-            reason: try FfiConverterString.read(from: &buf)
-            )
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
         case 3: return .ModelLoad(
-            reason: try FfiConverterString.read(from: &buf)
-            )
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
         case 4: return .CloudUnavailable(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 5: return .AnswerFailed(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 6: return .Busy(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 7: return .Cancelled
-        case 8: return .Closed
-        case 9: return .Internal(
-            reason: try FfiConverterString.read(from: &buf)
-            )
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .CloudAuthentication(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .Network(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .BudgetExhausted(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .CloudNotAllowed(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .AnswerFailed(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 10: return .Busy(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 11: return .Cancelled(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 12: return .Closed(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .Internal(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
 
-         default: throw UniffiInternalError.unexpectedEnumCase
+        default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
@@ -2719,49 +2956,34 @@ public struct FfiConverterTypeHybridFlowError: FfiConverterRustBuffer {
         
 
         
-        
-        case let .InvalidConfig(reason):
+        case .InvalidConfig(_ /* message is ignored*/):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .InvalidQuery(reason):
+        case .InvalidQuery(_ /* message is ignored*/):
             writeInt(&buf, Int32(2))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .ModelLoad(reason):
+        case .ModelLoad(_ /* message is ignored*/):
             writeInt(&buf, Int32(3))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .CloudUnavailable(reason):
+        case .CloudUnavailable(_ /* message is ignored*/):
             writeInt(&buf, Int32(4))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .AnswerFailed(reason):
+        case .CloudAuthentication(_ /* message is ignored*/):
             writeInt(&buf, Int32(5))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .Busy(reason):
+        case .Network(_ /* message is ignored*/):
             writeInt(&buf, Int32(6))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case .Cancelled:
+        case .BudgetExhausted(_ /* message is ignored*/):
             writeInt(&buf, Int32(7))
-        
-        
-        case .Closed:
+        case .CloudNotAllowed(_ /* message is ignored*/):
             writeInt(&buf, Int32(8))
-        
-        
-        case let .Internal(reason):
+        case .AnswerFailed(_ /* message is ignored*/):
             writeInt(&buf, Int32(9))
-            FfiConverterString.write(reason, into: &buf)
-            
+        case .Busy(_ /* message is ignored*/):
+            writeInt(&buf, Int32(10))
+        case .Cancelled(_ /* message is ignored*/):
+            writeInt(&buf, Int32(11))
+        case .Closed(_ /* message is ignored*/):
+            writeInt(&buf, Int32(12))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(13))
+
+        
         }
     }
 }
@@ -3349,15 +3571,16 @@ public func FfiConverterTypeSide_lower(_ value: Side) -> RustBuffer {
 
 
 
+/**
+ * What sort of work a subtask is.
+ */
 
-public enum SubtaskStatus: Equatable, Hashable {
+public enum SubtaskKind: Equatable, Hashable {
     
-    case done
-    case failed
-    /**
-     * Not run because a subtask it needs failed.
-     */
-    case skipped
+    case math
+    case reasoning
+    case knowledge
+    case writing
 
 
 
@@ -3366,43 +3589,49 @@ public enum SubtaskStatus: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension SubtaskStatus: Sendable {}
+extension SubtaskKind: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeSubtaskStatus: FfiConverterRustBuffer {
-    typealias SwiftType = SubtaskStatus
+public struct FfiConverterTypeSubtaskKind: FfiConverterRustBuffer {
+    typealias SwiftType = SubtaskKind
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubtaskStatus {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubtaskKind {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .done
+        case 1: return .math
         
-        case 2: return .failed
+        case 2: return .reasoning
         
-        case 3: return .skipped
+        case 3: return .knowledge
+        
+        case 4: return .writing
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
-    public static func write(_ value: SubtaskStatus, into buf: inout [UInt8]) {
+    public static func write(_ value: SubtaskKind, into buf: inout [UInt8]) {
         switch value {
         
         
-        case .done:
+        case .math:
             writeInt(&buf, Int32(1))
         
         
-        case .failed:
+        case .reasoning:
             writeInt(&buf, Int32(2))
         
         
-        case .skipped:
+        case .knowledge:
             writeInt(&buf, Int32(3))
+        
+        
+        case .writing:
+            writeInt(&buf, Int32(4))
         
         }
     }
@@ -3412,15 +3641,106 @@ public struct FfiConverterTypeSubtaskStatus: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeSubtaskStatus_lift(_ buf: RustBuffer) throws -> SubtaskStatus {
-    return try FfiConverterTypeSubtaskStatus.lift(buf)
+public func FfiConverterTypeSubtaskKind_lift(_ buf: RustBuffer) throws -> SubtaskKind {
+    return try FfiConverterTypeSubtaskKind.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeSubtaskStatus_lower(_ value: SubtaskStatus) -> RustBuffer {
-    return FfiConverterTypeSubtaskStatus.lower(value)
+public func FfiConverterTypeSubtaskKind_lower(_ value: SubtaskKind) -> RustBuffer {
+    return FfiConverterTypeSubtaskKind.lower(value)
+}
+
+
+
+/**
+ * How a subtask ended.
+ */
+
+public enum SubtaskOutcome: Equatable, Hashable {
+    
+    case done(result: String
+    )
+    /**
+     * Every attempt failed (errors joined, most recent last).
+     */
+    case failed(error: String
+    )
+    /**
+     * Not run because a subtask it needs (`failed_dependency`) failed.
+     */
+    case skipped(failedDependency: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SubtaskOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubtaskOutcome: FfiConverterRustBuffer {
+    typealias SwiftType = SubtaskOutcome
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubtaskOutcome {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .done(result: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .failed(error: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .skipped(failedDependency: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SubtaskOutcome, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .done(result):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(result, into: &buf)
+            
+        
+        case let .failed(error):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(error, into: &buf)
+            
+        
+        case let .skipped(failedDependency):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(failedDependency, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubtaskOutcome_lift(_ buf: RustBuffer) throws -> SubtaskOutcome {
+    return try FfiConverterTypeSubtaskOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubtaskOutcome_lower(_ value: SubtaskOutcome) -> RustBuffer {
+    return FfiConverterTypeSubtaskOutcome.lower(value)
 }
 
 
@@ -4117,6 +4437,30 @@ fileprivate struct FfiConverterOptionTypeRouterStatistics: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDirectReason: FfiConverterRustBuffer {
+    typealias SwiftType = DirectReason?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDirectReason.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDirectReason.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeGate: FfiConverterRustBuffer {
     typealias SwiftType = Gate?
 
@@ -4133,6 +4477,30 @@ fileprivate struct FfiConverterOptionTypeGate: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeGate.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOffload: FfiConverterRustBuffer {
+    typealias SwiftType = Offload?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOffload.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOffload.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4181,6 +4549,30 @@ fileprivate struct FfiConverterOptionTypeSide: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeSide.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeThermal: FfiConverterRustBuffer {
+    typealias SwiftType = Thermal?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeThermal.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeThermal.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4332,8 +4724,9 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     }
 }
 /**
- * Sets the SDK's log level and, optionally, the app's logger. The platform logger is installed
- * on the first call; later calls change the level and the app logger only. If the app already
+ * Sets the SDK's log level and, optionally, the app's logger, which then receives every record
+ * instead of the platform's log. The bridge is installed on the first call; later calls change
+ * the level and the app logger only. If the app already
  * installed another `log` logger, that one keeps receiving the records.
  */
 public func initLogging(level: LogLevel, sink: LogSink?)  {try! rustCall() {
@@ -4360,7 +4753,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_hybridflow_ffi_checksum_func_init_logging() != 34927) {
+    if (uniffi_hybridflow_ffi_checksum_func_init_logging() != 32242) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_ask() != 6007) {
@@ -4378,13 +4771,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics() != 37222) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_set_device_state() != 47957) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_set_policy() != 37932) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown() != 46722) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_hybridflow_ffi_checksum_method_hybridflow_update_device_state() != 25510) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hybridflow_ffi_checksum_method_queryhandle_answer() != 62649) {

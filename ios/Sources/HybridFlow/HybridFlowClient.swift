@@ -47,7 +47,7 @@ public final class HybridFlowClient: Sendable {
     /// Answers `query` as a stream of events: the plan, each subtask's route and reason, tokens,
     /// results, and last `.answer`. Ending the iteration (or cancelling its task) cancels the
     /// query; failures end the stream with a `HybridFlowError`.
-    public func events(for query: String) -> AsyncThrowingStream<Event, Error> {
+    public func askStreaming(_ query: String) -> AsyncThrowingStream<Event, Error> {
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
             let handle: QueryHandle
             do {
@@ -73,8 +73,8 @@ public final class HybridFlowClient: Sendable {
 
     /// What the phone reports (NWPathMonitor, UIDevice battery, ProcessInfo thermal state and
     /// low-power mode); every cloud request is checked against it from now on.
-    public func updateDeviceState(_ state: DeviceState) throws {
-        try engine.updateDeviceState(state: state)
+    public func setDeviceState(_ state: DeviceState) throws {
+        try engine.setDeviceState(state: state)
     }
 
     public func setPolicy(_ policy: AppPolicy) throws {
@@ -100,6 +100,31 @@ public final class HybridFlowClient: Sendable {
     /// directory. Later calls throw `HybridFlowError.Closed`.
     public func close() async {
         await engine.shutdown()
+    }
+}
+
+extension HybridFlowError: LocalizedError {
+    /// The SDK's sentence for the error (`localizedDescription` reads it).
+    public var errorDescription: String? {
+        switch self {
+        case .InvalidConfig(let message), .InvalidQuery(let message), .ModelLoad(let message),
+             .CloudUnavailable(let message), .CloudAuthentication(let message), .Network(let message),
+             .BudgetExhausted(let message), .CloudNotAllowed(let message), .AnswerFailed(let message),
+             .Busy(let message), .Cancelled(let message), .Closed(let message), .Internal(let message):
+            return message
+        }
+    }
+}
+
+extension DirectReason: CustomStringConvertible {
+    /// Why the query was answered in one step, as a sentence.
+    public var description: String {
+        switch self {
+        case .shortQuery: return "short query: answered without a plan"
+        case .singleStep: return "the planner found a single step"
+        case .plannerFailed(let error): return "the planner failed: \(error)"
+        case .unusablePlan(let error): return "unusable plan: \(error)"
+        }
     }
 }
 

@@ -68,8 +68,8 @@ final class HybridFlowClientTests: XCTestCase {
 
     func testEventsArriveInOrderAndEndWithTheAnswer() async throws {
         let client = try await HybridFlowClient.open(config(.byDifficulty))
-        let events = try await collect(client.events(for: multiStep))
-        guard case .answer(let text, _) = events.last else { return XCTFail("the last event is the answer: \(String(describing: events.last))") }
+        let events = try await collect(client.askStreaming(multiStep))
+        guard case .answer(let text, _, _) = events.last else { return XCTFail("the last event is the answer: \(String(describing: events.last))") }
         XCTAssertEqual(events.filter { if case .answer = $0 { return true } else { return false } }.count, 1)
         guard let plan = events.compactMap({ event -> [PlannedSubtask]? in if case .planReady(let subtasks, _) = event { return subtasks } else { return nil } }).last else {
             return XCTFail("no plan")
@@ -83,8 +83,10 @@ final class HybridFlowClientTests: XCTestCase {
                 XCTAssertTrue(subtask!.dependsOn.allSatisfy(finished.contains), "\(id) started after its dependencies finished")
                 XCTAssertFalse(reason.isEmpty)
                 started.insert(id)
-            case .subtaskFinished(let id, _, let status, _, _, _, _, _):
-                XCTAssertTrue(started.contains(id) || status == .skipped, "\(id) finished after it started")
+            case .subtaskFinished(let id, _, let outcome, _, _, _, _):
+                var skipped = false
+                if case .skipped = outcome { skipped = true }
+                XCTAssertTrue(started.contains(id) || skipped, "\(id) finished after it started")
                 finished.insert(id)
             case .token(let id?, _):
                 XCTAssertTrue(started.contains(id), "tokens of a started subtask")
@@ -103,7 +105,7 @@ final class HybridFlowClientTests: XCTestCase {
         let firstToken = expectation(description: "a first token")
         let task = Task {
             var fulfilled = false
-            for try await event in client.events(for: "Write a long story about a dragon who learns to cook.") {
+            for try await event in client.askStreaming("Write a long story about a dragon who learns to cook.") {
                 if case .token = event, !fulfilled {
                     fulfilled = true
                     firstToken.fulfill()
@@ -125,10 +127,14 @@ final class HybridFlowClientTests: XCTestCase {
         await client.close()
     }
 
-    func testCancellingAskThrows() async throws {
+    func testCancellingAskThrowsAndStopsTheRustWork() async throws {
         let client = try await HybridFlowClient.open(config(.edgeOnly, withCloud: false))
-        let task = Task { try await client.ask("Write a long story about a dragon who learns to cook.") }
-        try await Task.sleep(nanoseconds: 500_000_000)
+        // Short enough to be answered without planning, so the engine decodes at once.
+        let task = Task { try await client.ask("Write a long story about dragons.") }
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        var before = cpuSeconds()
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let busy = cpuSeconds() - before
         task.cancel()
         do {
             _ = try await task.value
@@ -136,6 +142,12 @@ final class HybridFlowClientTests: XCTestCase {
         } catch HybridFlowError.Cancelled {
         } catch is CancellationError {
         }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        before = cpuSeconds()
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let idle = cpuSeconds() - before
+        XCTAssertGreaterThan(busy, 0.5, "decoding should keep a core busy: \(busy) s of CPU in 1 s")
+        XCTAssertLessThan(idle * 4, busy, "the engine went on after the task was cancelled: \(idle) s vs \(busy) s")
         await client.close()
     }
 
@@ -180,8 +192,8 @@ final class HybridFlowClientTests: XCTestCase {
 
     func testOfflineKeepsEveryStepOnTheEdge() async throws {
         let client = try await HybridFlowClient.open(config(.learned))
-        try client.updateDeviceState(DeviceState(network: .none, thermal: .nominal))
-        let events = try await collect(client.events(for: multiStep))
+        try client.setDeviceState(DeviceState(network: .none))
+        let events = try await collect(client.askStreaming(multiStep))
         let routes = events.compactMap { event -> (Side, Gate?)? in
             if case .subtaskStarted(_, let side, _, _, let explanation) = event { return (side, explanation?.gate) } else { return nil }
         }
@@ -190,7 +202,7 @@ final class HybridFlowClientTests: XCTestCase {
             XCTAssertEqual(side, .edge)
             XCTAssertEqual(gate, .offline)
         }
-        guard case .answer(_, let totals) = events.last else { return XCTFail("no answer") }
+        guard case .answer(_, _, let totals) = events.last else { return XCTFail("no answer") }
         XCTAssertEqual(totals.cloud.calls, 0)
         let statistics = try await client.routerStatistics()
         XCTAssertNotNil(statistics)
@@ -228,5 +240,25 @@ final class HybridFlowClientTests: XCTestCase {
             XCTFail("a closed client answered")
         } catch HybridFlowError.Closed {
         }
+    }
+
+    func testAnUnreachableCloudThrowsNetworkWithAReadableCause() async throws {
+        // A port nothing listens on; cloud-only, so there is no edge to fall back on.
+        let client = try await HybridFlowClient.open(HybridFlowConfig(
+            cloud: CloudEndpoint(baseUrl: "http://127.0.0.1:9/v1", model: "m"),
+            stateDir: stateDir(),
+            routing: .cloudOnly
+        ))
+        do {
+            _ = try await client.ask("What is 2 + 2?")
+            XCTFail("answered without a cloud")
+        } catch let error as HybridFlowError {
+            guard case .Network = error else { return XCTFail("expected Network, got \(error)") }
+            let description = error.localizedDescription
+            XCTAssertTrue(description.hasPrefix("the cloud could not be reached"), description)
+            XCTAssertTrue(description.contains("refused"), description)
+        }
+        await client.close()
+        await client.close() // idempotent
     }
 }

@@ -83,7 +83,7 @@ impl View {
                 };
                 println!("! the cloud request of {step} was not sent: gate {gate:?}");
             }
-            Event::TokenDelta { id, text } => {
+            Event::Token { subtask_id: id, text } => {
                 // Subtask text shows as progress dots; the answer streams in full.
                 if self.streaming.as_ref() != Some(id) {
                     self.end_stream();
@@ -112,7 +112,7 @@ impl View {
                     SubtaskOutcome::Skipped { failed_dependency } => println!("x {id} skipped: {failed_dependency} failed"),
                 }
             }
-            Event::Answer { text, totals } => {
+            Event::Answer { text, totals, .. } => {
                 let streamed_as_answer = self.streaming == Some(None);
                 self.end_stream();
                 if !streamed_as_answer {

@@ -8,7 +8,7 @@ struct StepView: Identifiable {
     let subtask: PlannedSubtask
     var side: Side?
     var reason = ""
-    var status: SubtaskStatus?
+    var outcome: SubtaskOutcome?
     var tokens = 0
     var id: String { subtask.id }
 }
@@ -47,7 +47,7 @@ final class ChatModel {
     func start() async {
         monitor.start { [weak self] state in
             self?.device = state
-            try? self?.client?.updateDeviceState(state)
+            try? self?.client?.setDeviceState(state)
         }
         if hasModel { await open() }
     }
@@ -73,7 +73,7 @@ final class ChatModel {
                     }
                 }
             }
-            if let device { try opened.updateDeviceState(device) }
+            if let device { try opened.setDeviceState(device) }
             client = opened
             budget = try await opened.budgetStatus()
         } catch {
@@ -101,7 +101,7 @@ final class ChatModel {
         turns.append(turn)
         running = Task {
             do {
-                for try await event in client.events(for: question) { apply(event, to: turn) }
+                for try await event in client.askStreaming(question) { apply(event, to: turn) }
             } catch {
                 turn.error = error.localizedDescription
             }
@@ -119,16 +119,16 @@ final class ChatModel {
         switch event {
         case .planningStarted(let side, _): turn.planning = "planning on the \(side == .edge ? "phone" : "cloud")…"
         case .planReady(let subtasks, let direct):
-            turn.planning = direct
+            turn.planning = direct?.description
             for s in subtasks where !turn.steps.contains(where: { $0.id == s.id }) { turn.steps.append(StepView(subtask: s)) }
         case .subtaskStarted(let id, let side, let reason, _, _): update(id) { $0.side = side; $0.reason = reason }
         case .token(let id, let text):
             if let id { update(id) { $0.tokens += 1 } } else { turn.answer += text }
-        case .subtaskFinished(let id, _, let status, _, _, _, _, _): update(id) { $0.status = status }
+        case .subtaskFinished(let id, _, let outcome, _, _, _, _): update(id) { $0.outcome = outcome }
         case .answerStarted: turn.answer = ""
         case .cloudRefused(let step, let gate):
             if case .subtask(let id) = step { update(id) { $0.reason = "kept on the phone: \(gate)" } } else { turn.planning = "kept on the phone: \(gate)" }
-        case .answer(let text, let totals):
+        case .answer(let text, _, let totals):
             turn.answer = text
             turn.totals = totals
         }

@@ -58,7 +58,7 @@ struct TurnView: View {
     }
 
     private func stateText(_ step: StepView) -> String {
-        switch step.status {
+        switch step.outcome {
         case .done: return "done"
         case .failed: return "failed"
         case .skipped: return "skipped"

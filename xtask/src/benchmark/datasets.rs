@@ -34,9 +34,10 @@ impl Dataset {
         }
     }
 
-    /// The evaluation file (dev split; the gsm8k train split is for router training only).
-    pub fn path(self, data_dir: &Path) -> std::path::PathBuf {
-        data_dir.join(self.name()).join("dev.jsonl")
+    /// A split's file: `dev` is what strategies are evaluated on; `train` (gsm8k only) is for
+    /// training routers and is never evaluated on.
+    pub fn path(self, data_dir: &Path, split: &str) -> std::path::PathBuf {
+        data_dir.join(self.name()).join(format!("{split}.jsonl"))
     }
 }
 
@@ -49,16 +50,16 @@ pub struct Item {
     pub answer_id: Option<usize>,
 }
 
-/// The first `limit` items of the dataset's evaluation file.
-pub fn load(dataset: Dataset, data_dir: &Path, limit: usize) -> Result<Vec<Item>> {
-    load_file(dataset, &dataset.path(data_dir), limit)
+/// The first `limit` items of one split of the dataset.
+pub fn load(dataset: Dataset, data_dir: &Path, split: &str, limit: usize) -> Result<Vec<Item>> {
+    load_file(dataset, &dataset.path(data_dir, split), limit)
 }
 
 /// The first `limit` items of a file in the dataset's format (the gsm8k train split, for one).
 pub fn load_file(dataset: Dataset, path: &Path, limit: usize) -> Result<Vec<Item>> {
     let file = std::fs::File::open(path).with_context(|| {
         format!(
-            "reading {}: the evaluation sets come from the project's sibling folder ../shared/data (see its README), or from --data <dir> holding <dataset>/dev.jsonl",
+            "reading {}: the evaluation sets come from the project's sibling folder ../shared/data (see its README), or from --data <dir> holding <dataset>/<split>.jsonl",
             path.display()
         )
     })?;

@@ -310,6 +310,8 @@ pub struct Options<'a> {
     pub cloud_model: &'a str,
     pub price: Price,
     pub data_dir: &'a Path,
+    /// `dev` (evaluation) or `train` (data for training routers).
+    pub split: &'a str,
     pub out: &'a Path,
     /// The call record (read, replayed from, appended to).
     pub calls: &'a Path,
@@ -325,7 +327,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
             bail!("unknown strategy {strategy}; known: {}", STRATEGIES.join(", "));
         }
     }
-    let items = datasets::load(dataset, options.data_dir, options.questions)?;
+    let items = datasets::load(dataset, options.data_dir, options.split, options.questions)?;
     let done: HashSet<(String, String)> = std::fs::File::open(options.out)
         .map(|f| {
             std::io::BufReader::new(f)

@@ -23,7 +23,7 @@ import kotlinx.coroutines.withContext
  * [close]) is a suspend function, safe to call from the main thread's coroutines. Listeners and
  * the log callback are called from the SDK's one callback thread.
  */
-class HybridFlowClient private constructor(private val engine: HybridFlow) {
+class HybridFlowClient private constructor(private val engine: HybridFlow, private val description: String) {
     companion object {
         /**
          * Checks [config], loads the edge model and opens the budget store. Throws
@@ -34,10 +34,12 @@ class HybridFlowClient private constructor(private val engine: HybridFlow) {
             val listener = object : LoadListener {
                 override fun onProgress(progress: LoadProgress) = onProgress(progress)
             }
-            return HybridFlowClient(HybridFlow.open(config, listener))
+            val cloud = config.cloud?.let { "${it.model} at ${it.baseUrl}" } ?: "none"
+            val edge = config.edgeModelPath?.substringAfterLast('/') ?: "none"
+            return HybridFlowClient(HybridFlow.open(config, listener), "HybridFlowClient(edge=$edge, cloud=$cloud)")
         }
 
-        /** The SDK's log level, and optionally the app's own logger (besides logcat/stderr). */
+        /** The SDK's log level, and optionally the app's own logger (which then replaces logcat/stderr). */
         fun setLogging(level: LogLevel, logger: ((LogLevel, String, String) -> Unit)? = null) {
             val sink = logger?.let {
                 object : LogSink {
@@ -56,7 +58,7 @@ class HybridFlowClient private constructor(private val engine: HybridFlow) {
      * results, and last [Event.Answer]. The query starts on collection; cancelling the collector
      * cancels the query. Failures end the flow with a [HybridFlowException].
      */
-    fun askFlow(query: String): Flow<Event> = callbackFlow {
+    fun askStreaming(query: String): Flow<Event> = callbackFlow {
         val handle = engine.askStreaming(query, object : EventListener {
             override fun onEvent(event: Event) {
                 trySendBlocking(event)
@@ -77,7 +79,7 @@ class HybridFlowClient private constructor(private val engine: HybridFlow) {
     }.buffer(Channel.UNLIMITED)
 
     /** What the phone reports; every cloud request is checked against it from now on. */
-    fun updateDeviceState(state: DeviceState) = engine.updateDeviceState(state)
+    fun setDeviceState(state: DeviceState) = engine.setDeviceState(state)
 
     /** The app's policy for the cloud; a policy that contradicts the configuration is refused. */
     fun setPolicy(policy: AppPolicy) = engine.setPolicy(policy)
@@ -91,11 +93,14 @@ class HybridFlowClient private constructor(private val engine: HybridFlow) {
     /** What the learned router measured on this device; null for the fixed routings. */
     suspend fun routerStatistics(): RouterStatistics? = engine.routerStatistics()
 
-    /** Cancels running queries, waits until they stopped, and releases the model and the state directory. */
-    suspend fun close() {
-        engine.shutdown()
-        engine.close()
-    }
+    /**
+     * Cancels running queries, waits until they stopped, and releases the model and the state
+     * directory. Idempotent; later calls throw [HybridFlowException.Closed]. (The small native
+     * object left is freed with this one by the garbage collector.)
+     */
+    suspend fun close() = engine.shutdown()
+
+    override fun toString() = description
 
     /** Runs [block] with this client and closes it afterwards, even on failure or cancellation. */
     suspend fun <T> use(block: suspend (HybridFlowClient) -> T): T {
@@ -106,3 +111,12 @@ class HybridFlowClient private constructor(private val engine: HybridFlow) {
         }
     }
 }
+
+/** Why the query was answered in one step, as a sentence. */
+val DirectReason.description: String
+    get() = when (this) {
+        is DirectReason.ShortQuery -> "short query: answered without a plan"
+        is DirectReason.SingleStep -> "the planner found a single step"
+        is DirectReason.PlannerFailed -> "the planner failed: $error"
+        is DirectReason.UnusablePlan -> "unusable plan: $error"
+    }

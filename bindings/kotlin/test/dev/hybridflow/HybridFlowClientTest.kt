@@ -3,16 +3,15 @@
 package dev.hybridflow
 
 import java.io.File
+import java.lang.management.ManagementFactory
 import java.nio.file.Files
 import java.util.Collections
-import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
-import kotlinx.coroutines.flow.onEach
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -23,6 +22,17 @@ import org.junit.Assert.assertNotNull
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
+
+/** Short enough to be answered without planning (so it decodes at once), long to answer. */
+private const val LONG_DIRECT_QUERY = "Write a long story about dragons."
+
+/** CPU time this process (the JVM and the Rust library's threads) spends over [millis]. */
+private suspend fun cpuNanosOver(millis: Long): Long {
+    val os = ManagementFactory.getOperatingSystemMXBean() as com.sun.management.OperatingSystemMXBean
+    val before = os.processCpuTime
+    delay(millis)
+    return os.processCpuTime - before
+}
 
 class HybridFlowClientTest {
     private val edgeModel = System.getenv("HYBRIDFLOW_EDGE_MODEL") ?: error("HYBRIDFLOW_EDGE_MODEL is not set")
@@ -60,7 +70,7 @@ class HybridFlowClientTest {
 
     @Test
     fun flowDeliversEventsInOrderAndEndsWithTheAnswer() = withClient(config(Routing.BY_DIFFICULTY)) { client ->
-        val events = client.askFlow(multiStep).toList()
+        val events = client.askStreaming(multiStep).toList()
         val last = events.last()
         assertTrue("last event is the answer: $last", last is Event.Answer)
         assertEquals(1, events.count { it is Event.Answer })
@@ -78,7 +88,7 @@ class HybridFlowClientTest {
                     started += event.id
                 }
                 is Event.SubtaskFinished -> {
-                    assertTrue("finished after it started: ${event.id}", event.id in started || event.status == SubtaskStatus.SKIPPED)
+                    assertTrue("finished after it started: ${event.id}", event.id in started || event.outcome is SubtaskOutcome.Skipped)
                     finished += event.id
                 }
                 is Event.Token -> event.subtaskId?.let { assertTrue("tokens of a started subtask", it in started) }
@@ -92,32 +102,35 @@ class HybridFlowClientTest {
 
     @Test
     fun cancellingTheCollectorCancelsTheQuery() = withClient(config(Routing.EDGE_ONLY, withCloud = false)) { client ->
-        val seen = Collections.synchronizedList(mutableListOf<Event>())
-        val firstToken = client.askFlow("Write a long story about a dragon who learns to cook.")
-            .onEach { seen += it }
-            .first { it is Event.Token }
-        assertNotNull(firstToken)
-        val atCancel = seen.size
-        delay(2_000)
-        assertEquals("no event after the collector stopped", atCancel, seen.size)
-        assertFalse(seen.any { it is Event.Answer })
+        var busy = 0L
+        // The collector stops at the first token, after measuring the CPU the engine burns while
+        // it decodes; the Rust side must then go idle (the engine's sequence is cancelled).
+        client.askStreaming(LONG_DIRECT_QUERY).first { event ->
+            if (event is Event.Token) busy = cpuNanosOver(1_000)
+            event is Event.Token
+        }
+        delay(300)
+        val idle = cpuNanosOver(1_000)
+        assertTrue("decoding should keep a core busy: ${busy / 1e6} ms of CPU in 1 s", busy > 500_000_000)
+        assertTrue("the engine went on after the collector stopped: ${idle / 1e6} ms vs ${busy / 1e6} ms", idle * 4 < busy)
         // The engine is free again: the next query runs to its end.
         assertTrue(client.ask("Say hello.").text.isNotBlank())
     }
 
     @Test
     fun cancellingACoroutineCancelsAsk() = withClient(config(Routing.EDGE_ONLY, withCloud = false)) { client ->
-        val started = CompletableDeferred<Unit>()
         coroutineScope {
             val job = launch {
-                started.complete(Unit)
-                client.ask("Write a long story about a dragon who learns to cook.")
+                client.ask(LONG_DIRECT_QUERY)
                 fail("the query should have been cancelled")
             }
-            started.await()
-            delay(500)
-            withTimeout(30_000) { job.cancelAndJoin() }
-            assertTrue(job.isCancelled)
+            delay(1_500)
+            val busy = cpuNanosOver(1_000)
+            withTimeout(5_000) { job.cancelAndJoin() }
+            delay(300)
+            val idle = cpuNanosOver(1_000)
+            assertTrue("decoding should keep a core busy: ${busy / 1e6} ms of CPU in 1 s", busy > 500_000_000)
+            assertTrue("the engine went on after the coroutine was cancelled: ${idle / 1e6} ms vs ${busy / 1e6} ms", idle * 4 < busy)
         }
         assertTrue(client.ask("Say hello.").text.isNotBlank())
     }
@@ -195,8 +208,8 @@ class HybridFlowClientTest {
 
     @Test
     fun offlineDeviceKeepsEverySubtaskOnTheEdge() = withClient(config(Routing.LEARNED)) { client ->
-        client.updateDeviceState(DeviceState(network = Network.NONE, thermal = Thermal.NOMINAL))
-        val events = client.askFlow(multiStep).toList()
+        client.setDeviceState(DeviceState(network = Network.NONE))
+        val events = client.askStreaming(multiStep).toList()
         val routes = events.filterIsInstance<Event.SubtaskStarted>()
         assertTrue(routes.isNotEmpty())
         routes.forEach {
@@ -243,21 +256,45 @@ class HybridFlowClientTest {
     }
 
     @Test
-    fun closedClientRaisesClosedAndLogsNeverShowTheKey() = runBlocking {
+    fun closedClientRaisesClosedAndLogsShowRoutingButNeverTheKey() = runBlocking {
         val logged = Collections.synchronizedList(mutableListOf<String>())
         HybridFlowClient.setLogging(LogLevel.DEBUG) { _, target, message -> logged += "$target $message" }
         val client = HybridFlowClient.open(config(Routing.CLOUD_ONLY))
+        assertTrue("readable: $client", client.toString().startsWith("HybridFlowClient(edge="))
         client.ask("What is 2 + 2?")
         client.close()
+        client.close() // idempotent
         try {
             client.budgetStatus()
             fail("a closed client answered")
-        } catch (e: IllegalStateException) {
-            // uniffi refuses calls on a destroyed object
+        } catch (e: HybridFlowException.Closed) {
+            assertEquals("the client is closed", e.message)
+        }
+        try {
+            client.ask("What is 2 + 2?")
+            fail("a closed client answered")
         } catch (e: HybridFlowException.Closed) {
         }
         HybridFlowClient.setLogging(LogLevel.WARN)
-        assertTrue("the SDK logged something", logged.isNotEmpty())
+        assertTrue("the routing decision is logged: $logged", logged.any { it.startsWith("hybridflow_core") && it.contains("on the Cloud") })
+        assertFalse("libraries' debug lines are not passed on", logged.any { it.startsWith("sled") })
         assertFalse(logged.any { it.contains("sk-kotlin-test-secret") })
+    }
+
+    @Test
+    fun anUnreachableCloudRaisesNetworkWithTheCause() = runBlocking {
+        // A port nothing listens on: the connection is refused; cloud-only, so no edge to fall back on.
+        val unreachable = config(Routing.CLOUD_ONLY, withCloud = false).copy(
+            edgeModelPath = null,
+            cloud = CloudEndpoint(baseUrl = "http://127.0.0.1:9/v1", model = "m"),
+        )
+        HybridFlowClient.open(unreachable).use { client ->
+            try {
+                client.ask("What is 2 + 2?")
+                fail("answered without a cloud")
+            } catch (e: HybridFlowException.Network) {
+                assertTrue("the cause is named: ${e.message}", e.message!!.contains("refused"))
+            }
+        }
     }
 }

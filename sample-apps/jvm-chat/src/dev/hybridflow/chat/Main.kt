@@ -16,7 +16,8 @@ import dev.hybridflow.LoadProgress
 import dev.hybridflow.Network
 import dev.hybridflow.QueryStep
 import dev.hybridflow.Side
-import dev.hybridflow.SubtaskStatus
+import dev.hybridflow.SubtaskOutcome
+import dev.hybridflow.description
 import dev.hybridflow.Thermal
 import dev.hybridflow.Totals
 import java.io.File
@@ -56,7 +57,7 @@ private fun showProgress(progress: LoadProgress) = when (progress) {
 }
 
 private suspend fun chat(client: HybridFlowClient) {
-    var device = DeviceState(network = Network.WIFI, thermal = Thermal.NOMINAL)
+    var device = DeviceState(network = Network.WIFI)
     println("Type a question, or /offline, /online, /cellular, /metered, /battery <percent>, /charging, /budget.")
     while (true) {
         print("> ")
@@ -74,7 +75,7 @@ private suspend fun chat(client: HybridFlowClient) {
                     println("commands: /offline /online /cellular /metered /battery <percent> /charging /budget")
                 } else {
                     device = changed
-                    client.updateDeviceState(device)
+                    client.setDeviceState(device)
                     println("device: $device")
                 }
             }
@@ -106,19 +107,19 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
         streaming = null
     }
     try {
-        client.askFlow(question).collect { event ->
+        client.askStreaming(question).collect { event ->
             when (event) {
                 is Event.PlanningStarted -> { endStream(); println("planning on the ${side(event.side)} (${event.reason})...") }
                 is Event.PlanReady -> {
                     endStream()
                     val direct = event.directReason
                     if (direct != null) {
-                        println("plan: answer directly ($direct)")
+                        println("plan: answer directly (${direct.description})")
                     } else {
                         println("plan: ${event.subtasks.size} subtasks")
                         event.subtasks.forEach { s ->
                             val deps = if (s.dependsOn.isEmpty()) "" else "  <- ${s.dependsOn.joinToString()}"
-                            println("  ${s.id} [${s.kind}, ${s.difficulty}] ${s.task}$deps")
+                            println("  ${s.id} [${s.kind.name.lowercase()}, ${s.difficulty.name.lowercase()}] ${s.task}$deps")
                         }
                     }
                 }
@@ -149,10 +150,10 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                 }
                 is Event.SubtaskFinished -> {
                     endStream()
-                    val status = when (event.status) {
-                        SubtaskStatus.DONE -> "done"
-                        SubtaskStatus.FAILED -> "failed: ${event.detail}"
-                        SubtaskStatus.SKIPPED -> "skipped (needs ${event.detail})"
+                    val status = when (val outcome = event.outcome) {
+                        is SubtaskOutcome.Done -> "done"
+                        is SubtaskOutcome.Failed -> "failed: ${outcome.error}"
+                        is SubtaskOutcome.Skipped -> "skipped (needs ${outcome.failedDependency})"
                     }
                     println("${event.id}: $status in ${event.latencyMs} ms")
                 }

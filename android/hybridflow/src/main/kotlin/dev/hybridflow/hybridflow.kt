@@ -762,11 +762,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics(
     ): Int
+    external fun uniffi_hybridflow_ffi_checksum_method_hybridflow_set_device_state(
+    ): Int
     external fun uniffi_hybridflow_ffi_checksum_method_hybridflow_set_policy(
     ): Int
     external fun uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown(
-    ): Int
-    external fun uniffi_hybridflow_ffi_checksum_method_hybridflow_update_device_state(
     ): Int
     external fun uniffi_hybridflow_ffi_checksum_method_queryhandle_answer(
     ): Int
@@ -821,12 +821,12 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_hybridflow_ffi_fn_method_hybridflow_router_statistics(`ptr`: Long,
     ): Long
+    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_set_device_state(`ptr`: Long,`state`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_hybridflow_ffi_fn_method_hybridflow_set_policy(`ptr`: Long,`policy`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_hybridflow_ffi_fn_method_hybridflow_shutdown(`ptr`: Long,
     ): Long
-    external fun uniffi_hybridflow_ffi_fn_method_hybridflow_update_device_state(`ptr`: Long,`state`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
     external fun uniffi_hybridflow_ffi_fn_clone_queryhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_hybridflow_ffi_fn_free_queryhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -972,7 +972,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_hybridflow_ffi_checksum_func_init_logging() and 0xFFFF) != 34927) {
+    if ((lib.uniffi_hybridflow_ffi_checksum_func_init_logging() and 0xFFFF) != 32242) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_ask() and 0xFFFF) != 6007) {
@@ -990,13 +990,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_router_statistics() and 0xFFFF) != 37222) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_set_device_state() and 0xFFFF) != 47957) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_set_policy() and 0xFFFF) != 37932) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_shutdown() and 0xFFFF) != 46722) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_hybridflow_ffi_checksum_method_hybridflow_update_device_state() and 0xFFFF) != 25510) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hybridflow_ffi_checksum_method_queryhandle_answer() and 0xFFFF) != 62649) {
@@ -1815,6 +1815,11 @@ public interface HybridFlowInterface {
      */
     suspend fun `routerStatistics`(): RouterStatistics?
     
+    /**
+     * What the phone reports; the learned router's gates use it from the next step on.
+     */
+    fun `setDeviceState`(`state`: DeviceState)
+    
     fun `setPolicy`(`policy`: AppPolicy)
     
     /**
@@ -1823,11 +1828,6 @@ public interface HybridFlowInterface {
      * soon as this returns. Idempotent; later calls on this object fail with `Closed`.
      */
     suspend fun `shutdown`()
-    
-    /**
-     * What the phone reports; the learned router's gates use it from the next step on.
-     */
-    fun `updateDeviceState`(`state`: DeviceState)
     
     companion object
 }
@@ -2052,6 +2052,23 @@ open class HybridFlow: Disposable, AutoCloseable, HybridFlowInterface
     }
 
     
+    /**
+     * What the phone reports; the learned router's gates use it from the next step on.
+     */
+    @Throws(HybridFlowException::class)override fun `setDeviceState`(`state`: DeviceState)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HybridFlowException) { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_set_device_state(
+        it,
+        
+        FfiConverterTypeDeviceState.lower(`state`),_status)
+}
+    }
+    
+    
+
+    
     @Throws(HybridFlowException::class)override fun `setPolicy`(`policy`: AppPolicy)
         = 
     callWithHandle {
@@ -2090,23 +2107,6 @@ open class HybridFlow: Disposable, AutoCloseable, HybridFlowInterface
         UniffiNullRustCallStatusErrorHandler,
     )
     }
-
-    
-    /**
-     * What the phone reports; the learned router's gates use it from the next step on.
-     */
-    @Throws(HybridFlowException::class)override fun `updateDeviceState`(`state`: DeviceState)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(HybridFlowException) { _status ->
-    UniffiLib.uniffi_hybridflow_ffi_fn_method_hybridflow_update_device_state(
-        it,
-        
-        FfiConverterTypeDeviceState.lower(`state`),_status)
-}
-    }
-    
-    
 
     
 
@@ -2464,16 +2464,21 @@ public object FfiConverterTypeQueryHandle: FfiConverter<QueryHandle, Long> {
 
 
 data class Answer (
-    var `text`: kotlin.String
+    val `text`: kotlin.String
     , 
-    var `plan`: List<PlannedSubtask>
+    /**
+     * The answer stopped at its token limit and may be cut short.
+     */
+    val `truncated`: kotlin.Boolean
+    , 
+    val `plan`: List<PlannedSubtask>
     , 
     /**
      * Why the query was answered in one step, when it was.
      */
-    var `directReason`: kotlin.String?
+    val `directReason`: DirectReason?
     , 
-    var `totals`: Totals
+    val `totals`: Totals
     
 ){
     
@@ -2491,23 +2496,26 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
     override fun read(buf: ByteBuffer): Answer {
         return Answer(
             FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
             FfiConverterSequenceTypePlannedSubtask.read(buf),
-            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeDirectReason.read(buf),
             FfiConverterTypeTotals.read(buf),
         )
     }
 
     override fun allocationSize(value: Answer) = (
             FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterBoolean.allocationSize(value.`truncated`) +
             FfiConverterSequenceTypePlannedSubtask.allocationSize(value.`plan`) +
-            FfiConverterOptionalString.allocationSize(value.`directReason`) +
+            FfiConverterOptionalTypeDirectReason.allocationSize(value.`directReason`) +
             FfiConverterTypeTotals.allocationSize(value.`totals`)
     )
 
     override fun write(value: Answer, buf: ByteBuffer) {
             FfiConverterString.write(value.`text`, buf)
+            FfiConverterBoolean.write(value.`truncated`, buf)
             FfiConverterSequenceTypePlannedSubtask.write(value.`plan`, buf)
-            FfiConverterOptionalString.write(value.`directReason`, buf)
+            FfiConverterOptionalTypeDirectReason.write(value.`directReason`, buf)
             FfiConverterTypeTotals.write(value.`totals`, buf)
     }
 }
@@ -2515,23 +2523,26 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
 
 
 data class AppPolicy (
-    var `offload`: Offload
+    /**
+     * Unset: `Allowed`.
+     */
+    val `offload`: Offload? = null 
     , 
     /**
      * Subtasks that look like personal data stay on the device.
      */
-    var `keepPersonalDataOnDevice`: kotlin.Boolean = true 
+    val `keepPersonalDataOnDevice`: kotlin.Boolean = true 
     , 
     /**
      * Below this battery level (0..=1, not charging) the cloud is not used.
      */
-    var `minBatteryForCloud`: kotlin.Float = 0.1f 
+    val `minBatteryForCloud`: kotlin.Float = 0.1f 
     , 
     /**
      * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
      * calibrate the router here (counted in the budgets); 0 turns it off.
      */
-    var `calibrationProbeRate`: kotlin.Float = 0.05f 
+    val `calibrationProbeRate`: kotlin.Float = 0.05f 
     
 ){
     
@@ -2548,7 +2559,7 @@ data class AppPolicy (
 public object FfiConverterTypeAppPolicy: FfiConverterRustBuffer<AppPolicy> {
     override fun read(buf: ByteBuffer): AppPolicy {
         return AppPolicy(
-            FfiConverterTypeOffload.read(buf),
+            FfiConverterOptionalTypeOffload.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterFloat.read(buf),
             FfiConverterFloat.read(buf),
@@ -2556,14 +2567,14 @@ public object FfiConverterTypeAppPolicy: FfiConverterRustBuffer<AppPolicy> {
     }
 
     override fun allocationSize(value: AppPolicy) = (
-            FfiConverterTypeOffload.allocationSize(value.`offload`) +
+            FfiConverterOptionalTypeOffload.allocationSize(value.`offload`) +
             FfiConverterBoolean.allocationSize(value.`keepPersonalDataOnDevice`) +
             FfiConverterFloat.allocationSize(value.`minBatteryForCloud`) +
             FfiConverterFloat.allocationSize(value.`calibrationProbeRate`)
     )
 
     override fun write(value: AppPolicy, buf: ByteBuffer) {
-            FfiConverterTypeOffload.write(value.`offload`, buf)
+            FfiConverterOptionalTypeOffload.write(value.`offload`, buf)
             FfiConverterBoolean.write(value.`keepPersonalDataOnDevice`, buf)
             FfiConverterFloat.write(value.`minBatteryForCloud`, buf)
             FfiConverterFloat.write(value.`calibrationProbeRate`, buf)
@@ -2573,17 +2584,17 @@ public object FfiConverterTypeAppPolicy: FfiConverterRustBuffer<AppPolicy> {
 
 
 data class BudgetStatus (
-    var `budgets`: Budgets
+    val `budgets`: Budgets
     , 
-    var `today`: Spending
+    val `today`: Spending
     , 
-    var `thisMonth`: Spending
+    val `thisMonth`: Spending
     , 
     /**
      * Set when the budget store was damaged and rebuilt: the day's and month's limits count as
      * used up (no cloud under them) until `resetBudgets`.
      */
-    var `spendingUnknown`: kotlin.String?
+    val `spendingUnknown`: kotlin.String?
     
 ){
     
@@ -2625,11 +2636,11 @@ public object FfiConverterTypeBudgetStatus: FfiConverterRustBuffer<BudgetStatus>
 
 
 data class Budgets (
-    var `perQuery`: Limits = Limits() 
+    val `perQuery`: Limits = Limits() 
     , 
-    var `perDay`: Limits = Limits() 
+    val `perDay`: Limits = Limits() 
     , 
-    var `perMonth`: Limits = Limits() 
+    val `perMonth`: Limits = Limits() 
     
 ){
     
@@ -2671,28 +2682,28 @@ data class CloudEndpoint (
     /**
      * OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
      */
-    var `baseUrl`: kotlin.String
+    val `baseUrl`: kotlin.String
     , 
-    var `model`: kotlin.String
+    val `model`: kotlin.String
     , 
     /**
      * Sent as a bearer token; never logged, printed or stored by the SDK.
      */
-    var `apiKey`: ApiKey? = null 
+    val `apiKey`: ApiKey? = null 
     , 
-    var `inputPricePerMillionTokens`: kotlin.Double = 0.0 
+    val `inputPricePerMillionTokens`: kotlin.Double = 0.0 
     , 
-    var `outputPricePerMillionTokens`: kotlin.Double = 0.0 
+    val `outputPricePerMillionTokens`: kotlin.Double = 0.0 
     , 
     /**
      * Whole-request deadline.
      */
-    var `timeoutMs`: kotlin.ULong = 60000uL 
+    val `timeoutMs`: kotlin.ULong = 60000uL 
     , 
     /**
      * PEM certificates trusted in addition to the system's (a private CA).
      */
-    var `extraRootCertificatesPem`: kotlin.String? = null 
+    val `extraRootCertificatesPem`: kotlin.String? = null 
     
 ): Disposable{
     
@@ -2761,20 +2772,23 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
  * NWPathMonitor, UIDevice, ProcessInfo).
  */
 data class DeviceState (
-    var `network`: Network
+    val `network`: Network
     , 
-    var `dataSaver`: kotlin.Boolean = false 
+    val `dataSaver`: kotlin.Boolean = false 
     , 
     /**
      * 0..=1
      */
-    var `batteryLevel`: kotlin.Float = 1.0f 
+    val `batteryLevel`: kotlin.Float = 1.0f 
     , 
-    var `charging`: kotlin.Boolean = true 
+    val `charging`: kotlin.Boolean = true 
     , 
-    var `lowPowerMode`: kotlin.Boolean = false 
+    val `lowPowerMode`: kotlin.Boolean = false 
     , 
-    var `thermal`: Thermal
+    /**
+     * Unset (unknown): `Nominal`.
+     */
+    val `thermal`: Thermal? = null 
     
 ){
     
@@ -2796,7 +2810,7 @@ public object FfiConverterTypeDeviceState: FfiConverterRustBuffer<DeviceState> {
             FfiConverterFloat.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
-            FfiConverterTypeThermal.read(buf),
+            FfiConverterOptionalTypeThermal.read(buf),
         )
     }
 
@@ -2806,7 +2820,7 @@ public object FfiConverterTypeDeviceState: FfiConverterRustBuffer<DeviceState> {
             FfiConverterFloat.allocationSize(value.`batteryLevel`) +
             FfiConverterBoolean.allocationSize(value.`charging`) +
             FfiConverterBoolean.allocationSize(value.`lowPowerMode`) +
-            FfiConverterTypeThermal.allocationSize(value.`thermal`)
+            FfiConverterOptionalTypeThermal.allocationSize(value.`thermal`)
     )
 
     override fun write(value: DeviceState, buf: ByteBuffer) {
@@ -2815,7 +2829,7 @@ public object FfiConverterTypeDeviceState: FfiConverterRustBuffer<DeviceState> {
             FfiConverterFloat.write(value.`batteryLevel`, buf)
             FfiConverterBoolean.write(value.`charging`, buf)
             FfiConverterBoolean.write(value.`lowPowerMode`, buf)
-            FfiConverterTypeThermal.write(value.`thermal`, buf)
+            FfiConverterOptionalTypeThermal.write(value.`thermal`, buf)
     }
 }
 
@@ -2825,47 +2839,47 @@ data class HybridFlowConfig (
     /**
      * GGUF file of the on-device model; `None` runs cloud only.
      */
-    var `edgeModelPath`: kotlin.String? = null 
+    val `edgeModelPath`: kotlin.String? = null 
     , 
-    var `cloud`: CloudEndpoint? = null 
+    val `cloud`: CloudEndpoint? = null 
     , 
     /**
      * Where budgets and router statistics persist (the app's files directory); `None` keeps
      * them in memory, which allows only per-query limits.
      */
-    var `stateDir`: kotlin.String? = null 
+    val `stateDir`: kotlin.String? = null 
     , 
-    var `budgets`: Budgets = Budgets() 
+    val `budgets`: Budgets = Budgets() 
     , 
     /**
      * `None`: offload allowed, personal data kept on the device, no cloud under 10% battery.
      */
-    var `policy`: AppPolicy? = null 
+    val `policy`: AppPolicy? = null 
     , 
     /**
      * `None`: the learned router.
      */
-    var `routing`: Routing? = null 
+    val `routing`: Routing? = null 
     , 
     /**
      * Longest query accepted, in characters.
      */
-    var `maxQueryChars`: kotlin.UInt = 8000u 
+    val `maxQueryChars`: kotlin.UInt = 8000u 
     , 
     /**
      * Most subtasks a plan may have.
      */
-    var `maxSubtasks`: kotlin.UInt = 6u 
+    val `maxSubtasks`: kotlin.UInt = 6u 
     , 
     /**
      * Edge generations running at once (a phone decodes one well).
      */
-    var `maxEdgeGenerations`: kotlin.UInt = 1u 
+    val `maxEdgeGenerations`: kotlin.UInt = 1u 
     , 
     /**
      * Queries running at once; one more fails with `Busy`.
      */
-    var `maxQueriesInFlight`: kotlin.UInt = 16u 
+    val `maxQueriesInFlight`: kotlin.UInt = 16u 
     
 ): Disposable{
     
@@ -2945,11 +2959,11 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
  * Hard limits on cloud use; `None` is no limit.
  */
 data class Limits (
-    var `cloudTokens`: kotlin.ULong? = null 
+    val `cloudTokens`: kotlin.ULong? = null 
     , 
-    var `money`: kotlin.Double? = null 
+    val `money`: kotlin.Double? = null 
     , 
-    var `cloudTimeMs`: kotlin.ULong? = null 
+    val `cloudTimeMs`: kotlin.ULong? = null 
     
 ){
     
@@ -2988,21 +3002,18 @@ public object FfiConverterTypeLimits: FfiConverterRustBuffer<Limits> {
 
 
 data class PlannedSubtask (
-    var `id`: kotlin.String
+    val `id`: kotlin.String
     , 
-    var `task`: kotlin.String
+    val `task`: kotlin.String
     , 
-    var `dependsOn`: List<kotlin.String>
+    val `dependsOn`: List<kotlin.String>
     , 
-    /**
-     * math, reasoning, knowledge or writing.
-     */
-    var `kind`: kotlin.String
+    val `kind`: SubtaskKind
     , 
     /**
-     * The planner's hint: easy, medium or hard.
+     * The planner's hint of how hard the subtask is for a small model.
      */
-    var `difficulty`: kotlin.String
+    val `difficulty`: Difficulty
     
 ){
     
@@ -3022,8 +3033,8 @@ public object FfiConverterTypePlannedSubtask: FfiConverterRustBuffer<PlannedSubt
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterSequenceString.read(buf),
-            FfiConverterString.read(buf),
-            FfiConverterString.read(buf),
+            FfiConverterTypeSubtaskKind.read(buf),
+            FfiConverterTypeDifficulty.read(buf),
         )
     }
 
@@ -3031,16 +3042,16 @@ public object FfiConverterTypePlannedSubtask: FfiConverterRustBuffer<PlannedSubt
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterString.allocationSize(value.`task`) +
             FfiConverterSequenceString.allocationSize(value.`dependsOn`) +
-            FfiConverterString.allocationSize(value.`kind`) +
-            FfiConverterString.allocationSize(value.`difficulty`)
+            FfiConverterTypeSubtaskKind.allocationSize(value.`kind`) +
+            FfiConverterTypeDifficulty.allocationSize(value.`difficulty`)
     )
 
     override fun write(value: PlannedSubtask, buf: ByteBuffer) {
             FfiConverterString.write(value.`id`, buf)
             FfiConverterString.write(value.`task`, buf)
             FfiConverterSequenceString.write(value.`dependsOn`, buf)
-            FfiConverterString.write(value.`kind`, buf)
-            FfiConverterString.write(value.`difficulty`, buf)
+            FfiConverterTypeSubtaskKind.write(value.`kind`, buf)
+            FfiConverterTypeDifficulty.write(value.`difficulty`, buf)
     }
 }
 
@@ -3051,15 +3062,15 @@ public object FfiConverterTypePlannedSubtask: FfiConverterRustBuffer<PlannedSubt
  * the gate that decided.
  */
 data class RouteExplanation (
-    var `quality`: kotlin.Double
+    val `quality`: kotlin.Double
     , 
-    var `predictedGain`: kotlin.Double
+    val `predictedGain`: kotlin.Double
     , 
-    var `threshold`: kotlin.Double
+    val `threshold`: kotlin.Double
     , 
-    var `budgetUsed`: kotlin.Double
+    val `budgetUsed`: kotlin.Double
     , 
-    var `gate`: Gate?
+    val `gate`: Gate?
     
 ){
     
@@ -3107,24 +3118,24 @@ public object FfiConverterTypeRouteExplanation: FfiConverterRustBuffer<RouteExpl
  * What the router has measured on this device.
  */
 data class RouterStatistics (
-    var `edgeTokensPerSecond`: kotlin.Double
+    val `edgeTokensPerSecond`: kotlin.Double
     , 
-    var `edgeFirstTokenMs`: kotlin.Double
+    val `edgeFirstTokenMs`: kotlin.Double
     , 
-    var `cloudTokensPerSecond`: kotlin.Double
+    val `cloudTokensPerSecond`: kotlin.Double
     , 
-    var `cloudFirstTokenMsWifi`: kotlin.Double
+    val `cloudFirstTokenMsWifi`: kotlin.Double
     , 
-    var `cloudFirstTokenMsCellular`: kotlin.Double
+    val `cloudFirstTokenMsCellular`: kotlin.Double
     , 
-    var `cloudErrorRate`: kotlin.Double
+    val `cloudErrorRate`: kotlin.Double
     , 
-    var `observations`: kotlin.ULong
+    val `observations`: kotlin.ULong
     , 
     /**
      * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
      */
-    var `calibrationProbes`: kotlin.ULong
+    val `calibrationProbes`: kotlin.ULong
     
 ){
     
@@ -3178,11 +3189,11 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
 
 
 data class SideTotals (
-    var `calls`: kotlin.UInt
+    val `calls`: kotlin.UInt
     , 
-    var `promptTokens`: kotlin.ULong
+    val `promptTokens`: kotlin.ULong
     , 
-    var `completionTokens`: kotlin.ULong
+    val `completionTokens`: kotlin.ULong
     
 ){
     
@@ -3221,13 +3232,13 @@ public object FfiConverterTypeSideTotals: FfiConverterRustBuffer<SideTotals> {
 
 
 data class Spending (
-    var `cloudTokens`: kotlin.ULong
+    val `cloudTokens`: kotlin.ULong
     , 
-    var `cost`: kotlin.Double
+    val `cost`: kotlin.Double
     , 
-    var `cloudTimeMs`: kotlin.ULong
+    val `cloudTimeMs`: kotlin.ULong
     , 
-    var `cloudRequests`: kotlin.ULong
+    val `cloudRequests`: kotlin.ULong
     
 ){
     
@@ -3269,19 +3280,19 @@ public object FfiConverterTypeSpending: FfiConverterRustBuffer<Spending> {
 
 
 data class Totals (
-    var `edge`: SideTotals
+    val `edge`: SideTotals
     , 
-    var `cloud`: SideTotals
+    val `cloud`: SideTotals
     , 
-    var `cloudCost`: kotlin.Double
+    val `cloudCost`: kotlin.Double
     , 
-    var `wallTimeMs`: kotlin.ULong
+    val `wallTimeMs`: kotlin.ULong
     , 
-    var `subtasks`: kotlin.UInt
+    val `subtasks`: kotlin.UInt
     , 
-    var `subtasksOnCloud`: kotlin.UInt
+    val `subtasksOnCloud`: kotlin.UInt
     , 
-    var `failedSubtasks`: kotlin.UInt
+    val `failedSubtasks`: kotlin.UInt
     
 ){
     
@@ -3331,6 +3342,169 @@ public object FfiConverterTypeTotals: FfiConverterRustBuffer<Totals> {
 
 
 
+
+enum class Difficulty {
+    
+    EASY,
+    MEDIUM,
+    HARD;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDifficulty: FfiConverterRustBuffer<Difficulty> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        Difficulty.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Difficulty) = 4UL
+
+    override fun write(value: Difficulty, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Why a query was answered in one step instead of by a plan.
+ */
+sealed class DirectReason {
+    
+    /**
+     * Short enough not to need a plan (no planning call was made).
+     */
+    object ShortQuery : DirectReason()
+    
+    
+    /**
+     * The planner answered with a single subtask.
+     */
+    object SingleStep : DirectReason()
+    
+    
+    /**
+     * The planner failed; the query was answered directly instead.
+     */
+    data class PlannerFailed(
+        val `error`: kotlin.String) : DirectReason()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The planner's output held no usable subtask.
+     */
+    data class UnusablePlan(
+        val `error`: kotlin.String) : DirectReason()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason>{
+    override fun read(buf: ByteBuffer): DirectReason {
+        return when(buf.getInt()) {
+            1 -> DirectReason.ShortQuery
+            2 -> DirectReason.SingleStep
+            3 -> DirectReason.PlannerFailed(
+                FfiConverterString.read(buf),
+                )
+            4 -> DirectReason.UnusablePlan(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: DirectReason): ULong = when(value) {
+        is DirectReason.ShortQuery -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is DirectReason.SingleStep -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is DirectReason.PlannerFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`error`)
+            )
+        }
+        is DirectReason.UnusablePlan -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`error`)
+            )
+        }
+    }
+
+    override fun write(value: DirectReason, buf: ByteBuffer) {
+        when(value) {
+            is DirectReason.ShortQuery -> {
+                buf.putInt(1)
+                Unit
+            }
+            is DirectReason.SingleStep -> {
+                buf.putInt(2)
+                Unit
+            }
+            is DirectReason.PlannerFailed -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`error`, buf)
+                Unit
+            }
+            is DirectReason.UnusablePlan -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`error`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 sealed class Event {
     
     data class PlanningStarted(
@@ -3348,7 +3522,7 @@ sealed class Event {
      */
     data class PlanReady(
         val `subtasks`: List<dev.hybridflow.PlannedSubtask>, 
-        val `directReason`: kotlin.String?) : Event()
+        val `directReason`: dev.hybridflow.DirectReason?) : Event()
         
     {
         
@@ -3391,11 +3565,7 @@ sealed class Event {
          * Side of the last attempt; null when skipped.
          */
         val `side`: dev.hybridflow.Side?, 
-        val `status`: dev.hybridflow.SubtaskStatus, 
-        /**
-         * The result (done) or the errors (failed) or the failed dependency (skipped).
-         */
-        val `detail`: kotlin.String, 
+        val `outcome`: dev.hybridflow.SubtaskOutcome, 
         val `latencyMs`: kotlin.ULong, 
         val `attempts`: kotlin.UInt, 
         val `promptTokens`: kotlin.UInt, 
@@ -3435,9 +3605,11 @@ sealed class Event {
     
     /**
      * Always the last event of a query that was not cancelled.
+     * `truncated`: the answer stopped at its token limit and may be cut short.
      */
     data class Answer(
         val `text`: kotlin.String, 
+        val `truncated`: kotlin.Boolean, 
         val `totals`: dev.hybridflow.Totals) : Event()
         
     {
@@ -3468,7 +3640,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 )
             2 -> Event.PlanReady(
                 FfiConverterSequenceTypePlannedSubtask.read(buf),
-                FfiConverterOptionalString.read(buf),
+                FfiConverterOptionalTypeDirectReason.read(buf),
                 )
             3 -> Event.SubtaskStarted(
                 FfiConverterString.read(buf),
@@ -3484,8 +3656,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             5 -> Event.SubtaskFinished(
                 FfiConverterString.read(buf),
                 FfiConverterOptionalTypeSide.read(buf),
-                FfiConverterTypeSubtaskStatus.read(buf),
-                FfiConverterString.read(buf),
+                FfiConverterTypeSubtaskOutcome.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterUInt.read(buf),
                 FfiConverterUInt.read(buf),
@@ -3503,6 +3674,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 )
             8 -> Event.Answer(
                 FfiConverterString.read(buf),
+                FfiConverterBoolean.read(buf),
                 FfiConverterTypeTotals.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -3523,7 +3695,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             (
                 4UL
                 + FfiConverterSequenceTypePlannedSubtask.allocationSize(value.`subtasks`)
-                + FfiConverterOptionalString.allocationSize(value.`directReason`)
+                + FfiConverterOptionalTypeDirectReason.allocationSize(value.`directReason`)
             )
         }
         is Event.SubtaskStarted -> {
@@ -3551,8 +3723,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 4UL
                 + FfiConverterString.allocationSize(value.`id`)
                 + FfiConverterOptionalTypeSide.allocationSize(value.`side`)
-                + FfiConverterTypeSubtaskStatus.allocationSize(value.`status`)
-                + FfiConverterString.allocationSize(value.`detail`)
+                + FfiConverterTypeSubtaskOutcome.allocationSize(value.`outcome`)
                 + FfiConverterULong.allocationSize(value.`latencyMs`)
                 + FfiConverterUInt.allocationSize(value.`attempts`)
                 + FfiConverterUInt.allocationSize(value.`promptTokens`)
@@ -3582,6 +3753,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`text`)
+                + FfiConverterBoolean.allocationSize(value.`truncated`)
                 + FfiConverterTypeTotals.allocationSize(value.`totals`)
             )
         }
@@ -3598,7 +3770,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             is Event.PlanReady -> {
                 buf.putInt(2)
                 FfiConverterSequenceTypePlannedSubtask.write(value.`subtasks`, buf)
-                FfiConverterOptionalString.write(value.`directReason`, buf)
+                FfiConverterOptionalTypeDirectReason.write(value.`directReason`, buf)
                 Unit
             }
             is Event.SubtaskStarted -> {
@@ -3620,8 +3792,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 buf.putInt(5)
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterOptionalTypeSide.write(value.`side`, buf)
-                FfiConverterTypeSubtaskStatus.write(value.`status`, buf)
-                FfiConverterString.write(value.`detail`, buf)
+                FfiConverterTypeSubtaskOutcome.write(value.`outcome`, buf)
                 FfiConverterULong.write(value.`latencyMs`, buf)
                 FfiConverterUInt.write(value.`attempts`, buf)
                 FfiConverterUInt.write(value.`promptTokens`, buf)
@@ -3645,6 +3816,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             is Event.Answer -> {
                 buf.putInt(8)
                 FfiConverterString.write(value.`text`, buf)
+                FfiConverterBoolean.write(value.`truncated`, buf)
                 FfiConverterTypeTotals.write(value.`totals`, buf)
                 Unit
             }
@@ -3714,112 +3886,79 @@ public object FfiConverterTypeGate: FfiConverterRustBuffer<Gate> {
 
 
 /**
- * (Fields are `reason`, not `message`: Kotlin exceptions already have a `message`.)
+ * Exposed flat: in Kotlin and Swift each variant carries only its message (the `Display` text
+ * below), so `e.message` / `localizedDescription` read as sentences.
  */
-sealed class HybridFlowException: kotlin.Exception() {
-    
-    /**
-     * A configuration value is wrong (names the field), or its state directory is in use by
-     * another open client; nothing was loaded.
-     */
-    class InvalidConfig(
+sealed class HybridFlowException(message: String): kotlin.Exception(message) {
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
+    /**
+     * A configuration value is wrong (the message names the field), or its state directory is in
+     * use by another open client; nothing was loaded.
+     */
+        class InvalidConfig(message: String) : HybridFlowException(message)
+        
     /**
      * The query cannot be run as given (empty, or over the size limit).
      */
-    class InvalidQuery(
+        class InvalidQuery(message: String) : HybridFlowException(message)
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
     /**
      * The edge model file is missing, damaged, unsupported or too big for the memory available.
      */
-    class ModelLoad(
+        class ModelLoad(message: String) : HybridFlowException(message)
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
     /**
-     * The cloud endpoint cannot be used (TLS set-up, unreachable in a cloud-only configuration).
+     * The cloud endpoint cannot be set up (its TLS configuration).
      */
-    class CloudUnavailable(
+        class CloudUnavailable(message: String) : HybridFlowException(message)
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
     /**
-     * Every side failed to produce an answer.
+     * The cloud rejected the API key (HTTP 401 or 403), and the edge could not answer instead.
      */
-    class AnswerFailed(
+        class CloudAuthentication(message: String) : HybridFlowException(message)
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
+    /**
+     * The cloud could not be reached or stopped answering, and the edge could not answer instead.
+     */
+        class Network(message: String) : HybridFlowException(message)
+        
+    /**
+     * A budget limit (or spending unknown after a damaged store) kept the cloud out, and the
+     * edge could not answer instead.
+     */
+        class BudgetExhausted(message: String) : HybridFlowException(message)
+        
+    /**
+     * The policy or the device's state kept the cloud out, and the edge could not answer instead.
+     */
+        class CloudNotAllowed(message: String) : HybridFlowException(message)
+        
+    /**
+     * The models failed to produce an answer.
+     */
+        class AnswerFailed(message: String) : HybridFlowException(message)
+        
     /**
      * Too many queries are running on this client; retry when one has finished.
      */
-    class Busy(
+        class Busy(message: String) : HybridFlowException(message)
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
-    class Cancelled(
-        ) : HybridFlowException() {
-        override val message
-            get() = ""
-    }
-    
+        class Cancelled(message: String) : HybridFlowException(message)
+        
     /**
      * The client was closed.
      */
-    class Closed(
-        ) : HybridFlowException() {
-        override val message
-            get() = ""
-    }
-    
+        class Closed(message: String) : HybridFlowException(message)
+        
     /**
      * A bug in the SDK (a caught panic, a damaged store that could not be rebuilt).
      */
-    class Internal(
+        class Internal(message: String) : HybridFlowException(message)
         
-        val `reason`: kotlin.String
-        ) : HybridFlowException() {
-        override val message
-            get() = "reason=${ `reason` }"
-    }
-    
-
-    
-
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<HybridFlowException> {
         override fun lift(error_buf: RustBuffer.ByValue): HybridFlowException = FfiConverterTypeHybridFlowError.lift(error_buf)
     }
-
-    
 }
 
 /**
@@ -3828,126 +3967,81 @@ sealed class HybridFlowException: kotlin.Exception() {
 public object FfiConverterTypeHybridFlowError : FfiConverterRustBuffer<HybridFlowException> {
     override fun read(buf: ByteBuffer): HybridFlowException {
         
-
-        return when(buf.getInt()) {
-            1 -> HybridFlowException.InvalidConfig(
-                FfiConverterString.read(buf),
-                )
-            2 -> HybridFlowException.InvalidQuery(
-                FfiConverterString.read(buf),
-                )
-            3 -> HybridFlowException.ModelLoad(
-                FfiConverterString.read(buf),
-                )
-            4 -> HybridFlowException.CloudUnavailable(
-                FfiConverterString.read(buf),
-                )
-            5 -> HybridFlowException.AnswerFailed(
-                FfiConverterString.read(buf),
-                )
-            6 -> HybridFlowException.Busy(
-                FfiConverterString.read(buf),
-                )
-            7 -> HybridFlowException.Cancelled()
-            8 -> HybridFlowException.Closed()
-            9 -> HybridFlowException.Internal(
-                FfiConverterString.read(buf),
-                )
+            return when(buf.getInt()) {
+            1 -> HybridFlowException.InvalidConfig(FfiConverterString.read(buf))
+            2 -> HybridFlowException.InvalidQuery(FfiConverterString.read(buf))
+            3 -> HybridFlowException.ModelLoad(FfiConverterString.read(buf))
+            4 -> HybridFlowException.CloudUnavailable(FfiConverterString.read(buf))
+            5 -> HybridFlowException.CloudAuthentication(FfiConverterString.read(buf))
+            6 -> HybridFlowException.Network(FfiConverterString.read(buf))
+            7 -> HybridFlowException.BudgetExhausted(FfiConverterString.read(buf))
+            8 -> HybridFlowException.CloudNotAllowed(FfiConverterString.read(buf))
+            9 -> HybridFlowException.AnswerFailed(FfiConverterString.read(buf))
+            10 -> HybridFlowException.Busy(FfiConverterString.read(buf))
+            11 -> HybridFlowException.Cancelled(FfiConverterString.read(buf))
+            12 -> HybridFlowException.Closed(FfiConverterString.read(buf))
+            13 -> HybridFlowException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
+        
     }
 
     override fun allocationSize(value: HybridFlowException): ULong {
-        return when(value) {
-            is HybridFlowException.InvalidConfig -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-            is HybridFlowException.InvalidQuery -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-            is HybridFlowException.ModelLoad -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-            is HybridFlowException.CloudUnavailable -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-            is HybridFlowException.AnswerFailed -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-            is HybridFlowException.Busy -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-            is HybridFlowException.Cancelled -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-            )
-            is HybridFlowException.Closed -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-            )
-            is HybridFlowException.Internal -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-        }
+        return 4UL
     }
 
     override fun write(value: HybridFlowException, buf: ByteBuffer) {
         when(value) {
             is HybridFlowException.InvalidConfig -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is HybridFlowException.InvalidQuery -> {
                 buf.putInt(2)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is HybridFlowException.ModelLoad -> {
                 buf.putInt(3)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is HybridFlowException.CloudUnavailable -> {
                 buf.putInt(4)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is HybridFlowException.AnswerFailed -> {
+            is HybridFlowException.CloudAuthentication -> {
                 buf.putInt(5)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is HybridFlowException.Busy -> {
+            is HybridFlowException.Network -> {
                 buf.putInt(6)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is HybridFlowException.Cancelled -> {
+            is HybridFlowException.BudgetExhausted -> {
                 buf.putInt(7)
                 Unit
             }
-            is HybridFlowException.Closed -> {
+            is HybridFlowException.CloudNotAllowed -> {
                 buf.putInt(8)
                 Unit
             }
-            is HybridFlowException.Internal -> {
+            is HybridFlowException.AnswerFailed -> {
                 buf.putInt(9)
-                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is HybridFlowException.Busy -> {
+                buf.putInt(10)
+                Unit
+            }
+            is HybridFlowException.Cancelled -> {
+                buf.putInt(11)
+                Unit
+            }
+            is HybridFlowException.Closed -> {
+                buf.putInt(12)
+                Unit
+            }
+            is HybridFlowException.Internal -> {
+                buf.putInt(13)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -4352,15 +4446,16 @@ public object FfiConverterTypeSide: FfiConverterRustBuffer<Side> {
 
 
 
+/**
+ * What sort of work a subtask is.
+ */
 
-enum class SubtaskStatus {
+enum class SubtaskKind {
     
-    DONE,
-    FAILED,
-    /**
-     * Not run because a subtask it needs failed.
-     */
-    SKIPPED;
+    MATH,
+    REASONING,
+    KNOWLEDGE,
+    WRITING;
 
     
 
@@ -4372,19 +4467,135 @@ enum class SubtaskStatus {
 /**
  * @suppress
  */
-public object FfiConverterTypeSubtaskStatus: FfiConverterRustBuffer<SubtaskStatus> {
+public object FfiConverterTypeSubtaskKind: FfiConverterRustBuffer<SubtaskKind> {
     override fun read(buf: ByteBuffer) = try {
         
-        SubtaskStatus.entries[buf.getInt() - 1]
+        SubtaskKind.entries[buf.getInt() - 1]
         
     } catch (e: IndexOutOfBoundsException) {
         throw RuntimeException("invalid enum value, something is very wrong!!", e)
     }
 
-    override fun allocationSize(value: SubtaskStatus) = 4UL
+    override fun allocationSize(value: SubtaskKind) = 4UL
 
-    override fun write(value: SubtaskStatus, buf: ByteBuffer) {
+    override fun write(value: SubtaskKind, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * How a subtask ended.
+ */
+sealed class SubtaskOutcome {
+    
+    data class Done(
+        val `result`: kotlin.String) : SubtaskOutcome()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Every attempt failed (errors joined, most recent last).
+     */
+    data class Failed(
+        val `error`: kotlin.String) : SubtaskOutcome()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Not run because a subtask it needs (`failed_dependency`) failed.
+     */
+    data class Skipped(
+        val `failedDependency`: kotlin.String) : SubtaskOutcome()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSubtaskOutcome : FfiConverterRustBuffer<SubtaskOutcome>{
+    override fun read(buf: ByteBuffer): SubtaskOutcome {
+        return when(buf.getInt()) {
+            1 -> SubtaskOutcome.Done(
+                FfiConverterString.read(buf),
+                )
+            2 -> SubtaskOutcome.Failed(
+                FfiConverterString.read(buf),
+                )
+            3 -> SubtaskOutcome.Skipped(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SubtaskOutcome): ULong = when(value) {
+        is SubtaskOutcome.Done -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`result`)
+            )
+        }
+        is SubtaskOutcome.Failed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`error`)
+            )
+        }
+        is SubtaskOutcome.Skipped -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`failedDependency`)
+            )
+        }
+    }
+
+    override fun write(value: SubtaskOutcome, buf: ByteBuffer) {
+        when(value) {
+            is SubtaskOutcome.Done -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`result`, buf)
+                Unit
+            }
+            is SubtaskOutcome.Failed -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`error`, buf)
+                Unit
+            }
+            is SubtaskOutcome.Skipped -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`failedDependency`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 }
 
@@ -4881,6 +5092,38 @@ public object FfiConverterOptionalTypeRouterStatistics: FfiConverterRustBuffer<R
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeDirectReason: FfiConverterRustBuffer<DirectReason?> {
+    override fun read(buf: ByteBuffer): DirectReason? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDirectReason.read(buf)
+    }
+
+    override fun allocationSize(value: DirectReason?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDirectReason.allocationSize(value)
+        }
+    }
+
+    override fun write(value: DirectReason?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDirectReason.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeGate: FfiConverterRustBuffer<Gate?> {
     override fun read(buf: ByteBuffer): Gate? {
         if (buf.get().toInt() == 0) {
@@ -4903,6 +5146,38 @@ public object FfiConverterOptionalTypeGate: FfiConverterRustBuffer<Gate?> {
         } else {
             buf.put(1)
             FfiConverterTypeGate.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOffload: FfiConverterRustBuffer<Offload?> {
+    override fun read(buf: ByteBuffer): Offload? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOffload.read(buf)
+    }
+
+    override fun allocationSize(value: Offload?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOffload.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Offload?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOffload.write(value, buf)
         }
     }
 }
@@ -4967,6 +5242,38 @@ public object FfiConverterOptionalTypeSide: FfiConverterRustBuffer<Side?> {
         } else {
             buf.put(1)
             FfiConverterTypeSide.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeThermal: FfiConverterRustBuffer<Thermal?> {
+    override fun read(buf: ByteBuffer): Thermal? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeThermal.read(buf)
+    }
+
+    override fun allocationSize(value: Thermal?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeThermal.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Thermal?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeThermal.write(value, buf)
         }
     }
 }
@@ -5099,8 +5406,9 @@ public object FfiConverterSequenceTypePlannedSubtask: FfiConverterRustBuffer<Lis
 
 
         /**
-         * Sets the SDK's log level and, optionally, the app's logger. The platform logger is installed
-         * on the first call; later calls change the level and the app logger only. If the app already
+         * Sets the SDK's log level and, optionally, the app's logger, which then receives every record
+         * instead of the platform's log. The bridge is installed on the first call; later calls change
+         * the level and the app logger only. If the app already
          * installed another `log` logger, that one keeps receiving the records.
          */ fun `initLogging`(`level`: LogLevel, `sink`: LogSink?)
         = 

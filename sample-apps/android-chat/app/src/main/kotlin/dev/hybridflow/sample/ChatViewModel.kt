@@ -22,7 +22,8 @@ import dev.hybridflow.LoadProgress
 import dev.hybridflow.PlannedSubtask
 import dev.hybridflow.QueryStep
 import dev.hybridflow.Side
-import dev.hybridflow.SubtaskStatus
+import dev.hybridflow.SubtaskOutcome
+import dev.hybridflow.description
 import dev.hybridflow.Totals
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -34,7 +35,7 @@ data class StepView(
     val subtask: PlannedSubtask,
     val side: Side? = null,
     val reason: String = "",
-    val status: SubtaskStatus? = null,
+    val outcome: SubtaskOutcome? = null,
     val tokens: Int = 0,
 )
 
@@ -73,7 +74,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
         viewModelScope.launch {
             deviceStates(application).collect { state ->
                 device.value = state
-                client?.updateDeviceState(state)
+                client?.setDeviceState(state)
             }
         }
         if (models.isPresent()) open()
@@ -123,7 +124,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
                     is LoadProgress.Loading -> "loading ${progress.architecture} (${progress.fileBytes.toLong() / 1_000_000} MB)…"
                     is LoadProgress.Ready -> null
                 }
-            }.also { opened -> device.value?.let(opened::updateDeviceState) }
+            }.also { opened -> device.value?.let(opened::setDeviceState) }
             budget.value = client?.budgetStatus()
         } catch (e: HybridFlowException) {
             loading.value = e.message
@@ -136,7 +137,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
         turns += turn
         running = viewModelScope.launch {
             try {
-                current.askFlow(question).collect { event -> apply(turn, event) }
+                current.askStreaming(question).collect { event -> apply(turn, event) }
             } catch (e: HybridFlowException) {
                 turn.error.value = e.message
             }
@@ -165,7 +166,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
         when (event) {
             is Event.PlanningStarted -> turn.planning.value = "planning on the ${event.side.name.lowercase()}…"
             is Event.PlanReady -> {
-                turn.planning.value = event.directReason
+                turn.planning.value = event.directReason?.description
                 event.subtasks.filter { s -> turn.steps.none { it.subtask.id == s.id } }.forEach { turn.steps += StepView(it) }
             }
             is Event.SubtaskStarted -> update(event.id) { it.copy(side = event.side, reason = event.reason) }
@@ -173,7 +174,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
                 null -> turn.answer.value += event.text
                 else -> update(id) { it.copy(tokens = it.tokens + 1) }
             }
-            is Event.SubtaskFinished -> update(event.id) { it.copy(status = event.status) }
+            is Event.SubtaskFinished -> update(event.id) { it.copy(outcome = event.outcome) }
             is Event.AnswerStarted -> turn.answer.value = ""
             is Event.CloudRefused -> when (val step = event.step) {
                 is QueryStep.Subtask -> update(step.id) { it.copy(reason = "kept on the phone: ${event.gate}") }

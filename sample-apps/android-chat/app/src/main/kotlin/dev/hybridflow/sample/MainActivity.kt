@@ -37,7 +37,7 @@ import androidx.compose.ui.unit.dp
 import androidx.lifecycle.viewmodel.compose.viewModel
 import androidx.lifecycle.viewModelScope
 import dev.hybridflow.Side
-import dev.hybridflow.SubtaskStatus
+import dev.hybridflow.SubtaskOutcome
 import kotlinx.coroutines.launch
 
 class MainActivity : ComponentActivity() {
@@ -99,10 +99,10 @@ fun TurnCard(turn: Turn) {
                     AssistChip(onClick = {}, label = { Text(when (step.side) { Side.EDGE -> "phone"; Side.CLOUD -> "cloud"; null -> "waiting" }) })
                     Column {
                         Text("${step.subtask.id}: ${step.subtask.task}")
-                        val state = when (step.status) {
-                            SubtaskStatus.DONE -> "done"
-                            SubtaskStatus.FAILED -> "failed"
-                            SubtaskStatus.SKIPPED -> "skipped"
+                        val state = when (step.outcome) {
+                            is SubtaskOutcome.Done -> "done"
+                            is SubtaskOutcome.Failed -> "failed"
+                            is SubtaskOutcome.Skipped -> "skipped"
                             null -> if (step.side != null) "running (${step.tokens} tokens)" else ""
                         }
                         Text("${step.reason} $state", style = MaterialTheme.typography.labelSmall)

@@ -74,6 +74,8 @@ impl ChatModel for ScriptedModel {
             }
             self.log.lock().unwrap().push((step.clone(), started, Instant::now()));
             let text = format!("result of {step}");
+            // Every step writes 5 tokens: a smaller limit cuts it.
+            let usage = if request.max_tokens < 5 { Usage { finish_reason: FinishReason::Length, ..usage } } else { usage };
             Ok(TokenStream::new(futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]).boxed(), CancelHandle::default()))
         })
     }
@@ -200,6 +202,31 @@ async fn short_queries_skip_planning_and_cost_one_call() {
     assert!(!events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })));
     assert_eq!(answer.totals.edge.calls, 1);
     assert_eq!(model.runs().len(), 1);
+    // The one step is the answer: its tokens stream as the answer's, with no subtask id.
+    let streamed: String = events
+        .iter()
+        .map(|e| match e {
+            Event::Token { subtask_id: None, text } => text.as_str(),
+            Event::Token { subtask_id: Some(id), .. } => panic!("a direct answer's token carries subtask id {id}"),
+            _ => "",
+        })
+        .collect();
+    assert_eq!(streamed, answer.text);
+    assert!(!answer.truncated);
+}
+
+#[tokio::test]
+async fn an_answer_cut_by_its_token_limit_is_marked_truncated() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::ZERO));
+    let short = ExecConfig { answer_max_tokens: 4, ..ExecConfig::default() };
+    for query in ["What is 2 + 2?", LONG_QUERY] {
+        let (answer, events) = run(&scheduler(model.clone(), Side::Edge, short.clone()), query).await;
+        let answer = answer.unwrap();
+        assert!(answer.truncated, "{query}: the answer reached its limit");
+        assert!(matches!(events.last(), Some(Event::Answer { truncated: true, .. })));
+    }
+    let (answer, _) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
+    assert!(!answer.unwrap().truncated);
 }
 
 #[tokio::test]
