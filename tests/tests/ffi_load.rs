@@ -60,7 +60,9 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
             api_key: None,
             input_price_per_million_tokens: 0.15,
             output_price_per_million_tokens: 0.6,
-            timeout_ms: 60_000,
+            timeout_ms: Some(60_000),
+            max_attempts: None,
+            trust_roots: None,
             extra_root_certificates_pem: None,
         }),
         state_dir: Some(state.display().to_string()),
@@ -71,6 +73,7 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
         max_subtasks: 4,
         max_edge_generations: 1,
         max_queries_in_flight: 6,
+        max_cloud_requests: 4,
     };
     let client = block_on(HybridFlow::open(config.clone(), None)).expect("opens");
     let deadline = Instant::now() + Duration::from_secs(seconds);

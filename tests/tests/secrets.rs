@@ -120,7 +120,9 @@ fn the_key_is_redacted_in_every_ffi_object_that_holds_it() {
         api_key: Some(key.clone()),
         input_price_per_million_tokens: 0.0,
         output_price_per_million_tokens: 0.0,
-        timeout_ms: 1_000,
+        timeout_ms: Some(1_000),
+        max_attempts: None,
+        trust_roots: None,
         extra_root_certificates_pem: None,
     };
     let config = hybridflow_ffi::config::HybridFlowConfig {
@@ -134,8 +136,9 @@ fn the_key_is_redacted_in_every_ffi_object_that_holds_it() {
         max_subtasks: 6,
         max_edge_generations: 1,
         max_queries_in_flight: 16,
+        max_cloud_requests: 4,
     };
-    let printed = format!("{key} {key:?} {endpoint:?} {config:?} {:?}", config.to_core());
+    let printed = format!("{key} {key:?} {endpoint:?} {config:?} {:?}", config.to_core().unwrap());
     assert!(!printed.contains(SECRET), "{printed}");
     assert!(printed.contains("redacted"));
 }

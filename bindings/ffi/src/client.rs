@@ -20,6 +20,7 @@ use crate::callbacks;
 use crate::config::{AppPolicy, Budgets, DeviceState, HybridFlowConfig};
 use crate::error::{panic_message, HybridFlowError};
 use crate::events::{Answer, Event};
+use crate::long;
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -81,15 +82,15 @@ pub trait EventListener: Send + Sync {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Spending {
-    pub cloud_tokens: u64,
+    pub cloud_tokens: i64,
     pub cost: f64,
-    pub cloud_time_ms: u64,
-    pub cloud_requests: u64,
+    pub cloud_time_ms: i64,
+    pub cloud_requests: i64,
 }
 
 impl From<CoreSpending> for Spending {
     fn from(t: CoreSpending) -> Self {
-        Self { cloud_tokens: t.cloud_tokens, cost: t.cost, cloud_time_ms: t.cloud_millis, cloud_requests: t.cloud_requests }
+        Self { cloud_tokens: long(t.cloud_tokens), cost: t.cost, cloud_time_ms: long(t.cloud_millis), cloud_requests: long(t.cloud_requests) }
     }
 }
 
@@ -112,9 +113,9 @@ pub struct RouterStatistics {
     pub cloud_first_token_ms_wifi: f64,
     pub cloud_first_token_ms_cellular: f64,
     pub cloud_error_rate: f64,
-    pub observations: u64,
+    pub observations: i64,
     /// Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
-    pub calibration_probes: u64,
+    pub calibration_probes: i64,
 }
 
 #[derive(uniffi::Object)]
@@ -150,7 +151,7 @@ impl HybridFlow {
     /// store. Cancelling the caller abandons the load.
     #[uniffi::constructor]
     pub async fn open(config: HybridFlowConfig, progress: Option<Box<dyn LoadListener>>) -> Result<Arc<Self>, HybridFlowError> {
-        let core_config = config.to_core();
+        let core_config = config.to_core()?;
         // Invalid configurations fail here, before any thread or file is touched.
         guarded(|| Ok(core_config.validate()?))?;
         let cancel = CancellationToken::new();
@@ -271,8 +272,8 @@ impl HybridFlow {
                 cloud_first_token_ms_wifi: s.cloud_first_token_seconds[0] * 1e3,
                 cloud_first_token_ms_cellular: s.cloud_first_token_seconds[1] * 1e3,
                 cloud_error_rate: s.cloud_error_rate,
-                observations: s.observations,
-                calibration_probes: s.calibration.observations,
+                observations: long(s.observations),
+                calibration_probes: long(s.calibration.observations),
             }))
         })
         .await

@@ -11,8 +11,11 @@ use hybridflow_core::client::{ClientConfig, Routing as CoreRouting};
 use hybridflow_core::device;
 use hybridflow_core::exec::ExecConfig;
 use hybridflow_core::guard as core_budget;
-use hybridflow_core::model::cloud::{self, CloudConfig, Price};
+use hybridflow_core::model::cloud::{self, CloudConfig, Price, TrustRoots as CoreTrustRoots};
 use hybridflow_core::model::edge::EdgeConfig;
+
+use crate::error::HybridFlowError;
+use crate::long;
 
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct HybridFlowConfig {
@@ -33,18 +36,21 @@ pub struct HybridFlowConfig {
     /// `None`: the learned router.
     #[uniffi(default = None)]
     pub routing: Option<Routing>,
-    /// Longest query accepted, in characters.
+    /// Longest query accepted, in characters (at least 1).
     #[uniffi(default = 8000)]
-    pub max_query_chars: u32,
-    /// Most subtasks a plan may have.
+    pub max_query_chars: i32,
+    /// Most subtasks a plan may have (at least 1).
     #[uniffi(default = 6)]
-    pub max_subtasks: u32,
-    /// Edge generations running at once (a phone decodes one well).
+    pub max_subtasks: i32,
+    /// Edge generations running at once (a phone decodes one well; at least 1).
     #[uniffi(default = 1)]
-    pub max_edge_generations: u32,
-    /// Queries running at once; one more fails with `Busy`.
+    pub max_edge_generations: i32,
+    /// Queries running at once; one more fails with `Busy` (at least 1).
     #[uniffi(default = 16)]
-    pub max_queries_in_flight: u32,
+    pub max_queries_in_flight: i32,
+    /// Cloud requests in flight at once, across queries; more wait for a slot (at least 1).
+    #[uniffi(default = 4)]
+    pub max_cloud_requests: i32,
 }
 
 #[derive(Clone, Debug, uniffi::Record)]
@@ -59,12 +65,28 @@ pub struct CloudEndpoint {
     pub input_price_per_million_tokens: f64,
     #[uniffi(default = 0.0)]
     pub output_price_per_million_tokens: f64,
-    /// Whole-request deadline.
-    #[uniffi(default = 60000)]
-    pub timeout_ms: u64,
-    /// PEM certificates trusted in addition to the system's (a private CA).
+    /// Whole-request deadline, retries included; unset: 120 s.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<i64>,
+    /// Attempts per cloud request on connection errors, 429 and 5xx (at least 1); unset: 3.
+    #[uniffi(default = None)]
+    pub max_attempts: Option<i32>,
+    /// Which certificate authorities are trusted; unset: the platform's, except on Android
+    /// (bundled Mozilla roots, as a JNA-loaded library cannot reach the platform verifier).
+    #[uniffi(default = None)]
+    pub trust_roots: Option<TrustRoots>,
+    /// PEM certificates trusted in addition to those roots (a private CA).
     #[uniffi(default = None)]
     pub extra_root_certificates_pem: Option<String>,
+}
+
+/// The certificate authorities the cloud's TLS certificate is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum TrustRoots {
+    /// The operating system's verifier and store.
+    Platform,
+    /// Mozilla's root store, compiled into the SDK.
+    Bundled,
 }
 
 /// An API key, opaque to the app once made: its `toString()` / `description` / debug output is
@@ -98,11 +120,11 @@ impl fmt::Display for ApiKey {
 #[derive(Clone, Debug, Default, uniffi::Record)]
 pub struct Limits {
     #[uniffi(default = None)]
-    pub cloud_tokens: Option<u64>,
+    pub cloud_tokens: Option<i64>,
     #[uniffi(default = None)]
     pub money: Option<f64>,
     #[uniffi(default = None)]
-    pub cloud_time_ms: Option<u64>,
+    pub cloud_time_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, uniffi::Record)]
@@ -190,21 +212,35 @@ fn optional_path(value: &Option<String>) -> Option<PathBuf> {
     value.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from)
 }
 
-impl From<&Limits> for core_budget::Limits {
-    fn from(limits: &Limits) -> Self {
-        Self { cloud_tokens: limits.cloud_tokens, money: limits.money, cloud_time: limits.cloud_time_ms.map(Duration::from_millis) }
+/// A count or duration from Kotlin or Swift, which have signed integers: negative is refused;
+/// zero is left to the core's validation, which names the field.
+fn non_negative<T: TryFrom<i64>>(field: &str, value: i64) -> Result<T, HybridFlowError> {
+    T::try_from(value).map_err(|_| HybridFlowError::InvalidConfig(format!("{field} must not be negative (got {value})")))
+}
+
+impl Limits {
+    fn to_core(&self, window: &str) -> Result<core_budget::Limits, HybridFlowError> {
+        Ok(core_budget::Limits {
+            cloud_tokens: self.cloud_tokens.map(|v| non_negative(&format!("{window}.cloud_tokens"), v)).transpose()?,
+            money: self.money,
+            cloud_time: self.cloud_time_ms.map(|v| non_negative(&format!("{window}.cloud_time_ms"), v).map(Duration::from_millis)).transpose()?,
+        })
     }
 }
 
-impl From<&Budgets> for core_budget::Budgets {
-    fn from(budgets: &Budgets) -> Self {
-        Self { per_query: (&budgets.per_query).into(), per_day: (&budgets.per_day).into(), per_month: (&budgets.per_month).into() }
+impl Budgets {
+    fn to_core(&self) -> Result<core_budget::Budgets, HybridFlowError> {
+        Ok(core_budget::Budgets {
+            per_query: self.per_query.to_core("per_query")?,
+            per_day: self.per_day.to_core("per_day")?,
+            per_month: self.per_month.to_core("per_month")?,
+        })
     }
 }
 
 impl From<core_budget::Limits> for Limits {
     fn from(limits: core_budget::Limits) -> Self {
-        Self { cloud_tokens: limits.cloud_tokens, money: limits.money, cloud_time_ms: limits.cloud_time.map(|t| t.as_millis() as u64) }
+        Self { cloud_tokens: limits.cloud_tokens.map(long), money: limits.money, cloud_time_ms: limits.cloud_time.map(|t| long(t.as_millis())) }
     }
 }
 
@@ -254,29 +290,42 @@ impl From<DeviceState> for device::DeviceState {
 }
 
 impl HybridFlowConfig {
-    /// The core's configuration; [`ClientConfig::validate`] then checks the values.
-    pub fn to_core(&self) -> ClientConfig {
+    /// The core's configuration; [`ClientConfig::validate`] then checks the values (a negative
+    /// count is refused here, as the core's types cannot hold it).
+    pub fn to_core(&self) -> Result<ClientConfig, HybridFlowError> {
         let edge = optional_path(&self.edge_model_path).map(EdgeConfig::new);
         let cloud = self.cloud.as_ref().map(|endpoint| {
             let mut cloud = CloudConfig::new(endpoint.base_url.trim(), endpoint.model.trim());
             cloud.api_key = endpoint.api_key.as_ref().map(|key| key.0.clone()).filter(|key| !key.is_empty());
             cloud.price = Price { input_per_million: endpoint.input_price_per_million_tokens, output_per_million: endpoint.output_price_per_million_tokens };
-            cloud.timeouts.total = Duration::from_millis(endpoint.timeout_ms);
+            if let Some(timeout) = endpoint.timeout_ms {
+                cloud.timeouts.total = Duration::from_millis(non_negative("timeout_ms", timeout)?);
+            }
+            if let Some(attempts) = endpoint.max_attempts {
+                cloud.retry.max_attempts = non_negative("max_attempts", attempts.into())?;
+            }
+            if let Some(roots) = endpoint.trust_roots {
+                cloud.trust_roots = match roots {
+                    TrustRoots::Platform => CoreTrustRoots::Platform,
+                    TrustRoots::Bundled => CoreTrustRoots::Bundled,
+                };
+            }
             cloud.extra_root_certificates_pem = endpoint.extra_root_certificates_pem.clone();
-            cloud
+            Ok::<_, HybridFlowError>(cloud)
         });
         let mut exec = ExecConfig {
-            max_query_chars: self.max_query_chars as usize,
-            max_edge_generations: self.max_edge_generations as usize,
-            max_queries_in_flight: self.max_queries_in_flight as usize,
+            max_query_chars: non_negative("max_query_chars", self.max_query_chars.into())?,
+            max_edge_generations: non_negative("max_edge_generations", self.max_edge_generations.into())?,
+            max_queries_in_flight: non_negative("max_queries_in_flight", self.max_queries_in_flight.into())?,
+            max_cloud_requests: non_negative("max_cloud_requests", self.max_cloud_requests.into())?,
             ..ExecConfig::default()
         };
-        exec.planner_config.max_subtasks = self.max_subtasks as usize;
-        ClientConfig {
+        exec.planner_config.max_subtasks = non_negative("max_subtasks", self.max_subtasks.into())?;
+        Ok(ClientConfig {
             edge,
-            cloud,
+            cloud: cloud.transpose()?,
             state_dir: optional_path(&self.state_dir),
-            budgets: (&self.budgets).into(),
+            budgets: self.budgets.to_core()?,
             policy: self.policy.map_or_else(device::AppPolicy::default, Into::into),
             routing: match self.routing.unwrap_or_default() {
                 Routing::Learned => CoreRouting::Learned,
@@ -285,6 +334,67 @@ impl HybridFlowConfig {
                 Routing::CloudOnly => CoreRouting::CloudOnly,
             },
             exec,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> HybridFlowConfig {
+        HybridFlowConfig {
+            edge_model_path: Some("model.gguf".into()),
+            cloud: Some(CloudEndpoint {
+                base_url: "https://api.example.com/v1".into(),
+                model: "m".into(),
+                api_key: None,
+                input_price_per_million_tokens: 0.0,
+                output_price_per_million_tokens: 0.0,
+                timeout_ms: None,
+                max_attempts: None,
+                trust_roots: None,
+                extra_root_certificates_pem: None,
+            }),
+            state_dir: None,
+            budgets: Budgets::default(),
+            policy: None,
+            routing: None,
+            max_query_chars: 8000,
+            max_subtasks: 6,
+            max_edge_generations: 1,
+            max_queries_in_flight: 16,
+            max_cloud_requests: 4,
         }
+    }
+
+    #[test]
+    fn unset_settings_take_the_cores_defaults_and_set_ones_arrive() {
+        let core = config().to_core().unwrap();
+        let defaults = CloudConfig::new("https://api.example.com/v1", "m");
+        let cloud = core.cloud.unwrap();
+        assert_eq!(cloud.timeouts.total, defaults.timeouts.total, "one timeout default: the core's");
+        assert_eq!(cloud.retry.max_attempts, defaults.retry.max_attempts);
+        let mut set = config();
+        let endpoint = set.cloud.as_mut().unwrap();
+        (endpoint.timeout_ms, endpoint.max_attempts, endpoint.trust_roots) = (Some(5_000), Some(1), Some(TrustRoots::Bundled));
+        set.max_cloud_requests = 2;
+        let core = set.to_core().unwrap();
+        let cloud = core.cloud.unwrap();
+        assert_eq!((cloud.timeouts.total, cloud.retry.max_attempts, cloud.trust_roots), (Duration::from_secs(5), 1, CoreTrustRoots::Bundled));
+        assert_eq!(core.exec.max_cloud_requests, 2);
+    }
+
+    #[test]
+    fn negative_counts_are_invalid_config_naming_the_field() {
+        let mut negative = config();
+        negative.max_cloud_requests = -1;
+        assert!(matches!(negative.to_core(), Err(HybridFlowError::InvalidConfig(m)) if m.contains("max_cloud_requests")));
+        let mut negative = config();
+        negative.budgets.per_day.cloud_tokens = Some(-5);
+        assert!(matches!(negative.to_core(), Err(HybridFlowError::InvalidConfig(m)) if m.contains("per_day.cloud_tokens")));
+        let mut negative = config();
+        negative.cloud.as_mut().unwrap().timeout_ms = Some(-1);
+        assert!(matches!(negative.to_core(), Err(HybridFlowError::InvalidConfig(m)) if m.contains("timeout_ms")));
     }
 }

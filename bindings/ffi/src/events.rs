@@ -8,6 +8,8 @@ use hybridflow_core::model;
 use hybridflow_core::plan::{self, planner};
 use hybridflow_core::route;
 
+use crate::{int, long};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum Side {
     Edge,
@@ -187,9 +189,9 @@ impl From<exec::SubtaskOutcome> for SubtaskOutcome {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SideTotals {
-    pub calls: u32,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    pub calls: i32,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -197,10 +199,10 @@ pub struct Totals {
     pub edge: SideTotals,
     pub cloud: SideTotals,
     pub cloud_cost: f64,
-    pub wall_time_ms: u64,
-    pub subtasks: u32,
-    pub subtasks_on_cloud: u32,
-    pub failed_subtasks: u32,
+    pub wall_time_ms: i64,
+    pub subtasks: i32,
+    pub subtasks_on_cloud: i32,
+    pub failed_subtasks: i32,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -220,7 +222,7 @@ pub enum Event {
     /// Subtasks may start before this, while the plan streams.
     PlanReady { subtasks: Vec<PlannedSubtask>, direct_reason: Option<DirectReason> },
     /// A subtask started (attempt > 1: a retry or a fallback to the other side).
-    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<RouteExplanation> },
+    SubtaskStarted { id: String, side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation> },
     /// Generated text of a subtask, or of the final answer (`subtask_id` null).
     Token { subtask_id: Option<String>, text: String },
     SubtaskFinished {
@@ -228,12 +230,12 @@ pub enum Event {
         /// Side of the last attempt; null when skipped.
         side: Option<Side>,
         outcome: SubtaskOutcome,
-        latency_ms: u64,
-        attempts: u32,
-        prompt_tokens: u32,
-        completion_tokens: u32,
+        latency_ms: i64,
+        attempts: i32,
+        prompt_tokens: i32,
+        completion_tokens: i32,
     },
-    AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<RouteExplanation> },
+    AnswerStarted { side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation> },
     /// A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
     /// goes on on the edge, or fails if it cannot.
     CloudRefused { step: QueryStep, gate: Gate },
@@ -271,7 +273,7 @@ fn explanation(explanation: Option<route::Explanation>) -> Option<RouteExplanati
 
 impl From<exec::SideTotals> for SideTotals {
     fn from(t: exec::SideTotals) -> Self {
-        Self { calls: t.calls, prompt_tokens: t.prompt_tokens, completion_tokens: t.completion_tokens }
+        Self { calls: int(t.calls), prompt_tokens: long(t.prompt_tokens), completion_tokens: long(t.completion_tokens) }
     }
 }
 
@@ -281,10 +283,10 @@ impl From<exec::Totals> for Totals {
             edge: t.edge.into(),
             cloud: t.cloud.into(),
             cloud_cost: t.cloud_cost,
-            wall_time_ms: t.wall_time.as_millis() as u64,
-            subtasks: t.subtasks as u32,
-            subtasks_on_cloud: t.subtasks_on_cloud as u32,
-            failed_subtasks: t.failed_subtasks as u32,
+            wall_time_ms: long(t.wall_time.as_millis()),
+            subtasks: int(t.subtasks),
+            subtasks_on_cloud: int(t.subtasks_on_cloud),
+            failed_subtasks: int(t.failed_subtasks),
         }
     }
 }
@@ -301,7 +303,7 @@ impl From<exec::Event> for Event {
             exec::Event::PlanningStarted { side, reason } => Event::PlanningStarted { side: side.into(), reason },
             exec::Event::PlanReady { plan, direct } => Event::PlanReady { subtasks: planned(&plan.subtasks), direct_reason: direct_reason(&direct) },
             exec::Event::SubtaskStarted { id, side, reason, attempt, explanation: e } => {
-                Event::SubtaskStarted { id, side: side.into(), reason, attempt, explanation: explanation(e) }
+                Event::SubtaskStarted { id, side: side.into(), reason, attempt: int(attempt), explanation: explanation(e) }
             }
             exec::Event::Token { subtask_id, text } => Event::Token { subtask_id, text },
             exec::Event::SubtaskFinished { id, report } => {
@@ -309,14 +311,14 @@ impl From<exec::Event> for Event {
                     id,
                     side: report.side.map(Side::from),
                     outcome: report.outcome.into(),
-                    latency_ms: report.latency.as_millis() as u64,
-                    attempts: report.attempts,
-                    prompt_tokens: report.usage.as_ref().map_or(0, |u| u.prompt_tokens),
-                    completion_tokens: report.usage.as_ref().map_or(0, |u| u.completion_tokens),
+                    latency_ms: long(report.latency.as_millis()),
+                    attempts: int(report.attempts),
+                    prompt_tokens: report.usage.as_ref().map_or(0, |u| int(u.prompt_tokens)),
+                    completion_tokens: report.usage.as_ref().map_or(0, |u| int(u.completion_tokens)),
                 }
             }
             exec::Event::AnswerStarted { side, reason, attempt, explanation: e } => {
-                Event::AnswerStarted { side: side.into(), reason, attempt, explanation: explanation(e) }
+                Event::AnswerStarted { side: side.into(), reason, attempt: int(attempt), explanation: explanation(e) }
             }
             exec::Event::CloudRefused { step, gate } => Event::CloudRefused { step: step.into(), gate: gate.into() },
             exec::Event::Answer { text, truncated, totals } => Event::Answer { text, truncated, totals: totals.into() },

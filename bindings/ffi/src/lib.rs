@@ -15,3 +15,13 @@ pub mod events;
 pub mod logging;
 
 uniffi::setup_scaffolding!("hybridflow");
+
+/// A count for Kotlin and Swift, which have signed integers (`Int`, `Int32`): saturates.
+pub(crate) fn int(value: impl TryInto<i32>) -> i32 {
+    value.try_into().unwrap_or(i32::MAX)
+}
+
+/// A token count or a duration for Kotlin and Swift (`Long`, `Int64`): saturates.
+pub(crate) fn long(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}

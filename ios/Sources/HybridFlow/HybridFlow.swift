@@ -471,15 +471,15 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
-    typealias FfiType = UInt32
-    typealias SwiftType = UInt32
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
         return try lift(readInt(&buf))
     }
 
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -496,6 +496,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     }
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
+    typealias FfiType = Int64
+    typealias SwiftType = Int64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int64, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -1508,11 +1524,20 @@ public struct CloudEndpoint {
     public let inputPricePerMillionTokens: Double
     public let outputPricePerMillionTokens: Double
     /**
-     * Whole-request deadline.
+     * Whole-request deadline, retries included; unset: 120 s.
      */
-    public let timeoutMs: UInt64
+    public let timeoutMs: Int64?
     /**
-     * PEM certificates trusted in addition to the system's (a private CA).
+     * Attempts per cloud request on connection errors, 429 and 5xx (at least 1); unset: 3.
+     */
+    public let maxAttempts: Int32?
+    /**
+     * Which certificate authorities are trusted; unset: the platform's, except on Android
+     * (bundled Mozilla roots, as a JNA-loaded library cannot reach the platform verifier).
+     */
+    public let trustRoots: TrustRoots?
+    /**
+     * PEM certificates trusted in addition to those roots (a private CA).
      */
     public let extraRootCertificatesPem: String?
 
@@ -1526,10 +1551,17 @@ public struct CloudEndpoint {
          * Sent as a bearer token; never logged, printed or stored by the SDK.
          */apiKey: ApiKey? = nil, inputPricePerMillionTokens: Double = Double(0.0), outputPricePerMillionTokens: Double = Double(0.0), 
         /**
-         * Whole-request deadline.
-         */timeoutMs: UInt64 = UInt64(60000), 
+         * Whole-request deadline, retries included; unset: 120 s.
+         */timeoutMs: Int64? = nil, 
         /**
-         * PEM certificates trusted in addition to the system's (a private CA).
+         * Attempts per cloud request on connection errors, 429 and 5xx (at least 1); unset: 3.
+         */maxAttempts: Int32? = nil, 
+        /**
+         * Which certificate authorities are trusted; unset: the platform's, except on Android
+         * (bundled Mozilla roots, as a JNA-loaded library cannot reach the platform verifier).
+         */trustRoots: TrustRoots? = nil, 
+        /**
+         * PEM certificates trusted in addition to those roots (a private CA).
          */extraRootCertificatesPem: String? = nil) {
         self.baseUrl = baseUrl
         self.model = model
@@ -1537,6 +1569,8 @@ public struct CloudEndpoint {
         self.inputPricePerMillionTokens = inputPricePerMillionTokens
         self.outputPricePerMillionTokens = outputPricePerMillionTokens
         self.timeoutMs = timeoutMs
+        self.maxAttempts = maxAttempts
+        self.trustRoots = trustRoots
         self.extraRootCertificatesPem = extraRootCertificatesPem
     }
 
@@ -1561,7 +1595,9 @@ public struct FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer {
                 apiKey: FfiConverterOptionTypeApiKey.read(from: &buf), 
                 inputPricePerMillionTokens: FfiConverterDouble.read(from: &buf), 
                 outputPricePerMillionTokens: FfiConverterDouble.read(from: &buf), 
-                timeoutMs: FfiConverterUInt64.read(from: &buf), 
+                timeoutMs: FfiConverterOptionInt64.read(from: &buf), 
+                maxAttempts: FfiConverterOptionInt32.read(from: &buf), 
+                trustRoots: FfiConverterOptionTypeTrustRoots.read(from: &buf), 
                 extraRootCertificatesPem: FfiConverterOptionString.read(from: &buf)
         )
     }
@@ -1572,7 +1608,9 @@ public struct FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer {
         FfiConverterOptionTypeApiKey.write(value.apiKey, into: &buf)
         FfiConverterDouble.write(value.inputPricePerMillionTokens, into: &buf)
         FfiConverterDouble.write(value.outputPricePerMillionTokens, into: &buf)
-        FfiConverterUInt64.write(value.timeoutMs, into: &buf)
+        FfiConverterOptionInt64.write(value.timeoutMs, into: &buf)
+        FfiConverterOptionInt32.write(value.maxAttempts, into: &buf)
+        FfiConverterOptionTypeTrustRoots.write(value.trustRoots, into: &buf)
         FfiConverterOptionString.write(value.extraRootCertificatesPem, into: &buf)
     }
 }
@@ -1700,21 +1738,25 @@ public struct HybridFlowConfig {
      */
     public let routing: Routing?
     /**
-     * Longest query accepted, in characters.
+     * Longest query accepted, in characters (at least 1).
      */
-    public let maxQueryChars: UInt32
+    public let maxQueryChars: Int32
     /**
-     * Most subtasks a plan may have.
+     * Most subtasks a plan may have (at least 1).
      */
-    public let maxSubtasks: UInt32
+    public let maxSubtasks: Int32
     /**
-     * Edge generations running at once (a phone decodes one well).
+     * Edge generations running at once (a phone decodes one well; at least 1).
      */
-    public let maxEdgeGenerations: UInt32
+    public let maxEdgeGenerations: Int32
     /**
-     * Queries running at once; one more fails with `Busy`.
+     * Queries running at once; one more fails with `Busy` (at least 1).
      */
-    public let maxQueriesInFlight: UInt32
+    public let maxQueriesInFlight: Int32
+    /**
+     * Cloud requests in flight at once, across queries; more wait for a slot (at least 1).
+     */
+    public let maxCloudRequests: Int32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1733,17 +1775,20 @@ public struct HybridFlowConfig {
          * `None`: the learned router.
          */routing: Routing? = nil, 
         /**
-         * Longest query accepted, in characters.
-         */maxQueryChars: UInt32 = UInt32(8000), 
+         * Longest query accepted, in characters (at least 1).
+         */maxQueryChars: Int32 = 8000, 
         /**
-         * Most subtasks a plan may have.
-         */maxSubtasks: UInt32 = UInt32(6), 
+         * Most subtasks a plan may have (at least 1).
+         */maxSubtasks: Int32 = 6, 
         /**
-         * Edge generations running at once (a phone decodes one well).
-         */maxEdgeGenerations: UInt32 = UInt32(1), 
+         * Edge generations running at once (a phone decodes one well; at least 1).
+         */maxEdgeGenerations: Int32 = 1, 
         /**
-         * Queries running at once; one more fails with `Busy`.
-         */maxQueriesInFlight: UInt32 = UInt32(16)) {
+         * Queries running at once; one more fails with `Busy` (at least 1).
+         */maxQueriesInFlight: Int32 = 16, 
+        /**
+         * Cloud requests in flight at once, across queries; more wait for a slot (at least 1).
+         */maxCloudRequests: Int32 = 4) {
         self.edgeModelPath = edgeModelPath
         self.cloud = cloud
         self.stateDir = stateDir
@@ -1754,6 +1799,7 @@ public struct HybridFlowConfig {
         self.maxSubtasks = maxSubtasks
         self.maxEdgeGenerations = maxEdgeGenerations
         self.maxQueriesInFlight = maxQueriesInFlight
+        self.maxCloudRequests = maxCloudRequests
     }
 
     
@@ -1778,10 +1824,11 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
                 budgets: FfiConverterTypeBudgets.read(from: &buf), 
                 policy: FfiConverterOptionTypeAppPolicy.read(from: &buf), 
                 routing: FfiConverterOptionTypeRouting.read(from: &buf), 
-                maxQueryChars: FfiConverterUInt32.read(from: &buf), 
-                maxSubtasks: FfiConverterUInt32.read(from: &buf), 
-                maxEdgeGenerations: FfiConverterUInt32.read(from: &buf), 
-                maxQueriesInFlight: FfiConverterUInt32.read(from: &buf)
+                maxQueryChars: FfiConverterInt32.read(from: &buf), 
+                maxSubtasks: FfiConverterInt32.read(from: &buf), 
+                maxEdgeGenerations: FfiConverterInt32.read(from: &buf), 
+                maxQueriesInFlight: FfiConverterInt32.read(from: &buf), 
+                maxCloudRequests: FfiConverterInt32.read(from: &buf)
         )
     }
 
@@ -1792,10 +1839,11 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
         FfiConverterTypeBudgets.write(value.budgets, into: &buf)
         FfiConverterOptionTypeAppPolicy.write(value.policy, into: &buf)
         FfiConverterOptionTypeRouting.write(value.routing, into: &buf)
-        FfiConverterUInt32.write(value.maxQueryChars, into: &buf)
-        FfiConverterUInt32.write(value.maxSubtasks, into: &buf)
-        FfiConverterUInt32.write(value.maxEdgeGenerations, into: &buf)
-        FfiConverterUInt32.write(value.maxQueriesInFlight, into: &buf)
+        FfiConverterInt32.write(value.maxQueryChars, into: &buf)
+        FfiConverterInt32.write(value.maxSubtasks, into: &buf)
+        FfiConverterInt32.write(value.maxEdgeGenerations, into: &buf)
+        FfiConverterInt32.write(value.maxQueriesInFlight, into: &buf)
+        FfiConverterInt32.write(value.maxCloudRequests, into: &buf)
     }
 }
 
@@ -1819,13 +1867,13 @@ public func FfiConverterTypeHybridFlowConfig_lower(_ value: HybridFlowConfig) ->
  * Hard limits on cloud use; `None` is no limit.
  */
 public struct Limits: Equatable, Hashable {
-    public let cloudTokens: UInt64?
+    public let cloudTokens: Int64?
     public let money: Double?
-    public let cloudTimeMs: UInt64?
+    public let cloudTimeMs: Int64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(cloudTokens: UInt64? = nil, money: Double? = nil, cloudTimeMs: UInt64? = nil) {
+    public init(cloudTokens: Int64? = nil, money: Double? = nil, cloudTimeMs: Int64? = nil) {
         self.cloudTokens = cloudTokens
         self.money = money
         self.cloudTimeMs = cloudTimeMs
@@ -1847,16 +1895,16 @@ public struct FfiConverterTypeLimits: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Limits {
         return
             try Limits(
-                cloudTokens: FfiConverterOptionUInt64.read(from: &buf), 
+                cloudTokens: FfiConverterOptionInt64.read(from: &buf), 
                 money: FfiConverterOptionDouble.read(from: &buf), 
-                cloudTimeMs: FfiConverterOptionUInt64.read(from: &buf)
+                cloudTimeMs: FfiConverterOptionInt64.read(from: &buf)
         )
     }
 
     public static func write(_ value: Limits, into buf: inout [UInt8]) {
-        FfiConverterOptionUInt64.write(value.cloudTokens, into: &buf)
+        FfiConverterOptionInt64.write(value.cloudTokens, into: &buf)
         FfiConverterOptionDouble.write(value.money, into: &buf)
-        FfiConverterOptionUInt64.write(value.cloudTimeMs, into: &buf)
+        FfiConverterOptionInt64.write(value.cloudTimeMs, into: &buf)
     }
 }
 
@@ -2028,18 +2076,18 @@ public struct RouterStatistics: Equatable, Hashable {
     public let cloudFirstTokenMsWifi: Double
     public let cloudFirstTokenMsCellular: Double
     public let cloudErrorRate: Double
-    public let observations: UInt64
+    public let observations: Int64
     /**
      * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
      */
-    public let calibrationProbes: UInt64
+    public let calibrationProbes: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(edgeTokensPerSecond: Double, edgeFirstTokenMs: Double, cloudTokensPerSecond: Double, cloudFirstTokenMsWifi: Double, cloudFirstTokenMsCellular: Double, cloudErrorRate: Double, observations: UInt64, 
+    public init(edgeTokensPerSecond: Double, edgeFirstTokenMs: Double, cloudTokensPerSecond: Double, cloudFirstTokenMsWifi: Double, cloudFirstTokenMsCellular: Double, cloudErrorRate: Double, observations: Int64, 
         /**
          * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
-         */calibrationProbes: UInt64) {
+         */calibrationProbes: Int64) {
         self.edgeTokensPerSecond = edgeTokensPerSecond
         self.edgeFirstTokenMs = edgeFirstTokenMs
         self.cloudTokensPerSecond = cloudTokensPerSecond
@@ -2072,8 +2120,8 @@ public struct FfiConverterTypeRouterStatistics: FfiConverterRustBuffer {
                 cloudFirstTokenMsWifi: FfiConverterDouble.read(from: &buf), 
                 cloudFirstTokenMsCellular: FfiConverterDouble.read(from: &buf), 
                 cloudErrorRate: FfiConverterDouble.read(from: &buf), 
-                observations: FfiConverterUInt64.read(from: &buf), 
-                calibrationProbes: FfiConverterUInt64.read(from: &buf)
+                observations: FfiConverterInt64.read(from: &buf), 
+                calibrationProbes: FfiConverterInt64.read(from: &buf)
         )
     }
 
@@ -2084,8 +2132,8 @@ public struct FfiConverterTypeRouterStatistics: FfiConverterRustBuffer {
         FfiConverterDouble.write(value.cloudFirstTokenMsWifi, into: &buf)
         FfiConverterDouble.write(value.cloudFirstTokenMsCellular, into: &buf)
         FfiConverterDouble.write(value.cloudErrorRate, into: &buf)
-        FfiConverterUInt64.write(value.observations, into: &buf)
-        FfiConverterUInt64.write(value.calibrationProbes, into: &buf)
+        FfiConverterInt64.write(value.observations, into: &buf)
+        FfiConverterInt64.write(value.calibrationProbes, into: &buf)
     }
 }
 
@@ -2106,13 +2154,13 @@ public func FfiConverterTypeRouterStatistics_lower(_ value: RouterStatistics) ->
 
 
 public struct SideTotals: Equatable, Hashable {
-    public let calls: UInt32
-    public let promptTokens: UInt64
-    public let completionTokens: UInt64
+    public let calls: Int32
+    public let promptTokens: Int64
+    public let completionTokens: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(calls: UInt32, promptTokens: UInt64, completionTokens: UInt64) {
+    public init(calls: Int32, promptTokens: Int64, completionTokens: Int64) {
         self.calls = calls
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
@@ -2134,16 +2182,16 @@ public struct FfiConverterTypeSideTotals: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SideTotals {
         return
             try SideTotals(
-                calls: FfiConverterUInt32.read(from: &buf), 
-                promptTokens: FfiConverterUInt64.read(from: &buf), 
-                completionTokens: FfiConverterUInt64.read(from: &buf)
+                calls: FfiConverterInt32.read(from: &buf), 
+                promptTokens: FfiConverterInt64.read(from: &buf), 
+                completionTokens: FfiConverterInt64.read(from: &buf)
         )
     }
 
     public static func write(_ value: SideTotals, into buf: inout [UInt8]) {
-        FfiConverterUInt32.write(value.calls, into: &buf)
-        FfiConverterUInt64.write(value.promptTokens, into: &buf)
-        FfiConverterUInt64.write(value.completionTokens, into: &buf)
+        FfiConverterInt32.write(value.calls, into: &buf)
+        FfiConverterInt64.write(value.promptTokens, into: &buf)
+        FfiConverterInt64.write(value.completionTokens, into: &buf)
     }
 }
 
@@ -2164,14 +2212,14 @@ public func FfiConverterTypeSideTotals_lower(_ value: SideTotals) -> RustBuffer 
 
 
 public struct Spending: Equatable, Hashable {
-    public let cloudTokens: UInt64
+    public let cloudTokens: Int64
     public let cost: Double
-    public let cloudTimeMs: UInt64
-    public let cloudRequests: UInt64
+    public let cloudTimeMs: Int64
+    public let cloudRequests: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(cloudTokens: UInt64, cost: Double, cloudTimeMs: UInt64, cloudRequests: UInt64) {
+    public init(cloudTokens: Int64, cost: Double, cloudTimeMs: Int64, cloudRequests: Int64) {
         self.cloudTokens = cloudTokens
         self.cost = cost
         self.cloudTimeMs = cloudTimeMs
@@ -2194,18 +2242,18 @@ public struct FfiConverterTypeSpending: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Spending {
         return
             try Spending(
-                cloudTokens: FfiConverterUInt64.read(from: &buf), 
+                cloudTokens: FfiConverterInt64.read(from: &buf), 
                 cost: FfiConverterDouble.read(from: &buf), 
-                cloudTimeMs: FfiConverterUInt64.read(from: &buf), 
-                cloudRequests: FfiConverterUInt64.read(from: &buf)
+                cloudTimeMs: FfiConverterInt64.read(from: &buf), 
+                cloudRequests: FfiConverterInt64.read(from: &buf)
         )
     }
 
     public static func write(_ value: Spending, into buf: inout [UInt8]) {
-        FfiConverterUInt64.write(value.cloudTokens, into: &buf)
+        FfiConverterInt64.write(value.cloudTokens, into: &buf)
         FfiConverterDouble.write(value.cost, into: &buf)
-        FfiConverterUInt64.write(value.cloudTimeMs, into: &buf)
-        FfiConverterUInt64.write(value.cloudRequests, into: &buf)
+        FfiConverterInt64.write(value.cloudTimeMs, into: &buf)
+        FfiConverterInt64.write(value.cloudRequests, into: &buf)
     }
 }
 
@@ -2229,14 +2277,14 @@ public struct Totals: Equatable, Hashable {
     public let edge: SideTotals
     public let cloud: SideTotals
     public let cloudCost: Double
-    public let wallTimeMs: UInt64
-    public let subtasks: UInt32
-    public let subtasksOnCloud: UInt32
-    public let failedSubtasks: UInt32
+    public let wallTimeMs: Int64
+    public let subtasks: Int32
+    public let subtasksOnCloud: Int32
+    public let failedSubtasks: Int32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(edge: SideTotals, cloud: SideTotals, cloudCost: Double, wallTimeMs: UInt64, subtasks: UInt32, subtasksOnCloud: UInt32, failedSubtasks: UInt32) {
+    public init(edge: SideTotals, cloud: SideTotals, cloudCost: Double, wallTimeMs: Int64, subtasks: Int32, subtasksOnCloud: Int32, failedSubtasks: Int32) {
         self.edge = edge
         self.cloud = cloud
         self.cloudCost = cloudCost
@@ -2265,10 +2313,10 @@ public struct FfiConverterTypeTotals: FfiConverterRustBuffer {
                 edge: FfiConverterTypeSideTotals.read(from: &buf), 
                 cloud: FfiConverterTypeSideTotals.read(from: &buf), 
                 cloudCost: FfiConverterDouble.read(from: &buf), 
-                wallTimeMs: FfiConverterUInt64.read(from: &buf), 
-                subtasks: FfiConverterUInt32.read(from: &buf), 
-                subtasksOnCloud: FfiConverterUInt32.read(from: &buf), 
-                failedSubtasks: FfiConverterUInt32.read(from: &buf)
+                wallTimeMs: FfiConverterInt64.read(from: &buf), 
+                subtasks: FfiConverterInt32.read(from: &buf), 
+                subtasksOnCloud: FfiConverterInt32.read(from: &buf), 
+                failedSubtasks: FfiConverterInt32.read(from: &buf)
         )
     }
 
@@ -2276,10 +2324,10 @@ public struct FfiConverterTypeTotals: FfiConverterRustBuffer {
         FfiConverterTypeSideTotals.write(value.edge, into: &buf)
         FfiConverterTypeSideTotals.write(value.cloud, into: &buf)
         FfiConverterDouble.write(value.cloudCost, into: &buf)
-        FfiConverterUInt64.write(value.wallTimeMs, into: &buf)
-        FfiConverterUInt32.write(value.subtasks, into: &buf)
-        FfiConverterUInt32.write(value.subtasksOnCloud, into: &buf)
-        FfiConverterUInt32.write(value.failedSubtasks, into: &buf)
+        FfiConverterInt64.write(value.wallTimeMs, into: &buf)
+        FfiConverterInt32.write(value.subtasks, into: &buf)
+        FfiConverterInt32.write(value.subtasksOnCloud, into: &buf)
+        FfiConverterInt32.write(value.failedSubtasks, into: &buf)
     }
 }
 
@@ -2486,7 +2534,7 @@ public enum Event: Equatable, Hashable {
     /**
      * A subtask started (attempt > 1: a retry or a fallback to the other side).
      */
-    case subtaskStarted(id: String, side: Side, reason: String, attempt: UInt32, explanation: RouteExplanation?
+    case subtaskStarted(id: String, side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?
     )
     /**
      * Generated text of a subtask, or of the final answer (`subtask_id` null).
@@ -2496,9 +2544,9 @@ public enum Event: Equatable, Hashable {
     case subtaskFinished(id: String, 
         /**
          * Side of the last attempt; null when skipped.
-         */side: Side?, outcome: SubtaskOutcome, latencyMs: UInt64, attempts: UInt32, promptTokens: UInt32, completionTokens: UInt32
+         */side: Side?, outcome: SubtaskOutcome, latencyMs: Int64, attempts: Int32, promptTokens: Int32, completionTokens: Int32
     )
-    case answerStarted(side: Side, reason: String, attempt: UInt32, explanation: RouteExplanation?
+    case answerStarted(side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?
     )
     /**
      * A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
@@ -2539,16 +2587,16 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 2: return .planReady(subtasks: try FfiConverterSequenceTypePlannedSubtask.read(from: &buf), directReason: try FfiConverterOptionTypeDirectReason.read(from: &buf)
         )
         
-        case 3: return .subtaskStarted(id: try FfiConverterString.read(from: &buf), side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
+        case 3: return .subtaskStarted(id: try FfiConverterString.read(from: &buf), side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
         )
         
         case 4: return .token(subtaskId: try FfiConverterOptionString.read(from: &buf), text: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterUInt64.read(from: &buf), attempts: try FfiConverterUInt32.read(from: &buf), promptTokens: try FfiConverterUInt32.read(from: &buf), completionTokens: try FfiConverterUInt32.read(from: &buf)
+        case 5: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterInt64.read(from: &buf), attempts: try FfiConverterInt32.read(from: &buf), promptTokens: try FfiConverterInt32.read(from: &buf), completionTokens: try FfiConverterInt32.read(from: &buf)
         )
         
-        case 6: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
+        case 6: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
         )
         
         case 7: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
@@ -2582,7 +2630,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(id, into: &buf)
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
-            FfiConverterUInt32.write(attempt, into: &buf)
+            FfiConverterInt32.write(attempt, into: &buf)
             FfiConverterOptionTypeRouteExplanation.write(explanation, into: &buf)
             
         
@@ -2597,17 +2645,17 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(id, into: &buf)
             FfiConverterOptionTypeSide.write(side, into: &buf)
             FfiConverterTypeSubtaskOutcome.write(outcome, into: &buf)
-            FfiConverterUInt64.write(latencyMs, into: &buf)
-            FfiConverterUInt32.write(attempts, into: &buf)
-            FfiConverterUInt32.write(promptTokens, into: &buf)
-            FfiConverterUInt32.write(completionTokens, into: &buf)
+            FfiConverterInt64.write(latencyMs, into: &buf)
+            FfiConverterInt32.write(attempts, into: &buf)
+            FfiConverterInt32.write(promptTokens, into: &buf)
+            FfiConverterInt32.write(completionTokens, into: &buf)
             
         
         case let .answerStarted(side,reason,attempt,explanation):
             writeInt(&buf, Int32(6))
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
-            FfiConverterUInt32.write(attempt, into: &buf)
+            FfiConverterInt32.write(attempt, into: &buf)
             FfiConverterOptionTypeRouteExplanation.write(explanation, into: &buf)
             
         
@@ -3825,6 +3873,81 @@ public func FfiConverterTypeThermal_lower(_ value: Thermal) -> RustBuffer {
 
 
 
+/**
+ * The certificate authorities the cloud's TLS certificate is checked against.
+ */
+
+public enum TrustRoots: Equatable, Hashable {
+    
+    /**
+     * The operating system's verifier and store.
+     */
+    case platform
+    /**
+     * Mozilla's root store, compiled into the SDK.
+     */
+    case bundled
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TrustRoots: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTrustRoots: FfiConverterRustBuffer {
+    typealias SwiftType = TrustRoots
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TrustRoots {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .platform
+        
+        case 2: return .bundled
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TrustRoots, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .platform:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .bundled:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustRoots_lift(_ buf: RustBuffer) throws -> TrustRoots {
+    return try FfiConverterTypeTrustRoots.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustRoots_lower(_ value: TrustRoots) -> RustBuffer {
+    return FfiConverterTypeTrustRoots.lower(value)
+}
+
+
+
 
 
 /**
@@ -4245,8 +4368,8 @@ public func FfiConverterCallbackInterfaceLogSink_lower(_ v: LogSink) -> UInt64 {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
-    typealias SwiftType = UInt64?
+fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
+    typealias SwiftType = Int32?
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
         guard let value = value else {
@@ -4254,13 +4377,37 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
             return
         }
         writeInt(&buf, Int8(1))
-        FfiConverterUInt64.write(value, into: &buf)
+        FfiConverterInt32.write(value, into: &buf)
     }
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
-        case 1: return try FfiConverterUInt64.read(from: &buf)
+        case 1: return try FfiConverterInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4573,6 +4720,30 @@ fileprivate struct FfiConverterOptionTypeThermal: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeThermal.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTrustRoots: FfiConverterRustBuffer {
+    typealias SwiftType = TrustRoots?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTrustRoots.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTrustRoots.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

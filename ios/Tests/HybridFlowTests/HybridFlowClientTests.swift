@@ -62,7 +62,7 @@ final class HybridFlowClientTests: XCTestCase {
         XCTAssertFalse(answer.text.isEmpty)
         XCTAssertGreaterThanOrEqual(answer.totals.cloud.calls, 1)
         let spent = try await client.budgetStatus()
-        XCTAssertEqual(spent.today.cloudRequests, UInt64(answer.totals.cloud.calls), "spending recorded in the store")
+        XCTAssertEqual(spent.today.cloudRequests, Int64(answer.totals.cloud.calls), "spending recorded in the store")
         await client.close()
     }
 

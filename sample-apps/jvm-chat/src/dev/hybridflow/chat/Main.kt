@@ -134,7 +134,7 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                 }
                 is Event.SubtaskStarted -> {
                     endStream()
-                    val retry = if (event.attempt > 1u) " (attempt ${event.attempt})" else ""
+                    val retry = if (event.attempt > 1) " (attempt ${event.attempt})" else ""
                     println("${event.id}: on the ${side(event.side)}$retry: ${event.reason}")
                 }
                 is Event.Token -> {

@@ -1251,23 +1251,23 @@ private class AndroidSystemCleanable(
 /**
  * @suppress
  */
-public object FfiConverterUInt: FfiConverter<UInt, Int> {
-    override fun lift(value: Int): UInt {
-        return value.toUInt()
+public object FfiConverterInt: FfiConverter<Int, Int> {
+    override fun lift(value: Int): Int {
+        return value
     }
 
-    override fun read(buf: ByteBuffer): UInt {
-        return lift(buf.getInt())
+    override fun read(buf: ByteBuffer): Int {
+        return buf.getInt()
     }
 
-    override fun lower(value: UInt): Int {
-        return value.toInt()
+    override fun lower(value: Int): Int {
+        return value
     }
 
-    override fun allocationSize(value: UInt) = 4UL
+    override fun allocationSize(value: Int) = 4UL
 
-    override fun write(value: UInt, buf: ByteBuffer) {
-        buf.putInt(value.toInt())
+    override fun write(value: Int, buf: ByteBuffer) {
+        buf.putInt(value)
     }
 }
 
@@ -1291,6 +1291,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterLong: FfiConverter<Long, Long> {
+    override fun lift(value: Long): Long {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Long {
+        return buf.getLong()
+    }
+
+    override fun lower(value: Long): Long {
+        return value
+    }
+
+    override fun allocationSize(value: Long) = 8UL
+
+    override fun write(value: Long, buf: ByteBuffer) {
+        buf.putLong(value)
     }
 }
 
@@ -2696,12 +2719,23 @@ data class CloudEndpoint (
     val `outputPricePerMillionTokens`: kotlin.Double = 0.0 
     , 
     /**
-     * Whole-request deadline.
+     * Whole-request deadline, retries included; unset: 120 s.
      */
-    val `timeoutMs`: kotlin.ULong = 60000uL 
+    val `timeoutMs`: kotlin.Long? = null 
     , 
     /**
-     * PEM certificates trusted in addition to the system's (a private CA).
+     * Attempts per cloud request on connection errors, 429 and 5xx (at least 1); unset: 3.
+     */
+    val `maxAttempts`: kotlin.Int? = null 
+    , 
+    /**
+     * Which certificate authorities are trusted; unset: the platform's, except on Android
+     * (bundled Mozilla roots, as a JNA-loaded library cannot reach the platform verifier).
+     */
+    val `trustRoots`: TrustRoots? = null 
+    , 
+    /**
+     * PEM certificates trusted in addition to those roots (a private CA).
      */
     val `extraRootCertificatesPem`: kotlin.String? = null 
     
@@ -2721,6 +2755,8 @@ data class CloudEndpoint (
         this.`inputPricePerMillionTokens`,
         this.`outputPricePerMillionTokens`,
         this.`timeoutMs`,
+        this.`maxAttempts`,
+        this.`trustRoots`,
         this.`extraRootCertificatesPem`
     )
     }
@@ -2739,7 +2775,9 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
             FfiConverterOptionalTypeApiKey.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalInt.read(buf),
+            FfiConverterOptionalTypeTrustRoots.read(buf),
             FfiConverterOptionalString.read(buf),
         )
     }
@@ -2750,7 +2788,9 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
             FfiConverterOptionalTypeApiKey.allocationSize(value.`apiKey`) +
             FfiConverterDouble.allocationSize(value.`inputPricePerMillionTokens`) +
             FfiConverterDouble.allocationSize(value.`outputPricePerMillionTokens`) +
-            FfiConverterULong.allocationSize(value.`timeoutMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`timeoutMs`) +
+            FfiConverterOptionalInt.allocationSize(value.`maxAttempts`) +
+            FfiConverterOptionalTypeTrustRoots.allocationSize(value.`trustRoots`) +
             FfiConverterOptionalString.allocationSize(value.`extraRootCertificatesPem`)
     )
 
@@ -2760,7 +2800,9 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
             FfiConverterOptionalTypeApiKey.write(value.`apiKey`, buf)
             FfiConverterDouble.write(value.`inputPricePerMillionTokens`, buf)
             FfiConverterDouble.write(value.`outputPricePerMillionTokens`, buf)
-            FfiConverterULong.write(value.`timeoutMs`, buf)
+            FfiConverterOptionalLong.write(value.`timeoutMs`, buf)
+            FfiConverterOptionalInt.write(value.`maxAttempts`, buf)
+            FfiConverterOptionalTypeTrustRoots.write(value.`trustRoots`, buf)
             FfiConverterOptionalString.write(value.`extraRootCertificatesPem`, buf)
     }
 }
@@ -2862,24 +2904,29 @@ data class HybridFlowConfig (
     val `routing`: Routing? = null 
     , 
     /**
-     * Longest query accepted, in characters.
+     * Longest query accepted, in characters (at least 1).
      */
-    val `maxQueryChars`: kotlin.UInt = 8000u 
+    val `maxQueryChars`: kotlin.Int = 8000 
     , 
     /**
-     * Most subtasks a plan may have.
+     * Most subtasks a plan may have (at least 1).
      */
-    val `maxSubtasks`: kotlin.UInt = 6u 
+    val `maxSubtasks`: kotlin.Int = 6 
     , 
     /**
-     * Edge generations running at once (a phone decodes one well).
+     * Edge generations running at once (a phone decodes one well; at least 1).
      */
-    val `maxEdgeGenerations`: kotlin.UInt = 1u 
+    val `maxEdgeGenerations`: kotlin.Int = 1 
     , 
     /**
-     * Queries running at once; one more fails with `Busy`.
+     * Queries running at once; one more fails with `Busy` (at least 1).
      */
-    val `maxQueriesInFlight`: kotlin.UInt = 16u 
+    val `maxQueriesInFlight`: kotlin.Int = 16 
+    , 
+    /**
+     * Cloud requests in flight at once, across queries; more wait for a slot (at least 1).
+     */
+    val `maxCloudRequests`: kotlin.Int = 4 
     
 ): Disposable{
     
@@ -2900,7 +2947,8 @@ data class HybridFlowConfig (
         this.`maxQueryChars`,
         this.`maxSubtasks`,
         this.`maxEdgeGenerations`,
-        this.`maxQueriesInFlight`
+        this.`maxQueriesInFlight`,
+        this.`maxCloudRequests`
     )
     }
     
@@ -2919,10 +2967,11 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterTypeBudgets.read(buf),
             FfiConverterOptionalTypeAppPolicy.read(buf),
             FfiConverterOptionalTypeRouting.read(buf),
-            FfiConverterUInt.read(buf),
-            FfiConverterUInt.read(buf),
-            FfiConverterUInt.read(buf),
-            FfiConverterUInt.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterInt.read(buf),
         )
     }
 
@@ -2933,10 +2982,11 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterTypeBudgets.allocationSize(value.`budgets`) +
             FfiConverterOptionalTypeAppPolicy.allocationSize(value.`policy`) +
             FfiConverterOptionalTypeRouting.allocationSize(value.`routing`) +
-            FfiConverterUInt.allocationSize(value.`maxQueryChars`) +
-            FfiConverterUInt.allocationSize(value.`maxSubtasks`) +
-            FfiConverterUInt.allocationSize(value.`maxEdgeGenerations`) +
-            FfiConverterUInt.allocationSize(value.`maxQueriesInFlight`)
+            FfiConverterInt.allocationSize(value.`maxQueryChars`) +
+            FfiConverterInt.allocationSize(value.`maxSubtasks`) +
+            FfiConverterInt.allocationSize(value.`maxEdgeGenerations`) +
+            FfiConverterInt.allocationSize(value.`maxQueriesInFlight`) +
+            FfiConverterInt.allocationSize(value.`maxCloudRequests`)
     )
 
     override fun write(value: HybridFlowConfig, buf: ByteBuffer) {
@@ -2946,10 +2996,11 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterTypeBudgets.write(value.`budgets`, buf)
             FfiConverterOptionalTypeAppPolicy.write(value.`policy`, buf)
             FfiConverterOptionalTypeRouting.write(value.`routing`, buf)
-            FfiConverterUInt.write(value.`maxQueryChars`, buf)
-            FfiConverterUInt.write(value.`maxSubtasks`, buf)
-            FfiConverterUInt.write(value.`maxEdgeGenerations`, buf)
-            FfiConverterUInt.write(value.`maxQueriesInFlight`, buf)
+            FfiConverterInt.write(value.`maxQueryChars`, buf)
+            FfiConverterInt.write(value.`maxSubtasks`, buf)
+            FfiConverterInt.write(value.`maxEdgeGenerations`, buf)
+            FfiConverterInt.write(value.`maxQueriesInFlight`, buf)
+            FfiConverterInt.write(value.`maxCloudRequests`, buf)
     }
 }
 
@@ -2959,11 +3010,11 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
  * Hard limits on cloud use; `None` is no limit.
  */
 data class Limits (
-    val `cloudTokens`: kotlin.ULong? = null 
+    val `cloudTokens`: kotlin.Long? = null 
     , 
     val `money`: kotlin.Double? = null 
     , 
-    val `cloudTimeMs`: kotlin.ULong? = null 
+    val `cloudTimeMs`: kotlin.Long? = null 
     
 ){
     
@@ -2980,22 +3031,22 @@ data class Limits (
 public object FfiConverterTypeLimits: FfiConverterRustBuffer<Limits> {
     override fun read(buf: ByteBuffer): Limits {
         return Limits(
-            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalDouble.read(buf),
-            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
         )
     }
 
     override fun allocationSize(value: Limits) = (
-            FfiConverterOptionalULong.allocationSize(value.`cloudTokens`) +
+            FfiConverterOptionalLong.allocationSize(value.`cloudTokens`) +
             FfiConverterOptionalDouble.allocationSize(value.`money`) +
-            FfiConverterOptionalULong.allocationSize(value.`cloudTimeMs`)
+            FfiConverterOptionalLong.allocationSize(value.`cloudTimeMs`)
     )
 
     override fun write(value: Limits, buf: ByteBuffer) {
-            FfiConverterOptionalULong.write(value.`cloudTokens`, buf)
+            FfiConverterOptionalLong.write(value.`cloudTokens`, buf)
             FfiConverterOptionalDouble.write(value.`money`, buf)
-            FfiConverterOptionalULong.write(value.`cloudTimeMs`, buf)
+            FfiConverterOptionalLong.write(value.`cloudTimeMs`, buf)
     }
 }
 
@@ -3130,12 +3181,12 @@ data class RouterStatistics (
     , 
     val `cloudErrorRate`: kotlin.Double
     , 
-    val `observations`: kotlin.ULong
+    val `observations`: kotlin.Long
     , 
     /**
      * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
      */
-    val `calibrationProbes`: kotlin.ULong
+    val `calibrationProbes`: kotlin.Long
     
 ){
     
@@ -3158,8 +3209,8 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
         )
     }
 
@@ -3170,8 +3221,8 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.allocationSize(value.`cloudFirstTokenMsWifi`) +
             FfiConverterDouble.allocationSize(value.`cloudFirstTokenMsCellular`) +
             FfiConverterDouble.allocationSize(value.`cloudErrorRate`) +
-            FfiConverterULong.allocationSize(value.`observations`) +
-            FfiConverterULong.allocationSize(value.`calibrationProbes`)
+            FfiConverterLong.allocationSize(value.`observations`) +
+            FfiConverterLong.allocationSize(value.`calibrationProbes`)
     )
 
     override fun write(value: RouterStatistics, buf: ByteBuffer) {
@@ -3181,19 +3232,19 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.write(value.`cloudFirstTokenMsWifi`, buf)
             FfiConverterDouble.write(value.`cloudFirstTokenMsCellular`, buf)
             FfiConverterDouble.write(value.`cloudErrorRate`, buf)
-            FfiConverterULong.write(value.`observations`, buf)
-            FfiConverterULong.write(value.`calibrationProbes`, buf)
+            FfiConverterLong.write(value.`observations`, buf)
+            FfiConverterLong.write(value.`calibrationProbes`, buf)
     }
 }
 
 
 
 data class SideTotals (
-    val `calls`: kotlin.UInt
+    val `calls`: kotlin.Int
     , 
-    val `promptTokens`: kotlin.ULong
+    val `promptTokens`: kotlin.Long
     , 
-    val `completionTokens`: kotlin.ULong
+    val `completionTokens`: kotlin.Long
     
 ){
     
@@ -3210,35 +3261,35 @@ data class SideTotals (
 public object FfiConverterTypeSideTotals: FfiConverterRustBuffer<SideTotals> {
     override fun read(buf: ByteBuffer): SideTotals {
         return SideTotals(
-            FfiConverterUInt.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
         )
     }
 
     override fun allocationSize(value: SideTotals) = (
-            FfiConverterUInt.allocationSize(value.`calls`) +
-            FfiConverterULong.allocationSize(value.`promptTokens`) +
-            FfiConverterULong.allocationSize(value.`completionTokens`)
+            FfiConverterInt.allocationSize(value.`calls`) +
+            FfiConverterLong.allocationSize(value.`promptTokens`) +
+            FfiConverterLong.allocationSize(value.`completionTokens`)
     )
 
     override fun write(value: SideTotals, buf: ByteBuffer) {
-            FfiConverterUInt.write(value.`calls`, buf)
-            FfiConverterULong.write(value.`promptTokens`, buf)
-            FfiConverterULong.write(value.`completionTokens`, buf)
+            FfiConverterInt.write(value.`calls`, buf)
+            FfiConverterLong.write(value.`promptTokens`, buf)
+            FfiConverterLong.write(value.`completionTokens`, buf)
     }
 }
 
 
 
 data class Spending (
-    val `cloudTokens`: kotlin.ULong
+    val `cloudTokens`: kotlin.Long
     , 
     val `cost`: kotlin.Double
     , 
-    val `cloudTimeMs`: kotlin.ULong
+    val `cloudTimeMs`: kotlin.Long
     , 
-    val `cloudRequests`: kotlin.ULong
+    val `cloudRequests`: kotlin.Long
     
 ){
     
@@ -3255,25 +3306,25 @@ data class Spending (
 public object FfiConverterTypeSpending: FfiConverterRustBuffer<Spending> {
     override fun read(buf: ByteBuffer): Spending {
         return Spending(
-            FfiConverterULong.read(buf),
+            FfiConverterLong.read(buf),
             FfiConverterDouble.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
         )
     }
 
     override fun allocationSize(value: Spending) = (
-            FfiConverterULong.allocationSize(value.`cloudTokens`) +
+            FfiConverterLong.allocationSize(value.`cloudTokens`) +
             FfiConverterDouble.allocationSize(value.`cost`) +
-            FfiConverterULong.allocationSize(value.`cloudTimeMs`) +
-            FfiConverterULong.allocationSize(value.`cloudRequests`)
+            FfiConverterLong.allocationSize(value.`cloudTimeMs`) +
+            FfiConverterLong.allocationSize(value.`cloudRequests`)
     )
 
     override fun write(value: Spending, buf: ByteBuffer) {
-            FfiConverterULong.write(value.`cloudTokens`, buf)
+            FfiConverterLong.write(value.`cloudTokens`, buf)
             FfiConverterDouble.write(value.`cost`, buf)
-            FfiConverterULong.write(value.`cloudTimeMs`, buf)
-            FfiConverterULong.write(value.`cloudRequests`, buf)
+            FfiConverterLong.write(value.`cloudTimeMs`, buf)
+            FfiConverterLong.write(value.`cloudRequests`, buf)
     }
 }
 
@@ -3286,13 +3337,13 @@ data class Totals (
     , 
     val `cloudCost`: kotlin.Double
     , 
-    val `wallTimeMs`: kotlin.ULong
+    val `wallTimeMs`: kotlin.Long
     , 
-    val `subtasks`: kotlin.UInt
+    val `subtasks`: kotlin.Int
     , 
-    val `subtasksOnCloud`: kotlin.UInt
+    val `subtasksOnCloud`: kotlin.Int
     , 
-    val `failedSubtasks`: kotlin.UInt
+    val `failedSubtasks`: kotlin.Int
     
 ){
     
@@ -3312,10 +3363,10 @@ public object FfiConverterTypeTotals: FfiConverterRustBuffer<Totals> {
             FfiConverterTypeSideTotals.read(buf),
             FfiConverterTypeSideTotals.read(buf),
             FfiConverterDouble.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterUInt.read(buf),
-            FfiConverterUInt.read(buf),
-            FfiConverterUInt.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterInt.read(buf),
         )
     }
 
@@ -3323,20 +3374,20 @@ public object FfiConverterTypeTotals: FfiConverterRustBuffer<Totals> {
             FfiConverterTypeSideTotals.allocationSize(value.`edge`) +
             FfiConverterTypeSideTotals.allocationSize(value.`cloud`) +
             FfiConverterDouble.allocationSize(value.`cloudCost`) +
-            FfiConverterULong.allocationSize(value.`wallTimeMs`) +
-            FfiConverterUInt.allocationSize(value.`subtasks`) +
-            FfiConverterUInt.allocationSize(value.`subtasksOnCloud`) +
-            FfiConverterUInt.allocationSize(value.`failedSubtasks`)
+            FfiConverterLong.allocationSize(value.`wallTimeMs`) +
+            FfiConverterInt.allocationSize(value.`subtasks`) +
+            FfiConverterInt.allocationSize(value.`subtasksOnCloud`) +
+            FfiConverterInt.allocationSize(value.`failedSubtasks`)
     )
 
     override fun write(value: Totals, buf: ByteBuffer) {
             FfiConverterTypeSideTotals.write(value.`edge`, buf)
             FfiConverterTypeSideTotals.write(value.`cloud`, buf)
             FfiConverterDouble.write(value.`cloudCost`, buf)
-            FfiConverterULong.write(value.`wallTimeMs`, buf)
-            FfiConverterUInt.write(value.`subtasks`, buf)
-            FfiConverterUInt.write(value.`subtasksOnCloud`, buf)
-            FfiConverterUInt.write(value.`failedSubtasks`, buf)
+            FfiConverterLong.write(value.`wallTimeMs`, buf)
+            FfiConverterInt.write(value.`subtasks`, buf)
+            FfiConverterInt.write(value.`subtasksOnCloud`, buf)
+            FfiConverterInt.write(value.`failedSubtasks`, buf)
     }
 }
 
@@ -3537,7 +3588,7 @@ sealed class Event {
         val `id`: kotlin.String, 
         val `side`: dev.hybridflow.Side, 
         val `reason`: kotlin.String, 
-        val `attempt`: kotlin.UInt, 
+        val `attempt`: kotlin.Int, 
         val `explanation`: dev.hybridflow.RouteExplanation?) : Event()
         
     {
@@ -3566,10 +3617,10 @@ sealed class Event {
          */
         val `side`: dev.hybridflow.Side?, 
         val `outcome`: dev.hybridflow.SubtaskOutcome, 
-        val `latencyMs`: kotlin.ULong, 
-        val `attempts`: kotlin.UInt, 
-        val `promptTokens`: kotlin.UInt, 
-        val `completionTokens`: kotlin.UInt) : Event()
+        val `latencyMs`: kotlin.Long, 
+        val `attempts`: kotlin.Int, 
+        val `promptTokens`: kotlin.Int, 
+        val `completionTokens`: kotlin.Int) : Event()
         
     {
         
@@ -3580,7 +3631,7 @@ sealed class Event {
     data class AnswerStarted(
         val `side`: dev.hybridflow.Side, 
         val `reason`: kotlin.String, 
-        val `attempt`: kotlin.UInt, 
+        val `attempt`: kotlin.Int, 
         val `explanation`: dev.hybridflow.RouteExplanation?) : Event()
         
     {
@@ -3646,7 +3697,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterTypeSide.read(buf),
                 FfiConverterString.read(buf),
-                FfiConverterUInt.read(buf),
+                FfiConverterInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
                 )
             4 -> Event.Token(
@@ -3657,15 +3708,15 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterOptionalTypeSide.read(buf),
                 FfiConverterTypeSubtaskOutcome.read(buf),
-                FfiConverterULong.read(buf),
-                FfiConverterUInt.read(buf),
-                FfiConverterUInt.read(buf),
-                FfiConverterUInt.read(buf),
+                FfiConverterLong.read(buf),
+                FfiConverterInt.read(buf),
+                FfiConverterInt.read(buf),
+                FfiConverterInt.read(buf),
                 )
             6 -> Event.AnswerStarted(
                 FfiConverterTypeSide.read(buf),
                 FfiConverterString.read(buf),
-                FfiConverterUInt.read(buf),
+                FfiConverterInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
                 )
             7 -> Event.CloudRefused(
@@ -3705,7 +3756,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`id`)
                 + FfiConverterTypeSide.allocationSize(value.`side`)
                 + FfiConverterString.allocationSize(value.`reason`)
-                + FfiConverterUInt.allocationSize(value.`attempt`)
+                + FfiConverterInt.allocationSize(value.`attempt`)
                 + FfiConverterOptionalTypeRouteExplanation.allocationSize(value.`explanation`)
             )
         }
@@ -3724,10 +3775,10 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`id`)
                 + FfiConverterOptionalTypeSide.allocationSize(value.`side`)
                 + FfiConverterTypeSubtaskOutcome.allocationSize(value.`outcome`)
-                + FfiConverterULong.allocationSize(value.`latencyMs`)
-                + FfiConverterUInt.allocationSize(value.`attempts`)
-                + FfiConverterUInt.allocationSize(value.`promptTokens`)
-                + FfiConverterUInt.allocationSize(value.`completionTokens`)
+                + FfiConverterLong.allocationSize(value.`latencyMs`)
+                + FfiConverterInt.allocationSize(value.`attempts`)
+                + FfiConverterInt.allocationSize(value.`promptTokens`)
+                + FfiConverterInt.allocationSize(value.`completionTokens`)
             )
         }
         is Event.AnswerStarted -> {
@@ -3736,7 +3787,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 4UL
                 + FfiConverterTypeSide.allocationSize(value.`side`)
                 + FfiConverterString.allocationSize(value.`reason`)
-                + FfiConverterUInt.allocationSize(value.`attempt`)
+                + FfiConverterInt.allocationSize(value.`attempt`)
                 + FfiConverterOptionalTypeRouteExplanation.allocationSize(value.`explanation`)
             )
         }
@@ -3778,7 +3829,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterTypeSide.write(value.`side`, buf)
                 FfiConverterString.write(value.`reason`, buf)
-                FfiConverterUInt.write(value.`attempt`, buf)
+                FfiConverterInt.write(value.`attempt`, buf)
                 FfiConverterOptionalTypeRouteExplanation.write(value.`explanation`, buf)
                 Unit
             }
@@ -3793,17 +3844,17 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterOptionalTypeSide.write(value.`side`, buf)
                 FfiConverterTypeSubtaskOutcome.write(value.`outcome`, buf)
-                FfiConverterULong.write(value.`latencyMs`, buf)
-                FfiConverterUInt.write(value.`attempts`, buf)
-                FfiConverterUInt.write(value.`promptTokens`, buf)
-                FfiConverterUInt.write(value.`completionTokens`, buf)
+                FfiConverterLong.write(value.`latencyMs`, buf)
+                FfiConverterInt.write(value.`attempts`, buf)
+                FfiConverterInt.write(value.`promptTokens`, buf)
+                FfiConverterInt.write(value.`completionTokens`, buf)
                 Unit
             }
             is Event.AnswerStarted -> {
                 buf.putInt(6)
                 FfiConverterTypeSide.write(value.`side`, buf)
                 FfiConverterString.write(value.`reason`, buf)
-                FfiConverterUInt.write(value.`attempt`, buf)
+                FfiConverterInt.write(value.`attempt`, buf)
                 FfiConverterOptionalTypeRouteExplanation.write(value.`explanation`, buf)
                 Unit
             }
@@ -4641,6 +4692,51 @@ public object FfiConverterTypeThermal: FfiConverterRustBuffer<Thermal> {
 
 
 
+/**
+ * The certificate authorities the cloud's TLS certificate is checked against.
+ */
+
+enum class TrustRoots {
+    
+    /**
+     * The operating system's verifier and store.
+     */
+    PLATFORM,
+    /**
+     * Mozilla's root store, compiled into the SDK.
+     */
+    BUNDLED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTrustRoots: FfiConverterRustBuffer<TrustRoots> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        TrustRoots.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TrustRoots) = 4UL
+
+    override fun write(value: TrustRoots, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4836,28 +4932,60 @@ public object FfiConverterTypeLogSink: FfiConverterCallbackInterface<LogSink>()
 /**
  * @suppress
  */
-public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
-    override fun read(buf: ByteBuffer): kotlin.ULong? {
+public object FfiConverterOptionalInt: FfiConverterRustBuffer<kotlin.Int?> {
+    override fun read(buf: ByteBuffer): kotlin.Int? {
         if (buf.get().toInt() == 0) {
             return null
         }
-        return FfiConverterULong.read(buf)
+        return FfiConverterInt.read(buf)
     }
 
-    override fun allocationSize(value: kotlin.ULong?): ULong {
+    override fun allocationSize(value: kotlin.Int?): ULong {
         if (value == null) {
             return 1UL
         } else {
-            return 1UL + FfiConverterULong.allocationSize(value)
+            return 1UL + FfiConverterInt.allocationSize(value)
         }
     }
 
-    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+    override fun write(value: kotlin.Int?, buf: ByteBuffer) {
         if (value == null) {
             buf.put(0)
         } else {
             buf.put(1)
-            FfiConverterULong.write(value, buf)
+            FfiConverterInt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
         }
     }
 }
@@ -5274,6 +5402,38 @@ public object FfiConverterOptionalTypeThermal: FfiConverterRustBuffer<Thermal?> 
         } else {
             buf.put(1)
             FfiConverterTypeThermal.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeTrustRoots: FfiConverterRustBuffer<TrustRoots?> {
+    override fun read(buf: ByteBuffer): TrustRoots? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTrustRoots.read(buf)
+    }
+
+    override fun allocationSize(value: TrustRoots?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTrustRoots.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TrustRoots?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTrustRoots.write(value, buf)
         }
     }
 }
