@@ -63,9 +63,9 @@ fn guarded<T>(call: impl FnOnce() -> Result<T, HybridFlowError>) -> Result<T, Hy
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum LoadProgress {
     /// Reading the model file's header and checking memory.
-    Checking,
-    Loading { architecture: String, file_bytes: u64 },
-    Ready { load_time_ms: u64 },
+    Checking { model_path: String },
+    Loading { architecture: String, file_bytes: i64 },
+    Ready { load_time_ms: i64 },
 }
 
 /// Receives model-load progress (called from the SDK's callback thread).
@@ -157,13 +157,14 @@ impl HybridFlow {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let progress: Option<Arc<dyn LoadListener>> = progress.map(Arc::from);
+        let model_path = config.edge_model_path.clone().unwrap_or_default();
         on_runtime(cancel, async move {
             let report = move |p: edge::LoadProgress| {
                 if let Some(listener) = progress.clone() {
                     let progress = match p {
-                        edge::LoadProgress::Checking => LoadProgress::Checking,
-                        edge::LoadProgress::Loading { architecture, file_bytes } => LoadProgress::Loading { architecture, file_bytes },
-                        edge::LoadProgress::Ready { load_time } => LoadProgress::Ready { load_time_ms: load_time.as_millis() as u64 },
+                        edge::LoadProgress::Checking => LoadProgress::Checking { model_path: model_path.clone() },
+                        edge::LoadProgress::Loading { architecture, file_bytes } => LoadProgress::Loading { architecture, file_bytes: long(file_bytes) },
+                        edge::LoadProgress::Ready { load_time } => LoadProgress::Ready { load_time_ms: long(load_time.as_millis()) },
                     };
                     callbacks::call(move || listener.on_progress(progress), |panic| log::warn!("the load listener failed: {panic}"));
                 }

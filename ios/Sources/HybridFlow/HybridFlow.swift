@@ -487,22 +487,6 @@ fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
-    typealias FfiType = UInt64
-    typealias SwiftType = UInt64
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
-        return try lift(readInt(&buf))
-    }
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
     typealias FfiType = Int64
     typealias SwiftType = Int64
@@ -3058,10 +3042,11 @@ public enum LoadProgress: Equatable, Hashable {
     /**
      * Reading the model file's header and checking memory.
      */
-    case checking
-    case loading(architecture: String, fileBytes: UInt64
+    case checking(modelPath: String
     )
-    case ready(loadTimeMs: UInt64
+    case loading(architecture: String, fileBytes: Int64
+    )
+    case ready(loadTimeMs: Int64
     )
 
 
@@ -3084,12 +3069,13 @@ public struct FfiConverterTypeLoadProgress: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .checking
-        
-        case 2: return .loading(architecture: try FfiConverterString.read(from: &buf), fileBytes: try FfiConverterUInt64.read(from: &buf)
+        case 1: return .checking(modelPath: try FfiConverterString.read(from: &buf)
         )
         
-        case 3: return .ready(loadTimeMs: try FfiConverterUInt64.read(from: &buf)
+        case 2: return .loading(architecture: try FfiConverterString.read(from: &buf), fileBytes: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 3: return .ready(loadTimeMs: try FfiConverterInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3100,19 +3086,20 @@ public struct FfiConverterTypeLoadProgress: FfiConverterRustBuffer {
         switch value {
         
         
-        case .checking:
+        case let .checking(modelPath):
             writeInt(&buf, Int32(1))
-        
+            FfiConverterString.write(modelPath, into: &buf)
+            
         
         case let .loading(architecture,fileBytes):
             writeInt(&buf, Int32(2))
             FfiConverterString.write(architecture, into: &buf)
-            FfiConverterUInt64.write(fileBytes, into: &buf)
+            FfiConverterInt64.write(fileBytes, into: &buf)
             
         
         case let .ready(loadTimeMs):
             writeInt(&buf, Int32(3))
-            FfiConverterUInt64.write(loadTimeMs, into: &buf)
+            FfiConverterInt64.write(loadTimeMs, into: &buf)
             
         }
     }

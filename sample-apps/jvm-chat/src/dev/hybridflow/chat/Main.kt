@@ -52,7 +52,7 @@ fun main() = runBlocking {
 
 private fun showProgress(progress: LoadProgress) = when (progress) {
     is LoadProgress.Checking -> System.err.println("edge: checking the model file")
-    is LoadProgress.Loading -> System.err.println("edge: loading ${progress.architecture} model (${progress.fileBytes.toLong() / 1_000_000} MB)...")
+    is LoadProgress.Loading -> System.err.println("edge: loading ${progress.architecture} model (${progress.fileBytes / 1_000_000} MB)...")
     is LoadProgress.Ready -> System.err.println("edge: ready in ${progress.loadTimeMs} ms")
 }
 

@@ -1274,29 +1274,6 @@ public object FfiConverterInt: FfiConverter<Int, Int> {
 /**
  * @suppress
  */
-public object FfiConverterULong: FfiConverter<ULong, Long> {
-    override fun lift(value: Long): ULong {
-        return value.toULong()
-    }
-
-    override fun read(buf: ByteBuffer): ULong {
-        return lift(buf.getLong())
-    }
-
-    override fun lower(value: ULong): Long {
-        return value.toLong()
-    }
-
-    override fun allocationSize(value: ULong) = 8UL
-
-    override fun write(value: ULong, buf: ByteBuffer) {
-        buf.putLong(value.toLong())
-    }
-}
-
-/**
- * @suppress
- */
 public object FfiConverterLong: FfiConverter<Long, Long> {
     override fun lift(value: Long): Long {
         return value
@@ -4107,12 +4084,18 @@ sealed class LoadProgress {
     /**
      * Reading the model file's header and checking memory.
      */
-    object Checking : LoadProgress()
-    
+    data class Checking(
+        val `modelPath`: kotlin.String) : LoadProgress()
+        
+    {
+        
+
+        companion object
+    }
     
     data class Loading(
         val `architecture`: kotlin.String, 
-        val `fileBytes`: kotlin.ULong) : LoadProgress()
+        val `fileBytes`: kotlin.Long) : LoadProgress()
         
     {
         
@@ -4121,7 +4104,7 @@ sealed class LoadProgress {
     }
     
     data class Ready(
-        val `loadTimeMs`: kotlin.ULong) : LoadProgress()
+        val `loadTimeMs`: kotlin.Long) : LoadProgress()
         
     {
         
@@ -4145,13 +4128,15 @@ sealed class LoadProgress {
 public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress>{
     override fun read(buf: ByteBuffer): LoadProgress {
         return when(buf.getInt()) {
-            1 -> LoadProgress.Checking
+            1 -> LoadProgress.Checking(
+                FfiConverterString.read(buf),
+                )
             2 -> LoadProgress.Loading(
                 FfiConverterString.read(buf),
-                FfiConverterULong.read(buf),
+                FfiConverterLong.read(buf),
                 )
             3 -> LoadProgress.Ready(
-                FfiConverterULong.read(buf),
+                FfiConverterLong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -4162,6 +4147,7 @@ public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
+                + FfiConverterString.allocationSize(value.`modelPath`)
             )
         }
         is LoadProgress.Loading -> {
@@ -4169,14 +4155,14 @@ public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`architecture`)
-                + FfiConverterULong.allocationSize(value.`fileBytes`)
+                + FfiConverterLong.allocationSize(value.`fileBytes`)
             )
         }
         is LoadProgress.Ready -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
-                + FfiConverterULong.allocationSize(value.`loadTimeMs`)
+                + FfiConverterLong.allocationSize(value.`loadTimeMs`)
             )
         }
     }
@@ -4185,17 +4171,18 @@ public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress
         when(value) {
             is LoadProgress.Checking -> {
                 buf.putInt(1)
+                FfiConverterString.write(value.`modelPath`, buf)
                 Unit
             }
             is LoadProgress.Loading -> {
                 buf.putInt(2)
                 FfiConverterString.write(value.`architecture`, buf)
-                FfiConverterULong.write(value.`fileBytes`, buf)
+                FfiConverterLong.write(value.`fileBytes`, buf)
                 Unit
             }
             is LoadProgress.Ready -> {
                 buf.putInt(3)
-                FfiConverterULong.write(value.`loadTimeMs`, buf)
+                FfiConverterLong.write(value.`loadTimeMs`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

@@ -121,7 +121,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
             client = HybridFlowClient.open(config) { progress ->
                 loading.value = when (progress) {
                     is LoadProgress.Checking -> "checking the model…"
-                    is LoadProgress.Loading -> "loading ${progress.architecture} (${progress.fileBytes.toLong() / 1_000_000} MB)…"
+                    is LoadProgress.Loading -> "loading ${progress.architecture} (${progress.fileBytes / 1_000_000} MB)…"
                     is LoadProgress.Ready -> null
                 }
             }.also { opened -> device.value?.let(opened::setDeviceState) }
