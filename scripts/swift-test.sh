@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Swift API on Linux: the Swift package in ios/ (generated bindings + async layer) built with
 # Swift 6 in a Debian trixie chroot (scripts/swift-chroot.sh) against the host-built
-# libhybridflow_ffi.so, and its XCTest suite run against the real edge model and cloud. Expects
+# libhybridflow_ffi.so, and its XCTest suite run against the real edge model and cloud; then the
+# iOS sample's model layer (sample-apps/ios-chat) with its tests. Expects
 # the workspace built and HYBRIDFLOW_CLOUD_URL set (scripts/test.sh does both). Ends with one
 # "test result: … N passed; M failed" line.
 set -euo pipefail
@@ -18,15 +19,28 @@ set +e
   swift test --package-path "$HYBRIDFLOW_ROOT/ios" --build-path "$build" \
     -Xlinker -L"$lib" -Xlinker -rpath -Xlinker "$lib" "$@" 2>&1 | tee "$log_file"
 status=${PIPESTATUS[0]}
+# The iOS sample's model layer (sample-apps/ios-chat, Linux build: ChatModel and its tests).
+# --allow-shlib-undefined: Debian trixie's libswiftObservation.so names a runtime symbol
+# (swift::threading::fatal) that the linker cannot see; it is reached only on a fatal error.
+"$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" run \
+  HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}" \
+  swift test --package-path "$HYBRIDFLOW_ROOT/sample-apps/ios-chat" --build-path "$build-sample" \
+    -Xlinker --allow-shlib-undefined \
+    -Xlinker -L"$lib" -Xlinker -rpath -Xlinker "$lib" "$@" 2>&1 | tee -a "$log_file"
+sample_status=${PIPESTATUS[0]}
+((sample_status == 0)) || status=$sample_status
 set -e
-# XCTest prints one summary per suite; the last one covers all tests.
-summary="$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log_file" | tail -1 || true)"
+# XCTest prints one summary per suite; the last one of each package covers all its tests.
+summaries="$(grep -E "Test Suite '(All|Selected) tests' (passed|failed)" -A1 "$log_file" | grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" || true)"
 rm -f "$log_file"
-if [[ -z "$summary" ]]; then
-  echo "test result: FAILED. 0 passed; 1 failed (Swift: the package did not build or the tests did not run)"
+if (( $(grep -c . <<<"$summaries") < 2 )); then
+  echo "test result: FAILED. 0 passed; 1 failed (Swift: a package did not build or its tests did not run)"
   exit 1
 fi
-total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
-echo "test result: $( ((failed == 0 && status == 0)) && echo ok || echo FAILED ). $((total - failed)) passed; $failed failed (Swift XCTest)"
+total=0 failed=0
+while read -r line; do
+  total=$((total + $(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$line")))
+  failed=$((failed + $(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$line")))
+done <<<"$summaries"
+echo "test result: $( ((failed == 0 && status == 0)) && echo ok || echo FAILED ). $((total - failed)) passed; $failed failed (Swift XCTest: the SDK and the iOS sample's model layer)"
 exit "$status"

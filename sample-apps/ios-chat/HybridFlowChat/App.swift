@@ -2,7 +2,7 @@ import SwiftUI
 
 @main
 struct HybridFlowChatApp: App {
-    @State private var chat = ChatModel()
+    @State private var chat = ChatModel(monitor: DeviceMonitor(), secrets: Keychain())
 
     var body: some Scene {
         WindowGroup {

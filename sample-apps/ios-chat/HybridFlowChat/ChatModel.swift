@@ -1,8 +1,22 @@
 // The chat's state: the client (opened once a model is on the phone), the turns with their live
-// plans, routes and streamed answers, the device state and the budget.
+// plans, routes and streamed answers, the device state and the budget. Free of UIKit, Network and
+// Security (the phone's services come in through the two protocols below), so it also builds and
+// is tested on Linux (Tests/ChatModelTests).
 import Foundation
 import HybridFlow
 import Observation
+
+/// What the phone reports (DeviceMonitor: NWPathMonitor, UIDevice, ProcessInfo).
+@MainActor
+protocol DeviceStateSource {
+    func start(_ onChange: @escaping (DeviceState) -> Void)
+}
+
+/// Where the cloud API key is kept (Keychain).
+protocol SecretStore {
+    func load() -> String?
+    func save(_ key: String)
+}
 
 struct StepView: Identifiable {
     let subtask: PlannedSubtask
@@ -38,9 +52,18 @@ final class ChatModel {
     var dailyBudget = UserDefaults.standard.object(forKey: "dailyBudget") as? Double
 
     private var client: HybridFlowClient?
-    private var running: Task<Void, Never>?
-    private let monitor = DeviceMonitor()
-    private let support = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
+    /// The question being answered (awaited by the tests).
+    private(set) var running: Task<Void, Never>?
+    private let monitor: DeviceStateSource
+    private let secrets: SecretStore
+    private let support: URL
+
+    init(monitor: DeviceStateSource, secrets: SecretStore,
+         support: URL = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]) {
+        self.monitor = monitor
+        self.secrets = secrets
+        self.support = support
+    }
     var modelURL: URL { support.appendingPathComponent("models/edge.gguf") }
     var hasModel: Bool { FileManager.default.fileExists(atPath: modelURL.path) }
 
@@ -56,7 +79,7 @@ final class ChatModel {
         // Closing waits until the old client released the state directory the new one opens.
         await client?.close()
         client = nil
-        let cloud = cloudURL.isEmpty ? nil : CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: Keychain.load().map { ApiKey(key: $0) })
+        let cloud = cloudURL.isEmpty ? nil : CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: secrets.load().map { ApiKey(key: $0) })
         let config = HybridFlowConfig(
             edgeModelPath: modelURL.path,
             cloud: cloud,
@@ -85,7 +108,7 @@ final class ChatModel {
         UserDefaults.standard.set(cloudURL, forKey: "cloudURL")
         UserDefaults.standard.set(cloudModel, forKey: "cloudModel")
         UserDefaults.standard.set(dailyBudget, forKey: "dailyBudget")
-        if !apiKey.isEmpty { Keychain.save(apiKey) }
+        if !apiKey.isEmpty { secrets.save(apiKey) }
         await open()
     }
 
@@ -102,6 +125,7 @@ final class ChatModel {
         running = Task {
             do {
                 for try await event in client.askStreaming(question) { apply(event, to: turn) }
+                if Task.isCancelled { turn.error = "stopped" }
             } catch {
                 turn.error = error.localizedDescription
             }

@@ -6,7 +6,7 @@ import Network
 import UIKit
 
 @MainActor
-final class DeviceMonitor {
+final class DeviceMonitor: DeviceStateSource {
     private let path = NWPathMonitor()
     private var observers: [NSObjectProtocol] = []
     private var onChange: (DeviceState) -> Void = { _ in }

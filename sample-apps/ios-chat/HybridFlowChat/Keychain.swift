@@ -2,10 +2,10 @@
 import Foundation
 import Security
 
-enum Keychain {
-    private static let account = "dev.hybridflow.api-key"
+struct Keychain: SecretStore {
+    private let account = "dev.hybridflow.api-key"
 
-    static func save(_ key: String) {
+    func save(_ key: String) {
         let query: [String: Any] = [kSecClass as String: kSecClassGenericPassword, kSecAttrAccount as String: account]
         SecItemDelete(query as CFDictionary)
         var item = query
@@ -14,7 +14,7 @@ enum Keychain {
         SecItemAdd(item as CFDictionary, nil)
     }
 
-    static func load() -> String? {
+    func load() -> String? {
         let query: [String: Any] = [
             kSecClass as String: kSecClassGenericPassword, kSecAttrAccount as String: account,
             kSecReturnData as String: true, kSecMatchLimit as String: kSecMatchLimitOne,
