@@ -12,22 +12,25 @@ lib="$CARGO_TARGET_DIR/release"
 build="$CARGO_TARGET_DIR/swift-build"
 mkdir -p "$build"
 log_file="$(mktemp)"
+edge_model="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}"
+cloud_url="${HYBRIDFLOW_CLOUD_URL:?HYBRIDFLOW_CLOUD_URL is not set}"
+# swift test <package dir> <build dir> [more flags], in the chroot, linked to the host-built library.
+swift_test() {
+  local package=$1 build_dir=$2
+  shift 2
+  "$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" run HYBRIDFLOW_EDGE_MODEL="$edge_model" HYBRIDFLOW_CLOUD_URL="$cloud_url" \
+    swift test --package-path "$package" --build-path "$build_dir" \
+      -Xlinker -L"$lib" -Xlinker -rpath -Xlinker "$lib" "$@" 2>&1 | tee -a "$log_file"
+  return "${PIPESTATUS[0]}"
+}
 set +e
-"$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" run \
-  HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}" \
-  HYBRIDFLOW_CLOUD_URL="${HYBRIDFLOW_CLOUD_URL:?HYBRIDFLOW_CLOUD_URL is not set}" \
-  swift test --package-path "$HYBRIDFLOW_ROOT/ios" --build-path "$build" \
-    -Xlinker -L"$lib" -Xlinker -rpath -Xlinker "$lib" "$@" 2>&1 | tee "$log_file"
-status=${PIPESTATUS[0]}
+swift_test "$HYBRIDFLOW_ROOT/ios" "$build" "$@"
+status=$?
 # The iOS sample's model layer (sample-apps/ios-chat, Linux build: ChatModel and its tests).
 # --allow-shlib-undefined: Debian trixie's libswiftObservation.so names a runtime symbol
 # (swift::threading::fatal) that the linker cannot see; it is reached only on a fatal error.
-"$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" run \
-  HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}" \
-  swift test --package-path "$HYBRIDFLOW_ROOT/sample-apps/ios-chat" --build-path "$build-sample" \
-    -Xlinker --allow-shlib-undefined \
-    -Xlinker -L"$lib" -Xlinker -rpath -Xlinker "$lib" "$@" 2>&1 | tee -a "$log_file"
-sample_status=${PIPESTATUS[0]}
+swift_test "$HYBRIDFLOW_ROOT/sample-apps/ios-chat" "$build-sample" -Xlinker --allow-shlib-undefined "$@"
+sample_status=$?
 ((sample_status == 0)) || status=$sample_status
 set -e
 # XCTest prints one summary per suite; the last one of each package covers all its tests.
