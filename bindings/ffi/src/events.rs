@@ -72,8 +72,10 @@ impl From<plan::Difficulty> for Difficulty {
     }
 }
 
-/// Why a query was answered in one step instead of by a plan.
+/// Why a query was answered in one step instead of by a plan. Prints as a sentence (Kotlin
+/// `toString()`, Swift `description`).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum DirectReason {
     /// Short enough not to need a plan (no planning call was made).
     ShortQuery,
@@ -83,6 +85,17 @@ pub enum DirectReason {
     PlannerFailed { error: String },
     /// The planner's output held no usable subtask.
     UnusablePlan { error: String },
+}
+
+impl std::fmt::Display for DirectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ShortQuery => write!(f, "short query: answered without a plan"),
+            Self::SingleStep => write!(f, "the planner found a single step"),
+            Self::PlannerFailed { error } => write!(f, "the planner failed: {error}"),
+            Self::UnusablePlan { error } => write!(f, "unusable plan: {error}"),
+        }
+    }
 }
 
 impl From<&planner::DirectReason> for DirectReason {

@@ -2405,10 +2405,11 @@ public func FfiConverterTypeDifficulty_lower(_ value: Difficulty) -> RustBuffer 
 
 
 /**
- * Why a query was answered in one step instead of by a plan.
+ * Why a query was answered in one step instead of by a plan. Prints as a sentence (Kotlin
+ * `toString()`, Swift `description`).
  */
 
-public enum DirectReason: Equatable, Hashable {
+public enum DirectReason: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * Short enough not to need a plan (no planning call was made).
@@ -2433,6 +2434,17 @@ public enum DirectReason: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hybridflow_ffi_fn_method_directreason_uniffi_trait_display(
+            FfiConverterTypeDirectReason_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)

@@ -116,18 +116,6 @@ extension HybridFlowError: LocalizedError {
     }
 }
 
-extension DirectReason: CustomStringConvertible {
-    /// Why the query was answered in one step, as a sentence.
-    public var description: String {
-        switch self {
-        case .shortQuery: return "short query: answered without a plan"
-        case .singleStep: return "the planner found a single step"
-        case .plannerFailed(let error): return "the planner failed: \(error)"
-        case .unusablePlan(let error): return "unusable plan: \(error)"
-        }
-    }
-}
-
 private final class EventRelay: EventListener {
     let continuation: AsyncThrowingStream<Event, Error>.Continuation
 

@@ -111,12 +111,3 @@ class HybridFlowClient private constructor(private val engine: HybridFlow, priva
         }
     }
 }
-
-/** Why the query was answered in one step, as a sentence. */
-val DirectReason.description: String
-    get() = when (this) {
-        is DirectReason.ShortQuery -> "short query: answered without a plan"
-        is DirectReason.SingleStep -> "the planner found a single step"
-        is DirectReason.PlannerFailed -> "the planner failed: $error"
-        is DirectReason.UnusablePlan -> "unusable plan: $error"
-    }

@@ -17,7 +17,6 @@ import dev.hybridflow.Network
 import dev.hybridflow.QueryStep
 import dev.hybridflow.Side
 import dev.hybridflow.SubtaskOutcome
-import dev.hybridflow.description
 import dev.hybridflow.Thermal
 import dev.hybridflow.Totals
 import java.io.File
@@ -114,7 +113,7 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                     endStream()
                     val direct = event.directReason
                     if (direct != null) {
-                        println("plan: answer directly (${direct.description})")
+                        println("plan: answer directly ($direct)")
                     } else {
                         println("plan: ${event.subtasks.size} subtasks")
                         event.subtasks.forEach { s ->

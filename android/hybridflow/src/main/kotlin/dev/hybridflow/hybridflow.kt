@@ -851,6 +851,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_hybridflow_ffi_fn_init_callback_vtable_logsink(`vtable`: UniffiVTableCallbackInterfaceLogSink,
     ): Unit
+    external fun uniffi_hybridflow_ffi_fn_method_directreason_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_hybridflow_ffi_fn_func_init_logging(`level`: RustBuffer.ByValue,`sink`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun ffi_hybridflow_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -3408,7 +3410,8 @@ public object FfiConverterTypeDifficulty: FfiConverterRustBuffer<Difficulty> {
 
 
 /**
- * Why a query was answered in one step instead of by a plan.
+ * Why a query was answered in one step instead of by a plan. Prints as a sentence (Kotlin
+ * `toString()`, Swift `description`).
  */
 sealed class DirectReason {
     
@@ -3433,6 +3436,15 @@ sealed class DirectReason {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_method_directreason_uniffi_trait_display(FfiConverterTypeDirectReason.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -3445,6 +3457,15 @@ sealed class DirectReason {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_method_directreason_uniffi_trait_display(FfiConverterTypeDirectReason.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -3454,6 +3475,15 @@ sealed class DirectReason {
     
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_method_directreason_uniffi_trait_display(FfiConverterTypeDirectReason.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object
 }

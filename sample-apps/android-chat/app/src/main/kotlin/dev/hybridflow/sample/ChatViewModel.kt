@@ -23,7 +23,6 @@ import dev.hybridflow.PlannedSubtask
 import dev.hybridflow.QueryStep
 import dev.hybridflow.Side
 import dev.hybridflow.SubtaskOutcome
-import dev.hybridflow.description
 import dev.hybridflow.Totals
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -166,7 +165,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
         when (event) {
             is Event.PlanningStarted -> turn.planning.value = "planning on the ${event.side.name.lowercase()}…"
             is Event.PlanReady -> {
-                turn.planning.value = event.directReason?.description
+                turn.planning.value = event.directReason?.toString()
                 event.subtasks.filter { s -> turn.steps.none { it.subtask.id == s.id } }.forEach { turn.steps += StepView(it) }
             }
             is Event.SubtaskStarted -> update(event.id) { it.copy(side = event.side, reason = event.reason) }
