@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hybridflow_core::exec::{Event, EventSink, ExecConfig, ExecError, Models, PlannerChoice, Scheduler};
+use hybridflow_core::exec::{Decomposition, Event, EventSink, ExecConfig, ExecError, Models, PlannerChoice, Scheduler};
 use hybridflow_core::guard::CloudGuard;
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::ChatModel;
@@ -21,7 +21,7 @@ const QUESTION: &str = "A shop sells pens at 3 dollars each and notebooks at 5 d
 
 async fn edge_only_scheduler(edge: Arc<EdgeModel>, subtask_max_tokens: u32) -> Arc<Scheduler> {
     let models = Models { edge: Some(edge), cloud: None };
-    let config = ExecConfig { planner: PlannerChoice::Edge, subtask_max_tokens, answer_max_tokens: 400, ..ExecConfig::default() };
+    let config = ExecConfig { decomposition: Decomposition::LongQueries, planner: PlannerChoice::Edge, subtask_max_tokens, answer_max_tokens: 400, ..ExecConfig::default() };
     Arc::new(Scheduler::new(models, Arc::new(ByDifficulty), CloudGuard::unlimited(false), config).unwrap())
 }
 

@@ -1,5 +1,5 @@
-//! The terminal sample app, driven like a user would: ask a question (plan and routes appear, with
-//! the cloud in use), then `/offline` and ask again: every step runs on the edge, and says why.
+//! The terminal sample app, driven like a user would: ask a question (the query-level route
+//! appears, with the cloud in use), then `/offline` and ask again: it runs on the edge, and says why.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -29,8 +29,10 @@ fn ask_then_offline_runs_everything_on_the_edge() {
     let text = String::from_utf8_lossy(&output.stdout);
     let (online, offline) = text.split_once("device: ").unwrap_or_else(|| panic!("no /offline acknowledgement:\n{text}"));
 
-    assert!(online.contains("planning on the cloud"), "{online}");
-    assert!(online.contains("plan: ") || online.contains("plan: answer directly"), "{online}");
+    // Decomposition is off by default: one step, routed as a whole query, the gain shown.
+    assert!(online.contains("plan: answer directly ({\"reason\":\"decomposition_off\"})"), "{online}");
+    assert!(!online.contains("planning on"), "no planning call: {online}");
+    assert!(online.contains("on the cloud: gain"), "{online}");
     assert!(online.matches("-- edge:").count() == 1, "one answer with its totals: {online}");
 
     assert!(offline.contains("network: None"), "{offline}");

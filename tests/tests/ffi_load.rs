@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::executor::block_on;
 use hybridflow_e2e::{default_edge_model, scratch_dir, test_cloud_url};
 use hybridflow_ffi::client::{EventListener, HybridFlow};
-use hybridflow_ffi::config::{CloudEndpoint, HybridFlowConfig};
+use hybridflow_ffi::config::{CloudEndpoint, Decomposition, HybridFlowConfig};
 use hybridflow_ffi::error::HybridFlowError;
 use hybridflow_ffi::events::Event;
 
@@ -69,6 +69,8 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
         budgets: Default::default(),
         policy: None,
         routing: None,
+        // Plans: the most concurrent path (subtasks on both sides at once).
+        decomposition: Some(Decomposition::LongQueries),
         max_query_chars: 8000,
         max_subtasks: 4,
         max_edge_generations: 1,

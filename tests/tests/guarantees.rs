@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hybridflow_core::exec::{EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
+use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
 use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, Limits};
 use hybridflow_core::model::cloud::CloudModel;
 use hybridflow_core::model::Side;
@@ -55,7 +55,7 @@ async fn generated_cases_never_break_a_guarantee() {
             2 => Arc::new(Fixed(Side::Cloud)),
             _ => Arc::new(Fixed(Side::Edge)),
         };
-        let config = ExecConfig { planner: PlannerChoice::Routed, max_cloud_requests: 8, max_edge_generations: 8, ..ExecConfig::default() };
+        let config = ExecConfig { decomposition: Decomposition::LongQueries, planner: PlannerChoice::Routed, max_cloud_requests: 8, max_edge_generations: 8, ..ExecConfig::default() };
         let scheduler = Scheduler::new(Models { edge: Some(case.edge.clone()), cloud: Some(Arc::new(cloud)) }, route, guard.clone(), config).unwrap();
 
         let (sink, _events) = EventSink::channel();

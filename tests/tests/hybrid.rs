@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use hybridflow_core::exec::{Event, ExecConfig, Models, PlannerChoice, Scheduler, SubtaskOutcome};
+use hybridflow_core::exec::{Decomposition, Event, ExecConfig, Models, PlannerChoice, Scheduler, SubtaskOutcome};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::Side;
 use hybridflow_core::route::ByDifficulty;
@@ -17,7 +17,7 @@ const QUESTION: &str = "A shop sells pens at $2 each and notebooks at $5 each. T
 async fn a_multi_step_question_is_planned_run_as_a_dag_and_answered() {
     let edge = EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.unwrap();
     let models = Models { edge: Some(Arc::new(edge)), cloud: Some(Arc::new(test_cloud())) };
-    let config = ExecConfig { planner: PlannerChoice::Cloud, ..ExecConfig::default() };
+    let config = ExecConfig { decomposition: Decomposition::LongQueries, planner: PlannerChoice::Cloud, ..ExecConfig::default() };
     let scheduler = Scheduler::new(models, Arc::new(ByDifficulty), hybridflow_core::guard::CloudGuard::unlimited(true), config).unwrap();
     let (answer, events) = run_collecting(&scheduler, QUESTION).await;
 

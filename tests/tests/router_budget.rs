@@ -33,12 +33,12 @@ async fn no_cloud_request_once_the_daily_budget_is_spent() {
     let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.unwrap());
     let dir = scratch_dir("router-budget");
 
-    // Control: with budget left, the router uses the cloud (at least to plan).
+    // Control: with budget left, the query-level decision sends the whole query to the cloud.
     let fresh = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir.join("fresh")).unwrap())).unwrap());
     let before = test_cloud_token_counter();
     let (_, events) = ask(edge.clone(), fresh.clone()).await;
     assert!(test_cloud_token_counter() > before, "control: the cloud was used while budget remained");
-    assert!(events.iter().any(|e| matches!(e, Event::PlanningStarted { side: Side::Cloud, .. })));
+    assert!(events.iter().any(|e| matches!(e, Event::SubtaskStarted { side: Side::Cloud, explanation: Some(x), .. } if x.predicted_gain > x.threshold)), "{events:?}");
     assert!(fresh.store().records() > 0, "usage recorded");
 
     // Spent: 0.6 of a 0.5 daily budget already recorded today.

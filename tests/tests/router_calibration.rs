@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hybridflow_core::device::{AppPolicy, DeviceState, Network};
-use hybridflow_core::exec::{Event, ExecConfig, Models, Scheduler};
+use hybridflow_core::exec::{Decomposition, Event, ExecConfig, Models, Scheduler};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{ChatModel, Side};
 use hybridflow_core::route::router::{LearnedRouter, RouterConfig, UtilityWeights};
@@ -34,7 +34,7 @@ async fn probes_reach_the_cloud_calibrate_and_persist_but_respect_gates() {
     let store = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir).unwrap())).unwrap());
     let cloud = test_cloud();
     let (router, guard) = edge_router(store.clone(), cloud.breaker());
-    let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(Arc::new(cloud)) }, router.clone(), guard.clone(), ExecConfig::default()).unwrap();
+    let scheduler = Scheduler::new(Models { edge: Some(edge.clone()), cloud: Some(Arc::new(cloud)) }, router.clone(), guard.clone(), ExecConfig { decomposition: Decomposition::LongQueries, ..ExecConfig::default() }).unwrap();
 
     let before = test_cloud_token_counter();
     let (answer, events) = run_collecting(&scheduler, QUESTION).await;
@@ -66,7 +66,7 @@ async fn probes_reach_the_cloud_calibrate_and_persist_but_respect_gates() {
 
     // Offline: no probe leaves the device.
     guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
-    let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, restarted.clone(), guard, ExecConfig::default()).unwrap();
+    let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, restarted.clone(), guard, ExecConfig { decomposition: Decomposition::LongQueries, ..ExecConfig::default() }).unwrap();
     let before = test_cloud_token_counter();
     run_collecting(&scheduler, QUESTION).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

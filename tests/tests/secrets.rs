@@ -132,6 +132,7 @@ fn the_key_is_redacted_in_every_ffi_object_that_holds_it() {
         budgets: Default::default(),
         policy: None,
         routing: None,
+        decomposition: None,
         max_query_chars: 8_000,
         max_subtasks: 6,
         max_edge_generations: 1,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use hybridflow_core::exec::{EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
+use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, PlannerChoice, Scheduler};
 use hybridflow_core::guard::CloudGuard;
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
@@ -71,7 +71,7 @@ pub fn run(cloud_url: &str) -> Result<()> {
 
 async fn overhead() -> Result<()> {
     let models = Models { edge: Some(Arc::new(InstantModel)), cloud: None };
-    let config = ExecConfig { planner: PlannerChoice::Edge, ..ExecConfig::default() };
+    let config = ExecConfig { decomposition: Decomposition::LongQueries, planner: PlannerChoice::Edge, ..ExecConfig::default() };
     let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(false), config)?;
     let question = QUESTIONS[0];
     for _ in 0..50 {

@@ -7,6 +7,7 @@ mod bench_router;
 mod edge_smoke;
 mod fetch_models;
 mod profile_router;
+mod train_query_router;
 mod train_router;
 
 use clap::{Parser, Subcommand};
@@ -63,6 +64,19 @@ enum Command {
         data: std::path::PathBuf,
         #[arg(long, default_value = "core/assets/router-weights.json")]
         out: std::path::PathBuf,
+    },
+    /// The query-level decision: the cloud's measured advantage on whole queries (gsm8k train,
+    /// written into the weights) and a per-query learned model checked on dev against a rule and
+    /// random routing.
+    TrainQueryRouter {
+        #[arg(long, default_value = "docs/bench/gsm8k-train/results.jsonl")]
+        train: std::path::PathBuf,
+        #[arg(long, default_value = "docs/bench/gsm8k/results.jsonl")]
+        dev: std::path::PathBuf,
+        #[arg(long, default_value = "../shared/data")]
+        data: std::path::PathBuf,
+        #[arg(long, default_value = "core/assets/router-weights.json")]
+        weights: std::path::PathBuf,
     },
     /// The edge–cloud benchmark: a dataset of ../shared/data through every strategy (or those
     /// given), one JSON line per question and strategy appended to `out` (resumable).
@@ -135,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
+        Command::TrainQueryRouter { train, dev, data, weights } => train_query_router::run(&train, &dev, &data, &weights),
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,
             questions,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hybridflow_core::client::{ClientConfig, Routing as CoreRouting};
 use hybridflow_core::device;
-use hybridflow_core::exec::ExecConfig;
+use hybridflow_core::exec::{Decomposition as CoreDecomposition, ExecConfig};
 use hybridflow_core::guard as core_budget;
 use hybridflow_core::model::cloud::{self, CloudConfig, Price, TrustRoots as CoreTrustRoots};
 use hybridflow_core::model::edge::EdgeConfig;
@@ -36,6 +36,9 @@ pub struct HybridFlowConfig {
     /// `None`: the learned router.
     #[uniffi(default = None)]
     pub routing: Option<Routing>,
+    /// `None`: `Never`, every query answered in one step on the side the router picks.
+    #[uniffi(default = None)]
+    pub decomposition: Option<Decomposition>,
     /// Longest query accepted, in characters (at least 1).
     #[uniffi(default = 8000)]
     pub max_query_chars: i32,
@@ -78,6 +81,16 @@ pub struct CloudEndpoint {
     /// PEM certificates trusted in addition to those roots (a private CA).
     #[uniffi(default = None)]
     pub extra_root_certificates_pem: Option<String>,
+}
+
+/// Whether queries are split into a graph of subtasks run on both sides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Enum)]
+pub enum Decomposition {
+    /// Each query is answered in one step, on the edge or the cloud as the router decides.
+    #[default]
+    Never,
+    /// Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
+    LongQueries,
 }
 
 /// The certificate authorities the cloud's TLS certificate is checked against.
@@ -314,6 +327,10 @@ impl HybridFlowConfig {
             Ok::<_, HybridFlowError>(cloud)
         });
         let mut exec = ExecConfig {
+            decomposition: match self.decomposition.unwrap_or_default() {
+                Decomposition::Never => CoreDecomposition::Never,
+                Decomposition::LongQueries => CoreDecomposition::LongQueries,
+            },
             max_query_chars: non_negative("max_query_chars", self.max_query_chars.into())?,
             max_edge_generations: non_negative("max_edge_generations", self.max_edge_generations.into())?,
             max_queries_in_flight: non_negative("max_queries_in_flight", self.max_queries_in_flight.into())?,
@@ -360,6 +377,7 @@ mod tests {
             budgets: Budgets::default(),
             policy: None,
             routing: None,
+            decomposition: None,
             max_query_chars: 8000,
             max_subtasks: 6,
             max_edge_generations: 1,

@@ -77,6 +77,8 @@ impl From<plan::Difficulty> for Difficulty {
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 #[uniffi::export(Display)]
 pub enum DirectReason {
+    /// Decomposition is off (the default): no planning call was made.
+    DecompositionOff,
     /// Short enough not to need a plan (no planning call was made).
     ShortQuery,
     /// The planner answered with a single subtask.
@@ -90,6 +92,7 @@ pub enum DirectReason {
 impl std::fmt::Display for DirectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::DecompositionOff => write!(f, "decomposition off: answered in one step"),
             Self::ShortQuery => write!(f, "short query: answered without a plan"),
             Self::SingleStep => write!(f, "the planner found a single step"),
             Self::PlannerFailed { error } => write!(f, "the planner failed: {error}"),
@@ -101,6 +104,7 @@ impl std::fmt::Display for DirectReason {
 impl From<&planner::DirectReason> for DirectReason {
     fn from(reason: &planner::DirectReason) -> Self {
         match reason {
+            planner::DirectReason::DecompositionOff => Self::DecompositionOff,
             planner::DirectReason::ShortQuery => Self::ShortQuery,
             planner::DirectReason::SingleStep => Self::SingleStep,
             planner::DirectReason::PlannerFailed { error } => Self::PlannerFailed { error: error.clone() },

@@ -17,4 +17,4 @@ mod scheduler;
 
 pub use events::{Event, SideTotals, StepName, SubtaskOutcome, SubtaskReport, Totals};
 pub use failure::{FailureCause, StepFailure};
-pub use scheduler::{Answer, EventSink, ExecConfig, ExecError, Models, PlannerChoice, Scheduler};
+pub use scheduler::{Answer, Decomposition, EventSink, ExecConfig, ExecError, Models, PlannerChoice, Scheduler};

@@ -29,8 +29,21 @@ pub enum PlannerChoice {
     Routed,
 }
 
+/// Whether queries are split into a graph of subtasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Decomposition {
+    /// Every query is answered in one step, on the side the routing policy picks for the whole
+    /// query. The default: on the benchmark, no class of queries has yet been found where planning
+    /// pays for itself (docs/router.md).
+    #[default]
+    Never,
+    /// Queries longer than the planner's `direct_max_words` are planned into subtasks.
+    LongQueries,
+}
+
 #[derive(Clone, Debug)]
 pub struct ExecConfig {
+    pub decomposition: Decomposition,
     pub planner: PlannerChoice,
     pub planner_config: PlannerConfig,
     pub subtask_max_tokens: u32,
@@ -54,6 +67,7 @@ pub struct ExecConfig {
 impl Default for ExecConfig {
     fn default() -> Self {
         Self {
+            decomposition: Decomposition::Never,
             planner: PlannerChoice::Routed,
             planner_config: PlannerConfig::default(),
             subtask_max_tokens: 192,
@@ -247,6 +261,7 @@ impl Scheduler {
                 let direct = given.is_direct().then_some(DirectReason::SingleStep);
                 Some((given, direct))
             }
+            None if config.decomposition == Decomposition::Never => Some((planner::direct_plan(query), Some(DirectReason::DecompositionOff))),
             None if !planner::needs_planning(query, &config.planner_config) => Some((planner::direct_plan(query), Some(DirectReason::ShortQuery))),
             None => {
                 let decision = match config.planner {
@@ -461,14 +476,16 @@ impl Scheduler {
                     prompts::step_messages(query, subtask, &parents, &further, config.ancestor_context_tokens)
                 }
             };
-            let decision = self.route(query, Step::Subtask { subtask, plan: validated }, budget);
+            // A one-step plan's only subtask is the answer: its tokens are the answer's, and its
+            // side is the query-level decision.
+            let is_answer = validated.is_some_and(ValidatedPlan::is_direct);
+            let step = if is_answer { Step::WholeQuery } else { Step::Subtask { subtask, plan: validated } };
+            let decision = self.route(query, step, budget);
             let scheduler = self.clone();
             let query_id = query_id.to_owned();
             let budget = budget.clone();
             let id = subtask.id.clone();
             let sink = events.clone();
-            // A one-step plan's only subtask is the answer: its tokens are the answer's.
-            let is_answer = validated.is_some_and(ValidatedPlan::is_direct);
             let max_tokens = if is_answer { config.answer_max_tokens } else { config.subtask_max_tokens };
             let handle = running.spawn(async move {
                 let result = scheduler.execute(&query_id, &budget, Some(id.clone()), is_answer, messages, max_tokens, decision, &sink).await;

@@ -91,6 +91,11 @@ fn plan_json(subtasks: &[(&str, &[&str])]) -> String {
 
 const LONG_QUERY: &str = "a question long enough to need a plan with several steps in it";
 
+/// Decomposition on: most of these tests are about plans.
+fn planned() -> ExecConfig {
+    ExecConfig { decomposition: Decomposition::LongQueries, ..ExecConfig::default() }
+}
+
 fn scheduler(model: Arc<ScriptedModel>, side: Side, config: ExecConfig) -> Scheduler {
     let models = match side {
         Side::Edge => Models { edge: Some(model), cloud: None },
@@ -137,7 +142,7 @@ async fn random_dags_run_each_subtask_once_after_its_parents_with_independent_on
             .collect();
         let shape: Vec<(&str, &[&str])> = ids.iter().zip(&deps).map(|(id, d)| (id.as_str(), d.as_slice())).collect();
         let model = Arc::new(ScriptedModel::new(Side::Cloud, &plan_json(&shape), Duration::from_millis(30)));
-        let (answer, events) = run(&scheduler(model.clone(), Side::Cloud, ExecConfig::default()), LONG_QUERY).await;
+        let (answer, events) = run(&scheduler(model.clone(), Side::Cloud, planned()), LONG_QUERY).await;
         let answer = answer.unwrap();
 
         let runs: HashMap<String, (Instant, Instant)> = model
@@ -166,7 +171,7 @@ async fn random_dags_run_each_subtask_once_after_its_parents_with_independent_on
 #[tokio::test]
 async fn events_arrive_in_a_valid_order() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &[]), ("c", &["a", "b"])]), Duration::from_millis(5)));
-    let (answer, events) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
+    let (answer, events) = run(&scheduler(model, Side::Edge, planned()), LONG_QUERY).await;
     assert!(answer.is_ok());
     assert!(matches!(events.first(), Some(Event::PlanningStarted { side: Side::Edge, .. })), "{:?}", events.first());
     assert!(matches!(events.last(), Some(Event::Answer { .. })));
@@ -186,7 +191,7 @@ async fn events_arrive_in_a_valid_order() {
 async fn first_subtasks_start_while_the_plan_still_streams() {
     let mut model = ScriptedModel::new(Side::Cloud, &plan_json(&[("a", &[]), ("b", &["a"]), ("c", &[]), ("d", &[]), ("e", &[])]), Duration::from_millis(1));
     model.piece_delay = Duration::from_millis(4);
-    let (answer, events) = run(&scheduler(Arc::new(model), Side::Cloud, ExecConfig::default()), LONG_QUERY).await;
+    let (answer, events) = run(&scheduler(Arc::new(model), Side::Cloud, planned()), LONG_QUERY).await;
     assert!(answer.is_ok());
     let first_start = events.iter().position(|e| matches!(e, Event::SubtaskStarted { .. })).unwrap();
     let plan_ready = events.iter().position(|e| matches!(e, Event::PlanReady { .. })).unwrap();
@@ -196,7 +201,7 @@ async fn first_subtasks_start_while_the_plan_still_streams() {
 #[tokio::test]
 async fn short_queries_skip_planning_and_cost_one_call() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, "unused", Duration::ZERO));
-    let (answer, events) = run(&scheduler(model.clone(), Side::Edge, ExecConfig::default()), "What is 2 + 2?").await;
+    let (answer, events) = run(&scheduler(model.clone(), Side::Edge, planned()), "What is 2 + 2?").await;
     let answer = answer.unwrap();
     assert_eq!(answer.direct, Some(DirectReason::ShortQuery));
     assert!(!events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })));
@@ -215,24 +220,50 @@ async fn short_queries_skip_planning_and_cost_one_call() {
     assert!(!answer.truncated);
 }
 
+/// Records which steps it was asked to route, and keeps everything on the edge.
+#[derive(Default)]
+struct RecordingPolicy(Mutex<Vec<String>>);
+
+impl RoutePolicy for RecordingPolicy {
+    fn route(&self, request: &crate::route::RouteRequest<'_>) -> RouteDecision {
+        self.0.lock().unwrap().push(format!("{:?}", request.step).split([' ', '{', '(']).next().unwrap_or_default().to_owned());
+        RouteDecision::new(Side::Edge, "recorded")
+    }
+}
+
+#[tokio::test]
+async fn by_default_a_long_query_is_answered_in_one_step_routed_as_a_whole_query() {
+    let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::ZERO));
+    let policy = Arc::new(RecordingPolicy::default());
+    let models = Models { edge: Some(model.clone()), cloud: None };
+    let scheduler = Scheduler::new(models, policy.clone(), CloudGuard::unlimited(false), ExecConfig::default()).unwrap();
+    let (answer, events) = run(&scheduler, LONG_QUERY).await;
+    let answer = answer.unwrap();
+    assert_eq!(answer.direct, Some(DirectReason::DecompositionOff));
+    assert!(!events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })), "no planning call");
+    assert_eq!(model.runs().len(), 1, "one model call: {:?}", model.runs());
+    assert_eq!(*policy.0.lock().unwrap(), ["WholeQuery"], "the only decision is the query-level one");
+    assert_eq!(answer.text, format!("result of direct: {LONG_QUERY}"));
+}
+
 #[tokio::test]
 async fn an_answer_cut_by_its_token_limit_is_marked_truncated() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::ZERO));
-    let short = ExecConfig { answer_max_tokens: 4, ..ExecConfig::default() };
+    let short = ExecConfig { answer_max_tokens: 4, ..planned() };
     for query in ["What is 2 + 2?", LONG_QUERY] {
         let (answer, events) = run(&scheduler(model.clone(), Side::Edge, short.clone()), query).await;
         let answer = answer.unwrap();
         assert!(answer.truncated, "{query}: the answer reached its limit");
         assert!(matches!(events.last(), Some(Event::Answer { truncated: true, .. })));
     }
-    let (answer, _) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
+    let (answer, _) = run(&scheduler(model, Side::Edge, planned()), LONG_QUERY).await;
     assert!(!answer.unwrap().truncated);
 }
 
 #[tokio::test]
 async fn an_unusable_plan_falls_back_to_a_direct_answer_and_says_why() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, "I cannot make a plan, sorry.", Duration::ZERO));
-    let (answer, _) = run(&scheduler(model, Side::Edge, ExecConfig::default()), LONG_QUERY).await;
+    let (answer, _) = run(&scheduler(model, Side::Edge, planned()), LONG_QUERY).await;
     let answer = answer.unwrap();
     assert!(matches!(answer.direct, Some(DirectReason::UnusablePlan { .. })), "{:?}", answer.direct);
     assert!(answer.text.starts_with("result of direct"));
@@ -246,7 +277,7 @@ async fn a_failed_subtask_is_retried_rerouted_then_skips_only_its_dependents() {
     let mut cloud = ScriptedModel::new(Side::Cloud, &plan, Duration::from_millis(1));
     cloud.failing = vec!["task a".into()];
     let models = Models { edge: Some(Arc::new(edge)), cloud: Some(Arc::new(cloud)) };
-    let mut config = ExecConfig::default();
+    let mut config = planned();
     config.planner = PlannerChoice::Edge;
     let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(true), config).unwrap();
     let (answer, events) = run(&scheduler, LONG_QUERY).await;
@@ -267,7 +298,7 @@ async fn a_failed_subtask_is_retried_rerouted_then_skips_only_its_dependents() {
 #[tokio::test]
 async fn cancellation_stops_the_query() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::from_secs(30)));
-    let scheduler = scheduler(model.clone(), Side::Edge, ExecConfig::default());
+    let scheduler = scheduler(model.clone(), Side::Edge, planned());
     let (sink, _rx) = EventSink::channel();
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
@@ -284,7 +315,7 @@ async fn cancellation_stops_the_query() {
 #[tokio::test]
 async fn sequential_mode_runs_one_subtask_at_a_time() {
     let model = Arc::new(ScriptedModel::new(Side::Cloud, &plan_json(&[("a", &[]), ("b", &[]), ("c", &[])]), Duration::from_millis(20)));
-    let mut config = ExecConfig::default();
+    let mut config = planned();
     config.sequential = true;
     let (answer, _) = run(&scheduler(model.clone(), Side::Cloud, config), LONG_QUERY).await;
     assert!(answer.is_ok());
@@ -297,13 +328,13 @@ async fn sequential_mode_runs_one_subtask_at_a_time() {
 
 #[test]
 fn a_scheduler_needs_a_model() {
-    assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(false), ExecConfig::default()), Err(ExecError::NoModel)));
+    assert!(matches!(Scheduler::new(Models::default(), Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(false), planned()), Err(ExecError::NoModel)));
 }
 
 #[tokio::test]
 async fn empty_and_oversized_queries_get_typed_errors_before_any_model_call() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, "unused", Duration::ZERO));
-    let config = ExecConfig { max_query_chars: 100, ..ExecConfig::default() };
+    let config = ExecConfig { max_query_chars: 100, ..planned() };
     let scheduler = scheduler(model.clone(), Side::Edge, config);
     let (sink, _rx) = EventSink::channel();
     let cancel = CancellationToken::new();
@@ -317,7 +348,7 @@ async fn empty_and_oversized_queries_get_typed_errors_before_any_model_call() {
 async fn a_given_plan_runs_without_a_planning_call() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, "unused", Duration::from_millis(1)));
     let plan = crate::plan::validate::validate(crate::plan::parse::parse_plan(&plan_json(&[("a", &[]), ("b", &["a"])])).unwrap(), 6).unwrap();
-    let scheduler = scheduler(model.clone(), Side::Edge, ExecConfig::default());
+    let scheduler = scheduler(model.clone(), Side::Edge, planned());
     let (sink, _rx) = EventSink::channel();
     let answer = scheduler.run_plan(LONG_QUERY, plan.clone(), &sink, &CancellationToken::new()).await.unwrap();
     assert_eq!(answer.plan, plan);
@@ -328,7 +359,7 @@ async fn a_given_plan_runs_without_a_planning_call() {
 async fn queries_over_the_in_flight_limit_are_refused_and_cloud_requests_are_capped() {
     let plan = plan_json(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
     let model = Arc::new(ScriptedModel::new(Side::Cloud, &plan, Duration::from_millis(50)));
-    let config = ExecConfig { max_queries_in_flight: 1, max_cloud_requests: 2, ..ExecConfig::default() };
+    let config = ExecConfig { max_queries_in_flight: 1, max_cloud_requests: 2, ..planned() };
     let scheduler = scheduler(model.clone(), Side::Cloud, config);
     let (first, second) = tokio::join!(run(&scheduler, LONG_QUERY), async {
         tokio::task::yield_now().await;
@@ -352,7 +383,7 @@ async fn a_fallback_the_policy_forbids_does_not_happen() {
     edge.failing = vec!["task a".into()];
     let cloud = Arc::new(ScriptedModel::new(Side::Cloud, &plan, Duration::from_millis(1)));
     let models = Models { edge: Some(Arc::new(edge)), cloud: Some(cloud.clone()) };
-    let mut config = ExecConfig::default();
+    let mut config = planned();
     config.planner = PlannerChoice::Edge;
     let guard = CloudGuard::unlimited(true);
     guard.set_policy(crate::device::AppPolicy { offload: crate::device::Offload::Never, ..Default::default() });

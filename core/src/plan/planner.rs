@@ -31,6 +31,8 @@ impl Default for PlannerConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum DirectReason {
+    /// Decomposition is off: every query is answered in one step (no planning call was made).
+    DecompositionOff,
     /// Short enough not to need a plan (no planning call was made).
     ShortQuery,
     /// The planner itself answered with a single subtask.

@@ -23,6 +23,28 @@ pub struct RouterWeights {
     /// disagreement (`route::calibration`).
     #[serde(default = "prior_helps_when_results_differ")]
     pub helps_when_results_differ: f32,
+    /// The query-level decision's quality: how much more often the cloud than the edge answered a
+    /// whole query right in the training data (no per-query feature predicted it better on held-out
+    /// questions: docs/router.md). `cargo xtask train-query-router` measures it.
+    #[serde(default)]
+    pub whole_query: WholeQueryGain,
+}
+
+/// The cloud's advantage on whole queries, with where it was measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WholeQueryGain {
+    /// P(cloud right) − P(edge right), answering in one step.
+    pub gain: f32,
+    /// Mean tokens of the cloud's answer (the cost estimate of sending a query).
+    pub answer_tokens: u32,
+    pub measured_on: String,
+}
+
+/// Until measured: the cloud is taken to be better one time in four, with a mid-sized answer.
+impl Default for WholeQueryGain {
+    fn default() -> Self {
+        Self { gain: 0.25, answer_tokens: 256, measured_on: "prior (not measured)".into() }
+    }
 }
 
 /// Until measured: a disagreement is taken to mean a better answer one time in four.
@@ -95,6 +117,7 @@ impl RouterWeights {
             dense: vec![0.0; DENSE_FEATURES.len()],
             sparse: vec![0.0; HASH_BUCKETS],
             helps_when_results_differ: prior_helps_when_results_differ(),
+            whole_query: WholeQueryGain::default(),
         };
         for epoch in 0..epochs {
             let rate = learning_rate / (1.0 + epoch as f32 * 0.1);

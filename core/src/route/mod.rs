@@ -21,6 +21,8 @@ use crate::plan::{Difficulty, Subtask, ValidatedPlan};
 /// The step being routed.
 #[derive(Clone, Copy, Debug)]
 pub enum Step<'a> {
+    /// The whole query answered in one step, without a plan: the query-level decision.
+    WholeQuery,
     /// Writing the plan.
     Plan,
     Subtask { subtask: &'a Subtask, plan: Option<&'a ValidatedPlan> },
@@ -43,7 +45,8 @@ pub struct RouteRequest<'a> {
 /// The numbers behind a learned decision, for the caller's UI and for audits.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
-    /// Learned probability that the cloud's result changes the outcome for the better.
+    /// Learned probability that the cloud's result changes the outcome for the better (for a
+    /// whole query: the cloud's measured accuracy advantage over the edge).
     pub quality: f64,
     /// Quality minus the weighted extra latency, money and energy.
     pub predicted_gain: f64,
@@ -118,6 +121,7 @@ impl RoutePolicy for ByDifficulty {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         let (wants_cloud, why) = match request.step {
             Step::Plan => (true, "planning a multi-step query"),
+            Step::WholeQuery => (false, "no difficulty hint for an unplanned query"),
             Step::Subtask { subtask, .. } if subtask.difficulty == Difficulty::Hard => (true, "planner marked the subtask hard"),
             Step::Subtask { .. } => (false, "planner marked the subtask easy or medium"),
             Step::Synthesis { plan } if plan.subtasks.len() > 2 => (true, "combining many results"),

@@ -159,8 +159,12 @@ impl LearnedRouter {
         let (verdict, budget) = (view.verdict, view.budget);
 
         let logit = subtask.map(|(s, position)| f64::from(self.config.weights.logit(&features(request.query, s, position))));
-        // Planning and synthesis have no learned estimate: a neutral probability.
-        let quality = logit.map_or(0.5, |logit| stats.calibration.apply(logit));
+        let quality = match (logit, request.step) {
+            (Some(logit), _) => stats.calibration.apply(logit),
+            (None, Step::WholeQuery) => f64::from(self.config.weights.whole_query.gain),
+            // Planning and synthesis have no learned estimate: a neutral probability.
+            (None, _) => 0.5,
+        };
         let battery_factor = if device.charging { 0.5 } else { 1.0 + (1.0 - f64::from(device.battery_level)).clamp(0.0, 1.0) };
         let energy = RADIO_WATTS[network_index(device.network)] * t_cloud - COMPUTE_WATTS * t_edge;
         let gain = quality - utility.per_second * (t_cloud - t_edge) - utility.per_money * step_money - utility.per_joule * battery_factor * energy;
@@ -211,6 +215,7 @@ impl RoutePolicy for LearnedRouter {
                 });
                 self.decide(request, Some((subtask, position)), subtask.expected_tokens)
             }
+            Step::WholeQuery => self.decide(request, None, self.config.weights.whole_query.answer_tokens),
             Step::Plan => self.decide(request, None, 256),
             Step::Synthesis { .. } => self.decide(request, None, 192),
         }
@@ -385,6 +390,32 @@ mod tests {
         spend(&guard, &query, "b", 900, 0.0); // the next step (~300 tokens) would exceed the limit
         let blocked = route(&router, &hard_subtask(), &query);
         assert_eq!((blocked.side, blocked.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)));
+    }
+
+    fn route_whole_query(router: &LearnedRouter, budget: &QueryBudget) -> RouteDecision {
+        router.route(&RouteRequest { query: "Is the sum of two odd numbers even? Explain.", step: Step::WholeQuery, cloud_available: true, edge_available: true, budget })
+    }
+
+    #[test]
+    fn a_whole_query_goes_to_the_cloud_while_its_measured_gain_clears_the_rising_threshold() {
+        let guard = guard(Budgets { per_query: Limits { cloud_tokens: Some(4_000), ..Limits::default() }, ..Budgets::default() }, None);
+        let router = LearnedRouter::new(RouterConfig::default(), guard.clone(), None, None);
+        let query = fresh();
+        let unused = route_whole_query(&router, &query);
+        let explanation = unused.explanation.unwrap();
+        assert_eq!(explanation.quality, f64::from(RouterWeights::builtin().whole_query.gain), "the measured whole-query gain");
+        assert_eq!(unused.side, Side::Cloud, "{unused:?}");
+        assert!(unused.probe.is_none(), "whole queries are not calibration probes");
+        // Three quarters used: the threshold is above the gain, the query stays on the edge.
+        spend(&guard, &query, "a", 3_000, 0.0);
+        let late = route_whole_query(&router, &query);
+        let explanation = late.explanation.unwrap();
+        assert!(explanation.threshold > explanation.predicted_gain, "{late:?}");
+        assert_eq!((late.side, explanation.gate), (Side::Edge, None));
+        // Offline: the gate decides, whatever the gain.
+        router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+        let offline = route_whole_query(&router, &fresh());
+        assert_eq!((offline.side, offline.explanation.unwrap().gate), (Side::Edge, Some(Gate::Offline)));
     }
 
     #[test]

@@ -1722,6 +1722,10 @@ public struct HybridFlowConfig {
      */
     public let routing: Routing?
     /**
+     * `None`: `Never`, every query answered in one step on the side the router picks.
+     */
+    public let decomposition: Decomposition?
+    /**
      * Longest query accepted, in characters (at least 1).
      */
     public let maxQueryChars: Int32
@@ -1759,6 +1763,9 @@ public struct HybridFlowConfig {
          * `None`: the learned router.
          */routing: Routing? = nil, 
         /**
+         * `None`: `Never`, every query answered in one step on the side the router picks.
+         */decomposition: Decomposition? = nil, 
+        /**
          * Longest query accepted, in characters (at least 1).
          */maxQueryChars: Int32 = 8000, 
         /**
@@ -1779,6 +1786,7 @@ public struct HybridFlowConfig {
         self.budgets = budgets
         self.policy = policy
         self.routing = routing
+        self.decomposition = decomposition
         self.maxQueryChars = maxQueryChars
         self.maxSubtasks = maxSubtasks
         self.maxEdgeGenerations = maxEdgeGenerations
@@ -1808,6 +1816,7 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
                 budgets: FfiConverterTypeBudgets.read(from: &buf), 
                 policy: FfiConverterOptionTypeAppPolicy.read(from: &buf), 
                 routing: FfiConverterOptionTypeRouting.read(from: &buf), 
+                decomposition: FfiConverterOptionTypeDecomposition.read(from: &buf), 
                 maxQueryChars: FfiConverterInt32.read(from: &buf), 
                 maxSubtasks: FfiConverterInt32.read(from: &buf), 
                 maxEdgeGenerations: FfiConverterInt32.read(from: &buf), 
@@ -1823,6 +1832,7 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
         FfiConverterTypeBudgets.write(value.budgets, into: &buf)
         FfiConverterOptionTypeAppPolicy.write(value.policy, into: &buf)
         FfiConverterOptionTypeRouting.write(value.routing, into: &buf)
+        FfiConverterOptionTypeDecomposition.write(value.decomposition, into: &buf)
         FfiConverterInt32.write(value.maxQueryChars, into: &buf)
         FfiConverterInt32.write(value.maxSubtasks, into: &buf)
         FfiConverterInt32.write(value.maxEdgeGenerations, into: &buf)
@@ -2331,6 +2341,81 @@ public func FfiConverterTypeTotals_lower(_ value: Totals) -> RustBuffer {
 }
 
 
+/**
+ * Whether queries are split into a graph of subtasks run on both sides.
+ */
+
+public enum Decomposition: Equatable, Hashable {
+    
+    /**
+     * Each query is answered in one step, on the edge or the cloud as the router decides.
+     */
+    case never
+    /**
+     * Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
+     */
+    case longQueries
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Decomposition: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDecomposition: FfiConverterRustBuffer {
+    typealias SwiftType = Decomposition
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Decomposition {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .never
+        
+        case 2: return .longQueries
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Decomposition, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .never:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .longQueries:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecomposition_lift(_ buf: RustBuffer) throws -> Decomposition {
+    return try FfiConverterTypeDecomposition.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecomposition_lower(_ value: Decomposition) -> RustBuffer {
+    return FfiConverterTypeDecomposition.lower(value)
+}
+
+
+
 
 public enum Difficulty: Equatable, Hashable {
     
@@ -2412,6 +2497,10 @@ public func FfiConverterTypeDifficulty_lower(_ value: Difficulty) -> RustBuffer 
 public enum DirectReason: Equatable, Hashable, CustomStringConvertible {
     
     /**
+     * Decomposition is off (the default): no planning call was made.
+     */
+    case decompositionOff
+    /**
      * Short enough not to need a plan (no planning call was made).
      */
     case shortQuery
@@ -2461,14 +2550,16 @@ public struct FfiConverterTypeDirectReason: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .shortQuery
+        case 1: return .decompositionOff
         
-        case 2: return .singleStep
+        case 2: return .shortQuery
         
-        case 3: return .plannerFailed(error: try FfiConverterString.read(from: &buf)
+        case 3: return .singleStep
+        
+        case 4: return .plannerFailed(error: try FfiConverterString.read(from: &buf)
         )
         
-        case 4: return .unusablePlan(error: try FfiConverterString.read(from: &buf)
+        case 5: return .unusablePlan(error: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2479,21 +2570,25 @@ public struct FfiConverterTypeDirectReason: FfiConverterRustBuffer {
         switch value {
         
         
-        case .shortQuery:
+        case .decompositionOff:
             writeInt(&buf, Int32(1))
         
         
-        case .singleStep:
+        case .shortQuery:
             writeInt(&buf, Int32(2))
         
         
-        case let .plannerFailed(error):
+        case .singleStep:
             writeInt(&buf, Int32(3))
+        
+        
+        case let .plannerFailed(error):
+            writeInt(&buf, Int32(4))
             FfiConverterString.write(error, into: &buf)
             
         
         case let .unusablePlan(error):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(error, into: &buf)
             
         }
@@ -4575,6 +4670,30 @@ fileprivate struct FfiConverterOptionTypeRouterStatistics: FfiConverterRustBuffe
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeRouterStatistics.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeDecomposition: FfiConverterRustBuffer {
+    typealias SwiftType = Decomposition?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDecomposition.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDecomposition.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

@@ -27,12 +27,13 @@ final class HybridFlowClientTests: XCTestCase {
         return dir.path
     }
 
-    private func config(_ routing: Routing, withCloud: Bool = true, stateDir: String? = nil) -> HybridFlowConfig {
+    private func config(_ routing: Routing, withCloud: Bool = true, stateDir: String? = nil, decomposition: Decomposition? = nil) -> HybridFlowConfig {
         HybridFlowConfig(
             edgeModelPath: edgeModel,
             cloud: withCloud ? CloudEndpoint(baseUrl: cloudURL, model: cloudModel, apiKey: ApiKey(key: secret)) : nil,
             stateDir: stateDir ?? self.stateDir(),
-            routing: routing
+            routing: routing,
+            decomposition: decomposition
         )
     }
 
@@ -66,8 +67,26 @@ final class HybridFlowClientTests: XCTestCase {
         await client.close()
     }
 
+    func testByDefaultAQueryIsAnsweredInOneStepOnTheSideTheRouterPicks() async throws {
+        let client = try await HybridFlowClient.open(config(.learned))
+        let events = try await collect(client.askStreaming(multiStep))
+        XCTAssertFalse(events.contains { if case .planningStarted = $0 { return true } else { return false } }, "no planning call")
+        let reasons = events.compactMap { event -> DirectReason?? in if case .planReady(_, let reason) = event { return reason } else { return nil } }
+        XCTAssertEqual(reasons, [.decompositionOff])
+        let routes = events.compactMap { event -> (Side, RouteExplanation?)? in
+            if case .subtaskStarted(_, let side, _, _, let explanation) = event { return (side, explanation) } else { return nil }
+        }
+        XCTAssertEqual(routes.count, 1)
+        XCTAssertEqual(routes.first?.0, .cloud, "the measured gain clears the threshold")
+        let explanation = try XCTUnwrap(routes.first?.1)
+        XCTAssertGreaterThan(explanation.predictedGain, explanation.threshold)
+        guard case .answer(_, _, let totals) = events.last else { return XCTFail("the last event is the answer") }
+        XCTAssertEqual(totals.cloud.calls, 1)
+        await client.close()
+    }
+
     func testEventsArriveInOrderAndEndWithTheAnswer() async throws {
-        let client = try await HybridFlowClient.open(config(.byDifficulty))
+        let client = try await HybridFlowClient.open(config(.byDifficulty, decomposition: .longQueries))
         let events = try await collect(client.askStreaming(multiStep))
         guard case .answer(let text, _, _) = events.last else { return XCTFail("the last event is the answer: \(String(describing: events.last))") }
         XCTAssertEqual(events.filter { if case .answer = $0 { return true } else { return false } }.count, 1)

@@ -1,5 +1,5 @@
-//! `hybridflow-chat`: ask HybridFlow a question and watch it work: the plan, where each subtask
-//! runs and why, the streamed answer, and what it all cost. With a question on the command line
+//! `hybridflow-chat`: ask HybridFlow a question and watch it work: where the query (or, with
+//! `--decompose`, each subtask of its plan) runs and why, the streamed answer, and what it all cost. With a question on the command line
 //! it answers once; without, it reads questions from stdin. Works without a cloud (edge only).
 
 mod view;
@@ -11,7 +11,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use hybridflow_core::client::{Client, ClientConfig, Routing};
 use hybridflow_core::device::{DeviceState, Network};
-use hybridflow_core::exec::{EventSink, ExecConfig, PlannerChoice};
+use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, PlannerChoice};
 use hybridflow_core::model::catalog;
 use hybridflow_core::model::cloud::{ApiKey, CloudConfig, Price};
 use hybridflow_core::model::edge::{EdgeConfig, LoadProgress};
@@ -63,6 +63,10 @@ struct Args {
     state_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Planner::Routed)]
     planner: Planner,
+    /// Plan queries of more than 8 words into subtasks run on both sides (by default each query
+    /// is answered in one step, on the side the router picks).
+    #[arg(long)]
+    decompose: bool,
     /// Run subtasks one after another (the research prototype's chain mode).
     #[arg(long)]
     sequential: bool,
@@ -146,6 +150,7 @@ async fn open_client(args: &Args) -> Result<Client> {
         budgets: Budgets { per_day: Limits { money: args.daily_budget, ..Limits::default() }, ..Budgets::default() },
         routing,
         exec: ExecConfig {
+            decomposition: if args.decompose { Decomposition::LongQueries } else { Decomposition::Never },
             planner: match args.planner {
                 Planner::Routed => PlannerChoice::Routed,
                 Planner::Edge => PlannerChoice::Edge,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use hybridflow_core::device::AppPolicy;
-use hybridflow_core::exec::{EventSink, ExecConfig, Models, Scheduler, Totals};
+use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, Scheduler, Totals};
 use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, QueryBudget};
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel, Price};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
@@ -93,6 +93,7 @@ struct RandomRouter {
 impl RoutePolicy for RandomRouter {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         let step = match request.step {
+            Step::WholeQuery => "query".to_string(),
             Step::Plan => "plan".to_string(),
             Step::Subtask { subtask, .. } => subtask.id.clone(),
             Step::Synthesis { .. } => "synthesis".to_string(),
@@ -113,6 +114,7 @@ struct FinalStepsRule;
 impl RoutePolicy for FinalStepsRule {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         let (side, why) = match request.step {
+            Step::WholeQuery => (Side::Cloud, "rule: an unplanned query"),
             Step::Plan => (Side::Edge, "rule: plan on the edge"),
             Step::Subtask { subtask, plan: Some(plan) } if plan.fan_out(&subtask.id) == 0 => (Side::Cloud, "rule: nothing depends on this step"),
             Step::Subtask { .. } => (Side::Edge, "rule: an inner step"),
@@ -206,7 +208,7 @@ impl Bench {
 
     async fn hybrid(&self, item: &Item, strategy: &str, policy: Arc<dyn RoutePolicy>, sequential: bool) -> (Record, String) {
         let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
-        let config = ExecConfig { sequential, ..ExecConfig::default() };
+        let config = ExecConfig { decomposition: Decomposition::LongQueries, sequential, ..ExecConfig::default() };
         let scheduler = match Scheduler::new(models, policy, self.guard(), config) {
             Ok(s) => s,
             Err(e) => panic!("scheduler: {e}"),

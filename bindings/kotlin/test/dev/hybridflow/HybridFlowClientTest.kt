@@ -40,11 +40,12 @@ class HybridFlowClientTest {
     private val cloudModel = System.getenv("HYBRIDFLOW_CLOUD_MODEL") ?: "qwen2.5-coder-0.5b-instruct"
     private val multiStep = "Tom has 3 boxes with 4 apples each. He gives away 5 apples. How many apples does he have left?"
 
-    private fun config(routing: Routing, withCloud: Boolean = true) = HybridFlowConfig(
+    private fun config(routing: Routing, withCloud: Boolean = true, decomposition: Decomposition? = null) = HybridFlowConfig(
         edgeModelPath = edgeModel,
         cloud = if (withCloud) CloudEndpoint(baseUrl = cloudUrl, model = cloudModel, apiKey = ApiKey("sk-kotlin-test-secret")) else null,
         stateDir = Files.createTempDirectory("hybridflow-kotlin").toString(),
         routing = routing,
+        decomposition = decomposition,
     )
 
     private fun <T> withClient(config: HybridFlowConfig, body: suspend (HybridFlowClient) -> T): T = runBlocking {
@@ -69,7 +70,20 @@ class HybridFlowClientTest {
     }
 
     @Test
-    fun flowDeliversEventsInOrderAndEndsWithTheAnswer() = withClient(config(Routing.BY_DIFFICULTY)) { client ->
+    fun byDefaultAQueryIsAnsweredInOneStepOnTheSideTheRouterPicks() = withClient(config(Routing.LEARNED)) { client ->
+        val events = client.askStreaming(multiStep).toList()
+        assertTrue("no planning call: $events", events.none { it is Event.PlanningStarted })
+        val plan = events.filterIsInstance<Event.PlanReady>().single()
+        assertEquals(DirectReason.DecompositionOff, plan.directReason)
+        val route = events.filterIsInstance<Event.SubtaskStarted>().single()
+        val explanation = route.explanation!!
+        assertEquals("the measured gain clears the threshold: $route", Side.CLOUD, route.side)
+        assertTrue("$explanation", explanation.predictedGain > explanation.threshold)
+        assertEquals(1, (events.last() as Event.Answer).totals.cloud.calls)
+    }
+
+    @Test
+    fun flowDeliversEventsInOrderAndEndsWithTheAnswer() = withClient(config(Routing.BY_DIFFICULTY, decomposition = Decomposition.LONG_QUERIES)) { client ->
         val events = client.askStreaming(multiStep).toList()
         val last = events.last()
         assertTrue("last event is the answer: $last", last is Event.Answer)

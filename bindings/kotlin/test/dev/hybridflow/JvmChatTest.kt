@@ -1,5 +1,5 @@
 // The JVM sample chat (sample-apps/jvm-chat) driven through its stdin like a user would: ask,
-// see the plan, routes and answer; `/offline`, ask again: every subtask runs on the edge.
+// see the route and answer; `/offline`, ask again: everything runs on the edge.
 package dev.hybridflow
 
 import java.io.File
@@ -33,8 +33,10 @@ class JvmChatTest {
         val parts = output.split("device: ")
         assertEquals("one /offline acknowledgement:\n$output", 2, parts.size)
         val (online, offline) = parts
-        assertTrue(online, online.contains("planning on the cloud"))
-        assertTrue(online, online.contains("plan: "))
+        // Decomposition is off by default: one step, routed as a whole query, its gain shown.
+        assertTrue(online, online.contains("plan: answer directly (decomposition off: answered in one step)"))
+        assertFalse(online, online.contains("planning on"))
+        assertTrue(online, online.contains("on the cloud: gain"))
         assertEquals("one answer with its totals:\n$online", 1, Regex("-- edge:").findAll(online).count())
 
         assertTrue(offline, offline.contains("network=NONE"))

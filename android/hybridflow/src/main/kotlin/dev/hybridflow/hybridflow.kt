@@ -2883,6 +2883,11 @@ data class HybridFlowConfig (
     val `routing`: Routing? = null 
     , 
     /**
+     * `None`: `Never`, every query answered in one step on the side the router picks.
+     */
+    val `decomposition`: Decomposition? = null 
+    , 
+    /**
      * Longest query accepted, in characters (at least 1).
      */
     val `maxQueryChars`: kotlin.Int = 8000 
@@ -2923,6 +2928,7 @@ data class HybridFlowConfig (
         this.`budgets`,
         this.`policy`,
         this.`routing`,
+        this.`decomposition`,
         this.`maxQueryChars`,
         this.`maxSubtasks`,
         this.`maxEdgeGenerations`,
@@ -2946,6 +2952,7 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterTypeBudgets.read(buf),
             FfiConverterOptionalTypeAppPolicy.read(buf),
             FfiConverterOptionalTypeRouting.read(buf),
+            FfiConverterOptionalTypeDecomposition.read(buf),
             FfiConverterInt.read(buf),
             FfiConverterInt.read(buf),
             FfiConverterInt.read(buf),
@@ -2961,6 +2968,7 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterTypeBudgets.allocationSize(value.`budgets`) +
             FfiConverterOptionalTypeAppPolicy.allocationSize(value.`policy`) +
             FfiConverterOptionalTypeRouting.allocationSize(value.`routing`) +
+            FfiConverterOptionalTypeDecomposition.allocationSize(value.`decomposition`) +
             FfiConverterInt.allocationSize(value.`maxQueryChars`) +
             FfiConverterInt.allocationSize(value.`maxSubtasks`) +
             FfiConverterInt.allocationSize(value.`maxEdgeGenerations`) +
@@ -2975,6 +2983,7 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
             FfiConverterTypeBudgets.write(value.`budgets`, buf)
             FfiConverterOptionalTypeAppPolicy.write(value.`policy`, buf)
             FfiConverterOptionalTypeRouting.write(value.`routing`, buf)
+            FfiConverterOptionalTypeDecomposition.write(value.`decomposition`, buf)
             FfiConverterInt.write(value.`maxQueryChars`, buf)
             FfiConverterInt.write(value.`maxSubtasks`, buf)
             FfiConverterInt.write(value.`maxEdgeGenerations`, buf)
@@ -3372,6 +3381,51 @@ public object FfiConverterTypeTotals: FfiConverterRustBuffer<Totals> {
 
 
 
+/**
+ * Whether queries are split into a graph of subtasks run on both sides.
+ */
+
+enum class Decomposition {
+    
+    /**
+     * Each query is answered in one step, on the edge or the cloud as the router decides.
+     */
+    NEVER,
+    /**
+     * Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
+     */
+    LONG_QUERIES;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDecomposition: FfiConverterRustBuffer<Decomposition> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        Decomposition.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Decomposition) = 4UL
+
+    override fun write(value: Decomposition, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 enum class Difficulty {
     
@@ -3414,6 +3468,12 @@ public object FfiConverterTypeDifficulty: FfiConverterRustBuffer<Difficulty> {
  * `toString()`, Swift `description`).
  */
 sealed class DirectReason {
+    
+    /**
+     * Decomposition is off (the default): no planning call was made.
+     */
+    object DecompositionOff : DirectReason()
+    
     
     /**
      * Short enough not to need a plan (no planning call was made).
@@ -3494,12 +3554,13 @@ sealed class DirectReason {
 public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason>{
     override fun read(buf: ByteBuffer): DirectReason {
         return when(buf.getInt()) {
-            1 -> DirectReason.ShortQuery
-            2 -> DirectReason.SingleStep
-            3 -> DirectReason.PlannerFailed(
+            1 -> DirectReason.DecompositionOff
+            2 -> DirectReason.ShortQuery
+            3 -> DirectReason.SingleStep
+            4 -> DirectReason.PlannerFailed(
                 FfiConverterString.read(buf),
                 )
-            4 -> DirectReason.UnusablePlan(
+            5 -> DirectReason.UnusablePlan(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -3507,6 +3568,12 @@ public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason
     }
 
     override fun allocationSize(value: DirectReason): ULong = when(value) {
+        is DirectReason.DecompositionOff -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
         is DirectReason.ShortQuery -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -3537,21 +3604,25 @@ public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason
 
     override fun write(value: DirectReason, buf: ByteBuffer) {
         when(value) {
-            is DirectReason.ShortQuery -> {
+            is DirectReason.DecompositionOff -> {
                 buf.putInt(1)
                 Unit
             }
-            is DirectReason.SingleStep -> {
+            is DirectReason.ShortQuery -> {
                 buf.putInt(2)
                 Unit
             }
-            is DirectReason.PlannerFailed -> {
+            is DirectReason.SingleStep -> {
                 buf.putInt(3)
+                Unit
+            }
+            is DirectReason.PlannerFailed -> {
+                buf.putInt(4)
                 FfiConverterString.write(value.`error`, buf)
                 Unit
             }
             is DirectReason.UnusablePlan -> {
-                buf.putInt(4)
+                buf.putInt(5)
                 FfiConverterString.write(value.`error`, buf)
                 Unit
             }
@@ -5227,6 +5298,38 @@ public object FfiConverterOptionalTypeRouterStatistics: FfiConverterRustBuffer<R
         } else {
             buf.put(1)
             FfiConverterTypeRouterStatistics.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeDecomposition: FfiConverterRustBuffer<Decomposition?> {
+    override fun read(buf: ByteBuffer): Decomposition? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDecomposition.read(buf)
+    }
+
+    override fun allocationSize(value: Decomposition?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDecomposition.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Decomposition?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDecomposition.write(value, buf)
         }
     }
 }

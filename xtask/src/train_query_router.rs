@@ -1,0 +1,140 @@
+//! The query-level decision's numbers, from the benchmark's edge and cloud chain-of-thought
+//! results: the cloud's advantage on whole queries, measured on gsm8k train and written into the
+//! router weights; and whether a learned per-query model (the router's own features and logistic
+//! model, applied to the whole query) finds the queries where the cloud helps better than a
+//! zero-parameter rule or chance, checked on dev questions it never saw.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use hybridflow_core::plan::planner::direct_plan;
+use hybridflow_core::route::features::{features, GraphPosition};
+use hybridflow_core::route::learned::{roc_auc, Example, RouterWeights, WholeQueryGain};
+
+use crate::benchmark::datasets::{self, Dataset};
+use crate::benchmark::report::bootstrap_interval;
+use crate::benchmark::Record;
+
+/// One question answered by both sides.
+struct Paired {
+    question: String,
+    edge_right: bool,
+    cloud_right: bool,
+    cloud_output_tokens: u64,
+}
+
+impl Paired {
+    fn cloud_helps(&self) -> bool {
+        self.cloud_right && !self.edge_right
+    }
+}
+
+fn paired(results: &Path, split: &str, data: &Path) -> Result<Vec<Paired>> {
+    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
+    let mut by_id: BTreeMap<String, (Option<Record>, Option<Record>)> = BTreeMap::new();
+    for record in text.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()) {
+        let entry = by_id.entry(record.id.clone()).or_default();
+        match record.strategy.as_str() {
+            "edge-cot" => entry.0 = Some(record),
+            "cloud-cot" => entry.1 = Some(record),
+            _ => {}
+        }
+    }
+    let questions: BTreeMap<String, String> = datasets::load(Dataset::Gsm8k, data, split, usize::MAX)?.into_iter().map(|i| (i.id, i.question)).collect();
+    Ok(by_id
+        .into_iter()
+        .filter_map(|(id, pair)| match pair {
+            (Some(edge), Some(cloud)) if edge.error.is_none() && cloud.error.is_none() => Some(Paired {
+                question: questions.get(&id)?.clone(),
+                edge_right: edge.correct,
+                cloud_right: cloud.correct,
+                cloud_output_tokens: cloud.cloud_output_tokens,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+fn example(p: &Paired) -> Example {
+    let plan = direct_plan(&p.question);
+    Example { features: features(&p.question, &plan.subtasks[0], GraphPosition::default()), cloud_helps: p.cloud_helps() }
+}
+
+fn accuracy(rows: &[Paired], on_cloud: &dyn Fn(usize) -> f64) -> Vec<f64> {
+    rows.iter().enumerate().map(|(i, p)| on_cloud(i) * f64::from(u8::from(p.cloud_right)) + (1.0 - on_cloud(i)) * f64::from(u8::from(p.edge_right))).collect()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Accuracy when the `share` of questions with the highest scores go to the cloud, against random
+/// routing at the same share (its expectation per question), with the paired interval.
+fn at_share(dev: &[Paired], scores: &[f64], share: f64) -> (f64, f64, (f64, f64)) {
+    let k = (share * dev.len() as f64).round() as usize;
+    let mut order: Vec<usize> = (0..dev.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let chosen: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
+    let routed = accuracy(dev, &|i| f64::from(u8::from(chosen.contains(&i))));
+    let random = accuracy(dev, &|_| k as f64 / dev.len() as f64);
+    let differences: Vec<f64> = routed.iter().zip(&random).map(|(r, c)| r - c).collect();
+    (mean(&routed), mean(&random), bootstrap_interval(&differences))
+}
+
+pub fn run(train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result<()> {
+    let train_rows = paired(train, "train", data)?;
+    let dev_rows = paired(dev, "dev", data)?;
+    if train_rows.is_empty() {
+        bail!("no question in {} has both edge-cot and cloud-cot results", train.display());
+    }
+    let rate = |rows: &[Paired], f: fn(&Paired) -> bool| rows.iter().filter(|p| f(p)).count() as f64 / rows.len().max(1) as f64;
+    let gain = rate(&train_rows, |p| p.cloud_right) - rate(&train_rows, |p| p.edge_right);
+    let answer_tokens = train_rows.iter().map(|p| p.cloud_output_tokens).sum::<u64>() / train_rows.len() as u64;
+    println!(
+        "train: {} questions, edge right {:.3}, cloud right {:.3}, cloud helps {:.3}; whole-query gain {gain:.3}, cloud answer {answer_tokens} tokens",
+        train_rows.len(),
+        rate(&train_rows, |p| p.edge_right),
+        rate(&train_rows, |p| p.cloud_right),
+        rate(&train_rows, Paired::cloud_helps),
+    );
+
+    let mut weights: RouterWeights = serde_json::from_str(&std::fs::read_to_string(weights_path)?)?;
+    weights.whole_query = WholeQueryGain {
+        gain: gain as f32,
+        answer_tokens: answer_tokens as u32,
+        measured_on: format!(
+            "gsm8k train, {} questions, edge Qwen2.5-Coder-0.5B vs cloud Qwen2.5-Coder-1.5B chain-of-thought (docs/bench/gsm8k-train); `cargo xtask train-query-router`",
+            train_rows.len()
+        ),
+    };
+    std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
+    println!("wrote the whole-query gain into {}", weights_path.display());
+
+    if dev_rows.len() < 10 {
+        println!("dev: {} paired questions, too few to evaluate a per-query model", dev_rows.len());
+        return Ok(());
+    }
+    let examples: Vec<Example> = train_rows.iter().map(example).collect();
+    let learned = RouterWeights::train(&examples, 30, 0.3, 1e-3, String::new());
+    let learned_scores: Vec<f64> = dev_rows.iter().map(|p| f64::from(learned.logit(&example(p).features))).collect();
+    let words: Vec<f64> = dev_rows.iter().map(|p| p.question.split_whitespace().count() as f64).collect();
+    let labels: Vec<bool> = dev_rows.iter().map(Paired::cloud_helps).collect();
+    let as_f32 = |s: &[f64]| s.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+    println!(
+        "dev: {} questions, edge right {:.3}, cloud right {:.3}, cloud helps on {}",
+        dev_rows.len(),
+        rate(&dev_rows, |p| p.edge_right),
+        rate(&dev_rows, |p| p.cloud_right),
+        labels.iter().filter(|l| **l).count()
+    );
+    println!("ROC AUC for \"the cloud helps\" on dev: learned {:.3}, rule \"longer queries to the cloud\" {:.3}", roc_auc(&as_f32(&learned_scores), &labels), roc_auc(&as_f32(&words), &labels));
+    println!("| cloud share | learned | rule (longer) | random | learned − random (95% CI) |");
+    println!("|---|---|---|---|---|");
+    for share in [0.25, 0.5, 0.75] {
+        let (learned_accuracy, random_accuracy, (low, high)) = at_share(&dev_rows, &learned_scores, share);
+        let (rule_accuracy, ..) = at_share(&dev_rows, &words, share);
+        println!("| {share:.2} | {learned_accuracy:.3} | {rule_accuracy:.3} | {random_accuracy:.3} | {:+.3} ({low:+.3} to {high:+.3}) |", learned_accuracy - random_accuracy);
+    }
+    Ok(())
+}
