@@ -242,6 +242,9 @@ pub enum Event {
     SubtaskStarted { id: String, side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation> },
     /// Generated text of a subtask, or of the final answer (`subtask_id` null).
     Token { subtask_id: Option<String>, text: String },
+    /// Discard the answer text streamed so far: the attempt that wrote it failed; the next
+    /// attempt (a retry or the fallback, if any) streams the answer again from its start.
+    AnswerReset,
     SubtaskFinished {
         id: String,
         /// Side of the last attempt; null when skipped.
@@ -323,6 +326,7 @@ impl From<exec::Event> for Event {
                 Event::SubtaskStarted { id, side: side.into(), reason, attempt: int(attempt), explanation: explanation(e) }
             }
             exec::Event::Token { subtask_id, text } => Event::Token { subtask_id, text },
+            exec::Event::AnswerReset => Event::AnswerReset,
             exec::Event::SubtaskFinished { id, report } => {
                 Event::SubtaskFinished {
                     id,

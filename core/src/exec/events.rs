@@ -21,6 +21,9 @@ pub enum Event {
     SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
     /// Generated text: of a subtask, or of the final answer (`id: None`).
     Token { subtask_id: Option<String>, text: String },
+    /// Discard the answer's text streamed so far: the attempt that wrote it failed. The next
+    /// attempt (a retry or the fallback, if any) streams the answer again from its start.
+    AnswerReset,
     SubtaskFinished { id: String, report: SubtaskReport },
     /// The final synthesis started (multi-step plans only).
     AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },

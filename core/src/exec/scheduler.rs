@@ -562,7 +562,8 @@ impl Scheduler {
                 None => model.stream(request.clone()).await,
             };
             let token_id = if is_answer { None } else { id.as_deref() };
-            match generate(stream, token_id, events).await {
+            let mut streamed = false;
+            match generate(stream, token_id, events, &mut streamed).await {
                 Ok((text, usage)) => {
                     let cost = model.cost(&usage);
                     self.shared.policy.observe(&Observation { side, usage: Some(usage.clone()), cost });
@@ -577,6 +578,11 @@ impl Scheduler {
                     log::warn!("step {} failed on the {side:?}: {error}", id.as_deref().unwrap_or("answer"));
                     errors.push(format!("{side:?}: {error}").to_lowercase());
                     cause = FailureCause::from(&error);
+                    if is_answer && streamed {
+                        // The user saw part of an answer that will not be; the next attempt
+                        // streams it again from the start.
+                        events.emit(Event::AnswerReset);
+                    }
                 }
             }
         }
@@ -643,12 +649,15 @@ fn new_query_id() -> String {
 }
 
 /// Reads one generation, forwarding its text as events.
-async fn generate(stream: Result<TokenStream, ModelError>, id: Option<&str>, events: &EventSink) -> Result<(String, Usage), ModelError> {
+/// Streams a generation's text as `Token` events; `streamed` says whether any was sent, also
+/// when the generation then fails.
+async fn generate(stream: Result<TokenStream, ModelError>, id: Option<&str>, events: &EventSink, streamed: &mut bool) -> Result<(String, Usage), ModelError> {
     let mut stream = stream?;
     let mut text = String::new();
     while let Some(event) = stream.next().await {
         match event? {
             StreamEvent::Delta(delta) => {
+                *streamed = true;
                 text.push_str(&delta);
                 events.emit(Event::Token { subtask_id: id.map(str::to_owned), text: delta });
             }

@@ -246,6 +246,44 @@ async fn by_default_a_long_query_is_answered_in_one_step_routed_as_a_whole_query
     assert_eq!(answer.text, format!("result of direct: {LONG_QUERY}"));
 }
 
+/// Streams part of an answer and then fails on its first call; answers in full on the next.
+struct FailsMidAnswerOnce(std::sync::atomic::AtomicUsize);
+
+impl ChatModel for FailsMidAnswerOnce {
+    fn side(&self) -> Side {
+        Side::Edge
+    }
+    fn name(&self) -> &str {
+        "fails mid-answer once"
+    }
+    fn stream(&self, _request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
+        let call = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            let usage = GenerationClock::start().usage(10, 2, TokenCount::Reported, FinishReason::Stop);
+            let events: Vec<Result<StreamEvent, ModelError>> = if call == 0 {
+                vec![Ok(StreamEvent::Delta("The ans".into())), Err(ModelError::Engine("connection lost".into()))]
+            } else {
+                vec![Ok(StreamEvent::Delta("The answer ".into())), Ok(StreamEvent::Delta("is 4.".into())), Ok(StreamEvent::Finished(usage))]
+            };
+            Ok(TokenStream::new(futures::stream::iter(events).boxed(), CancelHandle::default()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_answer_attempt_that_fails_after_streaming_is_reset_before_the_retry() {
+    let model = Arc::new(FailsMidAnswerOnce(Default::default()));
+    let scheduler = Scheduler::new(Models { edge: Some(model), cloud: None }, Arc::new(Fixed(Side::Edge)), CloudGuard::unlimited(false), ExecConfig::default()).unwrap();
+    let (answer, events) = run(&scheduler, "What is 2 + 2?").await;
+    let answer = answer.unwrap();
+    assert_eq!(answer.text, "The answer is 4.");
+    let reset = events.iter().position(|e| matches!(e, Event::AnswerReset)).expect("an AnswerReset after the failed attempt");
+    let text_of = |events: &[Event]| events.iter().filter_map(|e| match e { Event::Token { subtask_id: None, text } => Some(text.as_str()), _ => None }).collect::<String>();
+    assert_eq!(text_of(&events[..reset]), "The ans", "what the failed attempt streamed");
+    assert_eq!(text_of(&events[reset..]), answer.text, "after the reset, the tokens are the answer");
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::AnswerReset)).count(), 1);
+}
+
 #[tokio::test]
 async fn an_answer_cut_by_its_token_limit_is_marked_truncated() {
     let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::ZERO));

@@ -2632,6 +2632,11 @@ public enum Event: Equatable, Hashable {
      */
     case token(subtaskId: String?, text: String
     )
+    /**
+     * Discard the answer text streamed so far: the attempt that wrote it failed; the next
+     * attempt (a retry or the fallback, if any) streams the answer again from its start.
+     */
+    case answerReset
     case subtaskFinished(id: String, 
         /**
          * Side of the last attempt; null when skipped.
@@ -2684,16 +2689,18 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 4: return .token(subtaskId: try FfiConverterOptionString.read(from: &buf), text: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterInt64.read(from: &buf), attempts: try FfiConverterInt32.read(from: &buf), promptTokens: try FfiConverterInt32.read(from: &buf), completionTokens: try FfiConverterInt32.read(from: &buf)
+        case 5: return .answerReset
+        
+        case 6: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterInt64.read(from: &buf), attempts: try FfiConverterInt32.read(from: &buf), promptTokens: try FfiConverterInt32.read(from: &buf), completionTokens: try FfiConverterInt32.read(from: &buf)
         )
         
-        case 6: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
+        case 7: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
         )
         
-        case 7: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
+        case 8: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
         )
         
-        case 8: return .answer(text: try FfiConverterString.read(from: &buf), truncated: try FfiConverterBool.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
+        case 9: return .answer(text: try FfiConverterString.read(from: &buf), truncated: try FfiConverterBool.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2731,8 +2738,12 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(text, into: &buf)
             
         
-        case let .subtaskFinished(id,side,outcome,latencyMs,attempts,promptTokens,completionTokens):
+        case .answerReset:
             writeInt(&buf, Int32(5))
+        
+        
+        case let .subtaskFinished(id,side,outcome,latencyMs,attempts,promptTokens,completionTokens):
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(id, into: &buf)
             FfiConverterOptionTypeSide.write(side, into: &buf)
             FfiConverterTypeSubtaskOutcome.write(outcome, into: &buf)
@@ -2743,7 +2754,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .answerStarted(side,reason,attempt,explanation):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(7))
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             FfiConverterInt32.write(attempt, into: &buf)
@@ -2751,13 +2762,13 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .cloudRefused(step,gate):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
             FfiConverterTypeQueryStep.write(step, into: &buf)
             FfiConverterTypeGate.write(gate, into: &buf)
             
         
         case let .answer(text,truncated,totals):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
             FfiConverterString.write(text, into: &buf)
             FfiConverterBool.write(truncated, into: &buf)
             FfiConverterTypeTotals.write(totals, into: &buf)

@@ -98,6 +98,10 @@ impl View {
                 }
                 let _ = std::io::stdout().flush();
             }
+            Event::AnswerReset => {
+                self.end_stream();
+                println!("! that attempt failed: the answer starts again");
+            }
             Event::SubtaskFinished { id, report } => {
                 self.end_stream();
                 let place = report.side.map_or("-", side);

@@ -149,7 +149,7 @@ final class ChatModel {
         case .token(let id, let text):
             if let id { update(id) { $0.tokens += 1 } } else { turn.answer += text }
         case .subtaskFinished(let id, _, let outcome, _, _, _, _): update(id) { $0.outcome = outcome }
-        case .answerStarted: turn.answer = ""
+        case .answerStarted, .answerReset: turn.answer = ""
         case .cloudRefused(let step, let gate):
             if case .subtask(let id) = step { update(id) { $0.reason = "kept on the phone: \(gate)" } } else { turn.planning = "kept on the phone: \(gate)" }
         case .answer(let text, _, let totals):

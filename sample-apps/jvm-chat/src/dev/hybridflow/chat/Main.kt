@@ -147,6 +147,10 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                     print(if (event.subtaskId == null) event.text else ".")
                     System.out.flush()
                 }
+                is Event.AnswerReset -> {
+                    endStream()
+                    println("! that attempt failed: the answer starts again")
+                }
                 is Event.SubtaskFinished -> {
                     endStream()
                     val status = when (val outcome = event.outcome) {

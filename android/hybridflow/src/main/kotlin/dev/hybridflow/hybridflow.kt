@@ -3688,6 +3688,13 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * Discard the answer text streamed so far: the attempt that wrote it failed; the next
+     * attempt (a retry or the fallback, if any) streams the answer again from its start.
+     */
+    object AnswerReset : Event()
+    
+    
     data class SubtaskFinished(
         val `id`: kotlin.String, 
         /**
@@ -3782,7 +3789,8 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterOptionalString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            5 -> Event.SubtaskFinished(
+            5 -> Event.AnswerReset
+            6 -> Event.SubtaskFinished(
                 FfiConverterString.read(buf),
                 FfiConverterOptionalTypeSide.read(buf),
                 FfiConverterTypeSubtaskOutcome.read(buf),
@@ -3791,17 +3799,17 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterInt.read(buf),
                 FfiConverterInt.read(buf),
                 )
-            6 -> Event.AnswerStarted(
+            7 -> Event.AnswerStarted(
                 FfiConverterTypeSide.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
                 )
-            7 -> Event.CloudRefused(
+            8 -> Event.CloudRefused(
                 FfiConverterTypeQueryStep.read(buf),
                 FfiConverterTypeGate.read(buf),
                 )
-            8 -> Event.Answer(
+            9 -> Event.Answer(
                 FfiConverterString.read(buf),
                 FfiConverterBoolean.read(buf),
                 FfiConverterTypeTotals.read(buf),
@@ -3844,6 +3852,12 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 4UL
                 + FfiConverterOptionalString.allocationSize(value.`subtaskId`)
                 + FfiConverterString.allocationSize(value.`text`)
+            )
+        }
+        is Event.AnswerReset -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
             )
         }
         is Event.SubtaskFinished -> {
@@ -3917,8 +3931,12 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`text`, buf)
                 Unit
             }
-            is Event.SubtaskFinished -> {
+            is Event.AnswerReset -> {
                 buf.putInt(5)
+                Unit
+            }
+            is Event.SubtaskFinished -> {
+                buf.putInt(6)
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterOptionalTypeSide.write(value.`side`, buf)
                 FfiConverterTypeSubtaskOutcome.write(value.`outcome`, buf)
@@ -3929,7 +3947,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.AnswerStarted -> {
-                buf.putInt(6)
+                buf.putInt(7)
                 FfiConverterTypeSide.write(value.`side`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterInt.write(value.`attempt`, buf)
@@ -3937,13 +3955,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.CloudRefused -> {
-                buf.putInt(7)
+                buf.putInt(8)
                 FfiConverterTypeQueryStep.write(value.`step`, buf)
                 FfiConverterTypeGate.write(value.`gate`, buf)
                 Unit
             }
             is Event.Answer -> {
-                buf.putInt(8)
+                buf.putInt(9)
                 FfiConverterString.write(value.`text`, buf)
                 FfiConverterBoolean.write(value.`truncated`, buf)
                 FfiConverterTypeTotals.write(value.`totals`, buf)

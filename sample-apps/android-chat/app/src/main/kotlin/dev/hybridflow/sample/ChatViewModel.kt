@@ -174,7 +174,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
                 else -> update(id) { it.copy(tokens = it.tokens + 1) }
             }
             is Event.SubtaskFinished -> update(event.id) { it.copy(outcome = event.outcome) }
-            is Event.AnswerStarted -> turn.answer.value = ""
+            is Event.AnswerStarted, is Event.AnswerReset -> turn.answer.value = ""
             is Event.CloudRefused -> when (val step = event.step) {
                 is QueryStep.Subtask -> update(step.id) { it.copy(reason = "kept on the phone: ${event.gate}") }
                 else -> turn.planning.value = "kept on the phone: ${event.gate}"
