@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hybridflow_core::client::{Client, ClientConfig, Routing};
 use hybridflow_core::device::{AppPolicy, DeviceState, Network, Offload};
-use hybridflow_core::exec::{Event, EventSink};
+use hybridflow_core::exec::{Decomposition, Event, EventSink};
 use hybridflow_core::model::cloud::{ApiKey, CloudConfig};
 use hybridflow_core::model::edge::EdgeConfig;
 use hybridflow_core::model::Side;
@@ -91,6 +91,7 @@ async fn a_closed_gate_sends_no_byte_to_the_real_cloud_under_a_cloud_routing() {
     let personal = "My email is ada.lovelace@example.com. A shop sells pens at $2 each and notebooks at $5 each. Tom buys 3 pens and 2 notebooks. How much does he pay in total?";
     for (gate, test) in [(Gate::PolicyNeverOffload, "gate-never"), (Gate::Offline, "gate-offline"), (Gate::PersonalData, "gate-personal")] {
         let mut config = config(&test_cloud_url(), Routing::ByDifficulty, test);
+        config.exec.decomposition = Decomposition::LongQueries; // planning is a cloud step
         if gate == Gate::PolicyNeverOffload {
             config.policy.offload = Offload::Never;
         }
