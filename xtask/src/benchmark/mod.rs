@@ -38,7 +38,7 @@ pub const STRATEGIES: [&str; 13] = [
     "cloud-cot",
     "query-routing",
     "edge-cascade",
-    "hybridflow-shipped",
+    "hybridflow-default",
     "hybridflow-final-steps-rule",
     "hybridflow-learned",
     "hybridflow-threshold",
@@ -124,13 +124,10 @@ impl RoutePolicy for FinalStepsRule {
     }
 }
 
-/// Per-query cloud token budget of the "as shipped" strategy: what an app would configure to keep
-/// the hybrid well under one cloud chain-of-thought answer (about 400–600 tokens on gsm8k).
-const SHIPPED_QUERY_TOKENS: u64 = 1_000;
-
-/// HybridFlow as an app runs it: one engine for every question (router statistics, calibration
-/// and budgets carry over), budgets configured, state persisted beside the results.
-struct Shipped {
+/// HybridFlow as an app that changes no setting runs it: one engine for every question (router
+/// statistics and calibration carry over), the default configuration (no budget, decomposition
+/// off), state persisted beside the results.
+struct DefaultEngine {
     scheduler: Scheduler,
 }
 
@@ -165,9 +162,9 @@ struct Bench {
     /// Share of steps the learned router sent to the cloud so far (for the random baseline).
     learned_cloud_fraction: f64,
     dataset: Dataset,
-    /// Where the "as shipped" engine keeps its state.
+    /// Where the default engine keeps its state.
     state_dir: std::path::PathBuf,
-    shipped: Option<Shipped>,
+    default_engine: Option<DefaultEngine>,
 }
 
 impl Bench {
@@ -230,19 +227,18 @@ impl Bench {
         }
     }
 
-    /// The engine an app would hold: the learned router and the guard with budgets, over a store
-    /// that persists, created once and kept for every question.
-    fn shipped(&mut self) -> Result<&Shipped> {
-        if self.shipped.is_none() {
+    /// The engine an app would hold, created once and kept for every question: the default
+    /// configuration over a store that persists.
+    fn default_engine(&mut self) -> Result<&DefaultEngine> {
+        if self.default_engine.is_none() {
             let store = Arc::new(hybridflow_core::store::Store::open(&self.state_dir)?);
             let writer = Arc::new(hybridflow_core::store::StoreWriter::start(store)?);
-            let budgets = Budgets { per_query: hybridflow_core::guard::Limits { cloud_tokens: Some(SHIPPED_QUERY_TOKENS), ..Default::default() }, ..Budgets::default() };
-            let guard = Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(budgets, Some(writer.clone())), None, self.price));
+            let guard = Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(Budgets::default(), Some(writer.clone())), None, self.price));
             let router = Arc::new(LearnedRouter::new(RouterConfig::default(), guard.clone(), Some(writer), None));
             let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
-            self.shipped = Some(Shipped { scheduler: Scheduler::new(models, router, guard, ExecConfig::default())? });
+            self.default_engine = Some(DefaultEngine { scheduler: Scheduler::new(models, router, guard, ExecConfig::default())? });
         }
-        Ok(self.shipped.as_ref().expect("created above"))
+        Ok(self.default_engine.as_ref().expect("created above"))
     }
 
     /// Chain-of-thought on the edge; the whole query goes to the cloud when the edge gives no
@@ -278,7 +274,7 @@ impl Bench {
                 self.single_call(decision.side, item, COT, strategy).await
             }
             "edge-cascade" => self.cascade(item, strategy).await,
-            "hybridflow-shipped" => Self::ask(&self.shipped()?.scheduler, item, strategy).await,
+            "hybridflow-default" => Self::ask(&self.default_engine()?.scheduler, item, strategy).await,
             "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,
             "hybridflow-learned" => {
                 let (record, text) = self.hybrid(item, strategy, learned(), false).await;
@@ -359,7 +355,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
         let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), timeline.clone()));
         let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), timeline.clone()));
         let state_dir = options.out.with_extension("state");
-        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5, dataset, state_dir, shipped: None };
+        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5, dataset, state_dir, default_engine: None };
         for item in &items {
             for strategy in &options.strategies {
                 if done.contains(&(item.id.clone(), strategy.clone())) {

@@ -198,7 +198,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
         }
-        for (hybrid_name, hybrid) in ["hybridflow-shipped", "hybridflow-learned"].iter().filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
+        for (hybrid_name, hybrid) in ["hybridflow-default", "hybridflow-learned"].iter().filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
             let (h, c) = (summarise(hybrid, &modeled_deployment), summarise(cloud, &modeled_deployment));
             // Paired difference over the questions both strategies answered.
