@@ -2,6 +2,8 @@
 export HYBRIDFLOW_CACHE="${HYBRIDFLOW_CACHE:-$HOME/.cache/hybridflow}"
 export HYBRIDFLOW_MODELS="${HYBRIDFLOW_MODELS:-$HYBRIDFLOW_CACHE/models}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HYBRIDFLOW_CACHE/target}"
+# The default edge model (`catalog::DEFAULT_EDGE_MODEL`) for the Kotlin, Swift and JVM-chat runs.
+export HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}"
 HYBRIDFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export HYBRIDFLOW_ROOT
 LLAMA_CPP_BIN="$HYBRIDFLOW_CACHE/llama.cpp-0.3.36/bin"

@@ -9,5 +9,4 @@ if [[ -z "${HYBRIDFLOW_CLOUD_URL:-}" ]]; then
   HYBRIDFLOW_CLOUD_URL="$(scripts/cloud-server.sh start)"
   export HYBRIDFLOW_CLOUD_URL
 fi
-export HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}"
 exec java -Djna.library.path="$CARGO_TARGET_DIR/release" -cp "$classpath" dev.hybridflow.chat.MainKt

@@ -6,6 +6,5 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 classpath="$("$HYBRIDFLOW_ROOT/scripts/kotlin-build.sh")"
-export HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}"
 java -Djna.library.path="$CARGO_TARGET_DIR/release" -cp "$classpath" \
   org.junit.runner.JUnitCore dev.hybridflow.HybridFlowClientTest dev.hybridflow.JvmChatTest "$@"

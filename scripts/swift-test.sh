@@ -12,13 +12,12 @@ lib="$CARGO_TARGET_DIR/release"
 build="$CARGO_TARGET_DIR/swift-build"
 mkdir -p "$build"
 log_file="$(mktemp)"
-edge_model="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}"
 cloud_url="${HYBRIDFLOW_CLOUD_URL:?HYBRIDFLOW_CLOUD_URL is not set}"
 # swift test <package dir> <build dir> [more flags], in the chroot, linked to the host-built library.
 swift_test() {
   local package=$1 build_dir=$2
   shift 2
-  "$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" run HYBRIDFLOW_EDGE_MODEL="$edge_model" HYBRIDFLOW_CLOUD_URL="$cloud_url" \
+  "$HYBRIDFLOW_ROOT/scripts/swift-chroot.sh" run HYBRIDFLOW_EDGE_MODEL="$HYBRIDFLOW_EDGE_MODEL" HYBRIDFLOW_CLOUD_URL="$cloud_url" \
     swift test --package-path "$package" --build-path "$build_dir" \
       -Xlinker -L"$lib" -Xlinker -rpath -Xlinker "$lib" "$@" 2>&1 | tee -a "$log_file"
   return "${PIPESTATUS[0]}"

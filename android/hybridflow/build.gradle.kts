@@ -48,7 +48,8 @@ val cargoNdk by tasks.registering(Exec::class) {
     workingDir = repositoryRoot
     val args = mutableListOf("cargo", "ndk", "--platform", "26", "-o", rustJniLibs.get().asFile.path)
     abis.forEach { args += listOf("-t", it) }
-    args += listOf("build", "--release", "--locked", "-p", "hybridflow-ffi")
+    // The `mobile` profile (Cargo.toml): fat LTO, one codegen unit, stripped (docs/benchmarks.md).
+    args += listOf("build", "--profile", "mobile", "--locked", "-p", "hybridflow-ffi")
     commandLine(args)
     inputs.dir("$repositoryRoot/core/src")
     inputs.dir("$repositoryRoot/bindings/ffi/src")
