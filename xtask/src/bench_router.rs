@@ -1,4 +1,5 @@
-//! Router decision latency: features, model and utility for one subtask, many times.
+//! Router decision latency: features, model and utility for one subtask, and the query-level
+//! decision for a whole query, many times each.
 
 use std::time::Instant;
 
@@ -31,5 +32,12 @@ pub fn run() -> Result<()> {
     }
     let decision_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
     println!("router: {decision_us:.2} µs per decision (of which features {features_us:.2} µs), {rounds} decisions, no store");
+    let whole_query = RouteRequest { step: Step::WholeQuery, ..request };
+    let started = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(router.route(&whole_query));
+    }
+    let query_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    println!("query-level decision: {query_us:.2} µs per decision, {rounds} decisions, no store");
     Ok(())
 }
