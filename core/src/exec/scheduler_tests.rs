@@ -226,7 +226,13 @@ struct RecordingPolicy(Mutex<Vec<String>>);
 
 impl RoutePolicy for RecordingPolicy {
     fn route(&self, request: &crate::route::RouteRequest<'_>) -> RouteDecision {
-        self.0.lock().unwrap().push(format!("{:?}", request.step).split([' ', '{', '(']).next().unwrap_or_default().to_owned());
+        let step = match request.step {
+            crate::route::Step::WholeQuery => "WholeQuery",
+            crate::route::Step::Plan => "Plan",
+            crate::route::Step::Subtask { .. } => "Subtask",
+            crate::route::Step::Synthesis { .. } => "Synthesis",
+        };
+        self.0.lock().unwrap().push(step.to_owned());
         RouteDecision::new(Side::Edge, "recorded")
     }
 }

@@ -287,13 +287,11 @@ mod tests {
     }
 
     fn route(router: &LearnedRouter, subtask: &Subtask, budget: &QueryBudget) -> RouteDecision {
-        router.route(&RouteRequest {
-            query: "Is the sum of two odd numbers even? Explain.",
-            step: Step::Subtask { subtask, plan: None },
-            cloud_available: true,
-            edge_available: true,
-            budget,
-        })
+        route_step(router, Step::Subtask { subtask, plan: None }, budget)
+    }
+
+    fn route_step(router: &LearnedRouter, step: Step<'_>, budget: &QueryBudget) -> RouteDecision {
+        router.route(&RouteRequest { query: "Is the sum of two odd numbers even? Explain.", step, cloud_available: true, edge_available: true, budget })
     }
 
     const PRICE: Price = Price { input_per_million: 1.0, output_per_million: 2.0 };
@@ -392,29 +390,25 @@ mod tests {
         assert_eq!((blocked.side, blocked.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)));
     }
 
-    fn route_whole_query(router: &LearnedRouter, budget: &QueryBudget) -> RouteDecision {
-        router.route(&RouteRequest { query: "Is the sum of two odd numbers even? Explain.", step: Step::WholeQuery, cloud_available: true, edge_available: true, budget })
-    }
-
     #[test]
     fn a_whole_query_goes_to_the_cloud_while_its_measured_gain_clears_the_rising_threshold() {
         let guard = guard(Budgets { per_query: Limits { cloud_tokens: Some(4_000), ..Limits::default() }, ..Budgets::default() }, None);
         let router = LearnedRouter::new(RouterConfig::default(), guard.clone(), None, None);
         let query = fresh();
-        let unused = route_whole_query(&router, &query);
+        let unused = route_step(&router, Step::WholeQuery, &query);
         let explanation = unused.explanation.unwrap();
         assert_eq!(explanation.quality, f64::from(RouterWeights::builtin().whole_query.gain), "the measured whole-query gain");
         assert_eq!(unused.side, Side::Cloud, "{unused:?}");
         assert!(unused.probe.is_none(), "whole queries are not calibration probes");
         // Three quarters used: the threshold is above the gain, the query stays on the edge.
         spend(&guard, &query, "a", 3_000, 0.0);
-        let late = route_whole_query(&router, &query);
+        let late = route_step(&router, Step::WholeQuery, &query);
         let explanation = late.explanation.unwrap();
         assert!(explanation.threshold > explanation.predicted_gain, "{late:?}");
         assert_eq!((late.side, explanation.gate), (Side::Edge, None));
         // Offline: the gate decides, whatever the gain.
         router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
-        let offline = route_whole_query(&router, &fresh());
+        let offline = route_step(&router, Step::WholeQuery, &fresh());
         assert_eq!((offline.side, offline.explanation.unwrap().gate), (Side::Edge, Some(Gate::Offline)));
     }
 
