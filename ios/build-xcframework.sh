@@ -12,7 +12,7 @@ mkdir -p "$out/headers" "$out/simulator"
 for target in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
   rustup target add "$target"
   # IPHONEOS_DEPLOYMENT_TARGET matches Package.swift's platforms.
-  IPHONEOS_DEPLOYMENT_TARGET=15.0 cargo build --release --locked -p hybridflow-ffi --features metal --target "$target"
+  IPHONEOS_DEPLOYMENT_TARGET=15.0 cargo build --release --locked -p hybridflow-ffi --no-default-features --features metal --target "$target"
 done
 
 cp ios/include/hybridflowFFI.h ios/include/module.modulemap "$out/headers/"

@@ -13,7 +13,7 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc CXX_aarch64_unknown_li
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 cd "$HYBRIDFLOW_ROOT"
 log "cross-building the FFI library and xtask for $target (a first build takes ~15 minutes)"
-cargo build --release --locked --target "$target" -p hybridflow-ffi -p xtask >&2
+cargo build --release --locked --target "$target" -p hybridflow-ffi -p xtask --no-default-features >&2
 library="$CARGO_TARGET_DIR/$target/release/libhybridflow_ffi.so"
 smoke="$CARGO_TARGET_DIR/$target/release/xtask"
 file "$library" | grep -q "ARM aarch64" || { echo "test result: FAILED. 0 passed; 1 failed (ARM: $library is not an aarch64 library)"; exit 1; }

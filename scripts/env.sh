@@ -6,6 +6,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HYBRIDFLOW_CACHE/target}"
 export HYBRIDFLOW_EDGE_MODEL="${HYBRIDFLOW_EDGE_MODEL:-$HYBRIDFLOW_MODELS/smollm2-135m-instruct-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf}"
 HYBRIDFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export HYBRIDFLOW_ROOT
+# Vulkan-Hpp/SPIR-V headers newer than bookworm's, for the ggml engine (scripts/vulkan-sdk.sh).
+export VULKAN_SDK="${VULKAN_SDK:-$HYBRIDFLOW_CACHE/vulkan-sdk-1.4.309/usr}"
 LLAMA_CPP_BIN="$HYBRIDFLOW_CACHE/llama.cpp-0.3.36/bin"
 export LLAMA_CPP_BIN
 

@@ -1,5 +1,7 @@
 // The AAR: the Kotlin API (generated bindings + the idiomatic layer shared with the JVM build)
-// and libhybridflow_ffi.so for each ABI, built by cargo-ndk from the Rust workspace.
+// and, for each ABI, libhybridflow_ffi.so built by cargo-ndk from the Rust workspace with the
+// ggml engine's shared libraries beside it (llama, ggml, its CPU variants and Vulkan backend,
+// which the engine loads from the directory it runs from).
 plugins {
     id("com.android.library")
     id("org.jetbrains.kotlin.android")
@@ -57,4 +59,18 @@ val cargoNdk by tasks.registering(Exec::class) {
     outputs.dir(rustJniLibs)
 }
 
-tasks.named("preBuild") { dependsOn(cargoNdk) }
+// The core's build script leaves llama.cpp's libraries in the profile directory of each target.
+val rustTriples = mapOf("arm64-v8a" to "aarch64-linux-android", "armeabi-v7a" to "armv7-linux-androideabi", "x86_64" to "x86_64-linux-android")
+val ggmlLibraries by tasks.registering(Copy::class) {
+    dependsOn(cargoNdk)
+    val targetDir = System.getenv("CARGO_TARGET_DIR") ?: "$repositoryRoot/target"
+    abis.forEach { abi ->
+        from("$targetDir/${rustTriples.getValue(abi)}/mobile") {
+            include("libllama*.so", "libggml*.so")
+            into(abi)
+        }
+    }
+    into(rustJniLibs)
+}
+
+tasks.named("preBuild") { dependsOn(cargoNdk, ggmlLibraries) }

@@ -11,7 +11,7 @@ use crate::device::{AppPolicy, DeviceState, Offload};
 use crate::exec::{Answer, EventSink, ExecConfig, ExecError, Models, Scheduler};
 use crate::guard::{Budgets, CloudGuard, Ledger, Limits};
 use crate::model::cloud::{CloudConfig, CloudError, CloudModel};
-use crate::model::edge::{EdgeConfig, EdgeLoadError, LoadProgress};
+use crate::model::edge::{EdgeConfig, EdgeLoadError, GpuUse, LoadProgress};
 use crate::model::{ChatModel, Side};
 use crate::route::router::{LearnedRouter, RouterConfig, RouterStatistics};
 use crate::route::{ByDifficulty, Fixed, RoutePolicy};
@@ -73,6 +73,12 @@ impl ClientConfig {
             }
             if edge.max_concurrent_sequences == 0 {
                 return invalid("max_concurrent_sequences must be at least 1".into());
+            }
+            if let Err(message) = edge.validate() {
+                return invalid(message);
+            }
+            if edge.gpu == GpuUse::Vulkan && edge.gpu_state_dir.is_none() && self.state_dir.is_none() {
+                return invalid("GPU use needs a state directory: the GPU probe records there whether a start crashed".into());
             }
         }
         if let Some(cloud) = &self.cloud {
@@ -171,7 +177,12 @@ impl Client {
             None => None,
         };
         let has_edge = config.edge.is_some();
-        let edge: Option<Arc<dyn ChatModel>> = match config.edge {
+        let mut edge_config = config.edge;
+        if let (Some(edge), Some(state_dir)) = (&mut edge_config, &config.state_dir) {
+            // The GPU probe's marker must outlive a crash: it lives with the budgets.
+            edge.gpu_state_dir.get_or_insert_with(|| state_dir.join("gpu"));
+        }
+        let edge: Option<Arc<dyn ChatModel>> = match edge_config {
             #[cfg(feature = "edge")]
             Some(edge) => Some(Arc::new(crate::model::edge::EdgeModel::load(edge, progress).await?)),
             #[cfg(not(feature = "edge"))]

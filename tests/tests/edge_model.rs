@@ -1,16 +1,21 @@
-//! The edge backend against the real SmolLM2-135M (Q8_0) run by mistral.rs.
+//! The edge backend against the real SmolLM2-135M (Q8_0), on both engines: mistral.rs and ggml
+//! (llama.cpp on the CPU) must give the caller the same contract.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use candle_core::quantized::gguf_file;
 use futures::StreamExt;
-use hybridflow_core::model::edge::{EdgeConfig, EdgeLoadError, EdgeModel, LoadProgress};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, EdgeLoadError, EdgeModel, LoadProgress};
 use hybridflow_core::model::{ChatModel, ChatRequest, FinishReason, Message, TokenCount};
 use hybridflow_e2e::{cancel_after, default_edge_model, process_cpu_time, scratch_dir, write_prefix};
 
-async fn load_default() -> EdgeModel {
-    EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.expect("default model loads")
+const ENGINES: [EdgeEngine; 2] = [EdgeEngine::MistralRs, EdgeEngine::Ggml];
+
+async fn load_default(engine: EdgeEngine) -> EdgeModel {
+    EdgeModel::load(EdgeConfig::new(default_edge_model()).with_engine(engine), |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("the default model loads on {engine}: {e}"))
 }
 
 fn ask(question: &str) -> ChatRequest {
@@ -19,15 +24,25 @@ fn ask(question: &str) -> ChatRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greedy_answer_names_the_capital_and_reports_usage() {
+    for engine in ENGINES {
+        greedy_answer_on(engine).await;
+    }
+}
+
+async fn greedy_answer_on(engine: EdgeEngine) {
     let stages = Arc::new(Mutex::new(Vec::new()));
     let seen = stages.clone();
-    let model = EdgeModel::load(EdgeConfig::new(default_edge_model()), move |p| seen.lock().unwrap().push(p))
+    let model = EdgeModel::load(EdgeConfig::new(default_edge_model()).with_engine(engine), move |p| seen.lock().unwrap().push(p))
         .await
         .unwrap();
     let stages = stages.lock().unwrap().clone();
     assert!(matches!(stages[0], LoadProgress::Checking));
     assert!(matches!(stages[1], LoadProgress::Loading { ref architecture, .. } if architecture == "llama"));
-    assert!(matches!(stages[2], LoadProgress::Ready { .. }));
+    assert!(
+        matches!(stages[2], LoadProgress::Ready { engine: e, ref device, gpu_unavailable: None, .. } if e == engine && device == "CPU"),
+        "{:?}",
+        stages[2]
+    );
 
     let completion = model
         .stream(ask("What is the capital of France? Answer in one sentence.").with_max_tokens(32))
@@ -36,7 +51,7 @@ async fn greedy_answer_names_the_capital_and_reports_usage() {
         .collect_text()
         .await
         .unwrap();
-    assert!(completion.text.contains("Paris"), "answer: {:?}", completion.text);
+    assert!(completion.text.contains("Paris"), "{engine} answered {:?}", completion.text);
     let usage = completion.usage;
     assert_eq!(usage.token_count, TokenCount::Reported);
     assert!(usage.prompt_tokens > 5, "{usage:?}");
@@ -57,7 +72,13 @@ async fn greedy_answer_names_the_capital_and_reports_usage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_tokens_and_stop_sequences_end_generation() {
-    let model = load_default().await;
+    for engine in ENGINES {
+        max_tokens_and_stop_sequences_end_generation_on(engine).await;
+    }
+}
+
+async fn max_tokens_and_stop_sequences_end_generation_on(engine: EdgeEngine) {
+    let model = load_default(engine).await;
     let capped = model
         .stream(ask("Count from 1 to 50, separated by commas.").with_max_tokens(8))
         .await
@@ -65,7 +86,7 @@ async fn max_tokens_and_stop_sequences_end_generation() {
         .collect_text()
         .await
         .unwrap();
-    assert_eq!(capped.usage.finish_reason, FinishReason::Length);
+    assert_eq!(capped.usage.finish_reason, FinishReason::Length, "{engine}");
     assert_eq!(capped.usage.completion_tokens, 8);
 
     let stopped = model
@@ -75,13 +96,19 @@ async fn max_tokens_and_stop_sequences_end_generation() {
         .collect_text()
         .await
         .unwrap();
-    assert_eq!(stopped.usage.finish_reason, FinishReason::Stop, "{stopped:?}");
-    assert!(!stopped.text.contains("6"), "generation went past the stop sequence: {:?}", stopped.text);
+    assert_eq!(stopped.usage.finish_reason, FinishReason::Stop, "{engine}: {stopped:?}");
+    assert!(!stopped.text.contains("6"), "{engine} went past the stop sequence: {:?}", stopped.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_schema_output_parses() {
-    let model = load_default().await;
+    for engine in ENGINES {
+        json_schema_output_parses_on(engine).await;
+    }
+}
+
+async fn json_schema_output_parses_on(engine: EdgeEngine) {
+    let model = load_default(engine).await;
     let schema = serde_json::json!({
         "type": "object",
         "properties": {
@@ -103,7 +130,7 @@ async fn json_schema_output_parses() {
         .await
         .unwrap();
     let value: serde_json::Value = serde_json::from_str(completion.text.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", completion.text));
+        .unwrap_or_else(|e| panic!("{engine}: not JSON ({e}): {:?}", completion.text));
     assert!(value["city"].is_string(), "{value}");
     assert!(value["population_millions"].is_number(), "{value}");
     assert_eq!(value.as_object().unwrap().len(), 2);
@@ -121,19 +148,31 @@ const LONG_TASK: &str = "Write a very long story about a dragon who learns to co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_handle_stops_decoding_early() {
-    let model = load_default().await;
+    for engine in ENGINES {
+        cancel_handle_stops_decoding_early_on(engine).await;
+    }
+}
+
+async fn cancel_handle_stops_decoding_early_on(engine: EdgeEngine) {
+    let model = load_default(engine).await;
     let stream = model.stream(ask(LONG_TASK).with_max_tokens(400)).await.unwrap();
     let (_, usage) = cancel_after(stream, 5).await;
     assert_eq!(usage.finish_reason, FinishReason::Cancelled);
     assert!(usage.completion_tokens < 400 && usage.completion_tokens >= 5, "{usage:?}");
     tokio::time::sleep(Duration::from_millis(300)).await; // the engine notices at its next token
     let idle = idle_cpu_over(Duration::from_secs(2)).await;
-    assert!(idle < Duration::from_millis(500), "still decoding after cancel: {idle:?} CPU in 2 s");
+    assert!(idle < Duration::from_millis(500), "{engine} still decoding after cancel: {idle:?} CPU in 2 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_stream_stops_decoding() {
-    let model = load_default().await;
+    for engine in ENGINES {
+        dropping_the_stream_stops_decoding_on(engine).await;
+    }
+}
+
+async fn dropping_the_stream_stops_decoding_on(engine: EdgeEngine) {
+    let model = load_default(engine).await;
     let mut stream = model.stream(ask(LONG_TASK).with_max_tokens(400)).await.unwrap();
     for _ in 0..3 {
         stream.next().await.unwrap().unwrap();
@@ -144,12 +183,18 @@ async fn dropping_the_stream_stops_decoding() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = idle_cpu_over(Duration::from_secs(1)).await;
     assert!(busy > Duration::from_millis(500), "decoding should keep a core busy: {busy:?}");
-    assert!(idle * 4 < busy, "decoding went on after drop: {idle:?} idle vs {busy:?} busy");
+    assert!(idle * 4 < busy, "{engine} decoding went on after drop: {idle:?} idle vs {busy:?} busy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_from_two_tasks_both_complete() {
-    let model = Arc::new(load_default().await);
+    for engine in ENGINES {
+        concurrent_requests_from_two_tasks_both_complete_on(engine).await;
+    }
+}
+
+async fn concurrent_requests_from_two_tasks_both_complete_on(engine: EdgeEngine) {
+    let model = Arc::new(load_default(engine).await);
     let tasks = ["Name a fruit.", "Name a color."].map(|question| {
         let model = model.clone();
         tokio::spawn(async move {
@@ -169,7 +214,13 @@ async fn concurrent_requests_from_two_tasks_both_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_requests_are_rejected_before_generation() {
-    let model = load_default().await;
+    for engine in ENGINES {
+        invalid_requests_are_rejected_before_generation_on(engine).await;
+    }
+}
+
+async fn invalid_requests_are_rejected_before_generation_on(engine: EdgeEngine) {
+    let model = load_default(engine).await;
     let empty = model.stream(ChatRequest::new(vec![])).await;
     assert!(matches!(empty, Err(hybridflow_core::model::ModelError::InvalidRequest(_))));
 }
@@ -183,47 +234,66 @@ async fn load_error(config: EdgeConfig) -> EdgeLoadError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_model_files_get_typed_errors() {
-    let dir = scratch_dir("bad-models");
-    let real = default_edge_model();
+    for engine in ENGINES {
+        bad_model_files_on(engine).await;
+    }
+}
 
-    let missing = load_error(EdgeConfig::new(dir.join("nope.gguf"))).await;
-    assert!(matches!(missing, EdgeLoadError::MissingFile { .. }), "{missing}");
+async fn bad_model_files_on(engine: EdgeEngine) {
+    let dir = scratch_dir(&format!("bad-models-{engine}"));
+    let real = default_edge_model();
+    let config = |path: &std::path::Path| EdgeConfig::new(path).with_engine(engine);
+
+    let missing = load_error(config(&dir.join("nope.gguf"))).await;
+    assert!(matches!(missing, EdgeLoadError::MissingFile { .. }), "{engine}: {missing}");
 
     let text = dir.join("notes.gguf");
     std::fs::write(&text, "these are not weights").unwrap();
-    let not_gguf = load_error(EdgeConfig::new(&text)).await;
-    assert!(matches!(not_gguf, EdgeLoadError::NotGguf { .. }), "{not_gguf}");
+    let not_gguf = load_error(config(&text)).await;
+    assert!(matches!(not_gguf, EdgeLoadError::NotGguf { .. }), "{engine}: {not_gguf}");
 
     let truncated = dir.join("truncated.gguf");
     let real_len = std::fs::metadata(&real).unwrap().len() as usize;
     write_prefix(&real, &truncated, real_len / 2);
-    let err = load_error(EdgeConfig::new(&truncated)).await;
-    assert!(matches!(err, EdgeLoadError::Truncated { actual_bytes, .. } if actual_bytes as usize == real_len / 2), "{err}");
+    let err = load_error(config(&truncated)).await;
+    assert!(matches!(err, EdgeLoadError::Truncated { actual_bytes, .. } if actual_bytes as usize == real_len / 2), "{engine}: {err}");
 
     // Header cut inside the metadata: the parser itself fails.
     let header_only = dir.join("header.gguf");
     write_prefix(&real, &header_only, 4096);
-    let err = load_error(EdgeConfig::new(&header_only)).await;
-    assert!(matches!(err, EdgeLoadError::Corrupt { .. }), "{err}");
+    let err = load_error(config(&header_only)).await;
+    assert!(matches!(err, EdgeLoadError::Corrupt { .. }), "{engine}: {err}");
 
     let garbage = dir.join("garbage.gguf");
     let mut bytes = b"GGUF".to_vec();
     bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
     std::fs::write(&garbage, bytes).unwrap();
-    let err = load_error(EdgeConfig::new(&garbage)).await;
-    assert!(matches!(err, EdgeLoadError::Corrupt { .. }), "{err}");
+    let err = load_error(config(&garbage)).await;
+    assert!(matches!(err, EdgeLoadError::Corrupt { .. }), "{engine}: {err}");
 
-    let gemma = dir.join("gemma.gguf");
-    let arch = gguf_file::Value::String("gemma3".into());
-    gguf_file::write(&mut std::fs::File::create(&gemma).unwrap(), &[("general.architecture", &arch)], &[]).unwrap();
-    let err = load_error(EdgeConfig::new(&gemma)).await;
-    assert!(matches!(err, EdgeLoadError::UnsupportedArchitecture { ref architecture } if architecture == "gemma3"), "{err}");
+    // Gemma 3 does not load in mistral.rs 0.8.1; no engine runs a speech model.
+    let unsupported = if engine == EdgeEngine::MistralRs { "gemma3" } else { "whisper" };
+    let foreign = dir.join("foreign.gguf");
+    let arch = gguf_file::Value::String(unsupported.into());
+    gguf_file::write(&mut std::fs::File::create(&foreign).unwrap(), &[("general.architecture", &arch)], &[]).unwrap();
+    let err = load_error(config(&foreign)).await;
+    assert!(
+        matches!(err, EdgeLoadError::UnsupportedArchitecture { ref architecture, engine: e } if architecture == unsupported && e == engine),
+        "{engine}: {err}"
+    );
 
-    let mut tiny_budget = EdgeConfig::new(&real);
+    let mut tiny_budget = config(&real);
     tiny_budget.memory_budget_bytes = Some(64 * 1024 * 1024);
     let err = load_error(tiny_budget).await;
-    assert!(matches!(err, EdgeLoadError::InsufficientMemory { available_bytes, .. } if available_bytes == 64 * 1024 * 1024), "{err}");
+    assert!(matches!(err, EdgeLoadError::InsufficientMemory { available_bytes, .. } if available_bytes == 64 * 1024 * 1024), "{engine}: {err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_that_cannot_work_together_are_refused_before_loading() {
+    let vulkan_on_mistral = EdgeConfig::new(default_edge_model()).with_gpu(hybridflow_core::model::edge::GpuUse::Vulkan, scratch_dir("gpu-state"));
+    let err = load_error(vulkan_on_mistral).await;
+    assert!(matches!(err, EdgeLoadError::InvalidConfig(ref why) if why.contains("ggml")), "{err}");
 }
 
 /// Dropped while the engine still reads the prompt (no token yet). mistral.rs cannot stop a
@@ -231,7 +301,13 @@ async fn bad_model_files_get_typed_errors() {
 /// first response and drops the stream, so decoding stops at the first token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_stream_during_the_prompt_stops_decoding() {
-    let model = load_default().await;
+    for engine in ENGINES {
+        dropping_the_stream_during_the_prompt_stops_decoding_on(engine).await;
+    }
+}
+
+async fn dropping_the_stream_during_the_prompt_stops_decoding_on(engine: EdgeEngine) {
+    let model = load_default(engine).await;
     // About 300 prompt tokens: a prompt pass of a second or two here.
     let long_prompt = format!("{} Now answer: {LONG_TASK}", "The quick brown fox jumps over the lazy dog. ".repeat(25));
     let stream = model.stream(ask(&long_prompt).with_max_tokens(400)).await.unwrap();
@@ -239,5 +315,5 @@ async fn dropping_the_stream_during_the_prompt_stops_decoding() {
     drop(stream);
     tokio::time::sleep(Duration::from_secs(4)).await; // the rest of the prompt pass, then one token
     let idle = idle_cpu_over(Duration::from_secs(2)).await;
-    assert!(idle < Duration::from_millis(500), "still decoding after drop: {idle:?} CPU in 2 s");
+    assert!(idle < Duration::from_millis(500), "{engine} still decoding after drop: {idle:?} CPU in 2 s");
 }

@@ -54,6 +54,9 @@ fn many_threads_many_queries_no_deadlock_no_leak() {
     let state = scratch_dir("ffi-load");
     let config = HybridFlowConfig {
         edge_model_path: Some(default_edge_model().display().to_string()),
+        edge_engine: None,
+        gpu: None,
+        gpu_deny_list: None,
         cloud: Some(CloudEndpoint {
             base_url: test_cloud_url(),
             model: "qwen2.5-coder-0.5b-instruct".into(),

@@ -128,6 +128,9 @@ fn the_key_is_redacted_in_every_ffi_object_that_holds_it() {
     };
     let config = hybridflow_ffi::config::HybridFlowConfig {
         edge_model_path: None,
+        edge_engine: None,
+        gpu: None,
+        gpu_deny_list: None,
         cloud: Some(endpoint.clone()),
         state_dir: None,
         budgets: Default::default(),

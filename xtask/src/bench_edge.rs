@@ -1,13 +1,17 @@
-//! Edge engine benchmark: mistral.rs through HybridFlow's edge backend vs llama.cpp's llama-bench,
-//! same GGUF, same thread count (all cores), same prompt length and number of new tokens.
+//! Edge engine benchmark, same GGUF, same thread count (all cores), same prompt and number of new
+//! tokens: HybridFlow's two engines (mistral.rs and ggml, through the edge backend the SDK uses)
+//! and llama.cpp's own llama-bench. The ggml engine also runs on Vulkan when a device is visible
+//! (lavapipe here: its speed means nothing, its greedy text must equal the CPU's).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeModel, GpuUse};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
 use serde_json::{json, Value};
+
+use crate::edge_smoke::Engine;
 
 const NEW_TOKENS: u32 = 64;
 /// About 40 tokens once the chat template is applied, like ARCHITECTURE.md's reference figures.
@@ -19,38 +23,58 @@ pub fn run(runs: usize) -> Result<()> {
         format!("{}/.cache/hybridflow/llama.cpp-0.3.36/bin", std::env::var("HOME").unwrap_or_default())
     }))
     .join("llama-bench");
-    println!("| model | load s | prefill tok/s (llama.cpp, ratio) | decode tok/s (llama.cpp, ratio) | peak RSS MB |");
-    println!("|---|---|---|---|---|");
+    println!("| model | engine | device | load s | prefill tok/s (ratio to mistral.rs) | decode tok/s (ratio to mistral.rs) | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|");
     for relative in [catalog::ORIGINAL_EDGE_MODEL, catalog::DEFAULT_EDGE_MODEL] {
         let model = catalog::model_path(relative);
-        let ours = measure_in_child(&model, runs)?;
-        let prompt_tokens = ours["prompt_tokens"].as_u64().context("prompt_tokens")?;
-        let (llama_prefill, llama_decode) = llama_bench_rates(&llama_bench, &model, threads, prompt_tokens, runs)?;
-        let prefill = ours["prefill_tokens_per_second"].as_f64().unwrap_or(0.0);
-        let decode = ours["decode_tokens_per_second"].as_f64().unwrap_or(0.0);
+        let name = model.file_name().unwrap().to_string_lossy().into_owned();
+        let mistral = measure_in_child(&model, Engine::MistralRs, false, runs)?;
+        let ggml = measure_in_child(&model, Engine::Ggml, false, runs)?;
+        let prompt_tokens = mistral["prompt_tokens"].as_u64().context("prompt_tokens")?;
+        let (bench_prefill, bench_decode) = llama_bench_rates(&llama_bench, &model, threads, prompt_tokens, runs)?;
+        let rate = |result: &Value, key: &str| result[key].as_f64().unwrap_or(0.0);
+        let (base_prefill, base_decode) = (rate(&mistral, "prefill_tokens_per_second"), rate(&mistral, "decode_tokens_per_second"));
+        for (engine, result) in [("mistral.rs", &mistral), ("ggml", &ggml)] {
+            println!(
+                "| {name} | {engine} | {} | {:.2} | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.0} |",
+                result["device"].as_str().unwrap_or("?"),
+                rate(result, "load_seconds"),
+                rate(result, "prefill_tokens_per_second"),
+                rate(result, "prefill_tokens_per_second") / base_prefill,
+                rate(result, "decode_tokens_per_second"),
+                rate(result, "decode_tokens_per_second") / base_decode,
+                rate(result, "peak_rss_mb"),
+            );
+        }
         println!(
-            "| {} | {:.2} | {:.0} ({:.0}, {:.2}) | {:.1} ({:.1}, {:.2}) | {:.0} |",
-            model.file_name().unwrap().to_string_lossy(),
-            ours["load_seconds"].as_f64().unwrap_or(0.0),
-            prefill,
-            llama_prefill,
-            prefill / llama_prefill,
-            decode,
-            llama_decode,
-            decode / llama_decode,
-            ours["peak_rss_mb"].as_f64().unwrap_or(0.0),
+            "| {name} | llama-bench | CPU | | {bench_prefill:.0} ({:.2}) | {bench_decode:.1} ({:.2}) | |",
+            bench_prefill / base_prefill,
+            bench_decode / base_decode
+        );
+        let vulkan = measure_in_child(&model, Engine::Ggml, true, 1)?;
+        let same_text = vulkan["text"] == ggml["text"];
+        println!(
+            "| {name} | ggml | {} | {:.2} | (correctness only) | greedy text {} the CPU's | {:.0} |",
+            vulkan["device"].as_str().unwrap_or("?"),
+            rate(&vulkan, "load_seconds"),
+            if same_text { "equals" } else { "DIFFERS from" },
+            rate(&vulkan, "peak_rss_mb"),
         );
     }
     println!("\n{threads} threads, prompt of {PROMPT:?} (chat template applied), {NEW_TOKENS} new tokens, greedy; median of {runs} runs after a warm-up.");
     Ok(())
 }
 
-fn measure_in_child(model: &Path, runs: usize) -> Result<Value> {
-    let output = Command::new(std::env::current_exe()?)
-        .arg("bench-edge-run")
-        .arg(model)
-        .args(["--runs", &runs.to_string()])
-        .output()?;
+/// One engine's measurement in a process of its own, so its peak RSS is its own.
+fn measure_in_child(model: &Path, engine: Engine, vulkan: bool, runs: usize) -> Result<Value> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("bench-edge-run").arg(model).args(["--runs", &runs.to_string()]);
+    command.args(["--engine", if matches!(engine, Engine::Ggml) { "ggml" } else { "mistral-rs" }]);
+    if vulkan {
+        // Lavapipe is a CPU-type Vulkan device, which ggml skips unless it is named.
+        command.arg("--vulkan").env("GGML_VK_VISIBLE_DEVICES", "0");
+    }
+    let output = command.output()?;
     if !output.status.success() {
         bail!("measuring {} failed: {}", model.display(), String::from_utf8_lossy(&output.stderr));
     }
@@ -62,34 +86,46 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Prints one JSON object: load time, median prefill and decode rates, peak RSS of this process.
-pub fn measure_in_this_process(model: &Path, runs: usize) -> Result<()> {
+/// Prints one JSON object: the device, load time, median prefill and decode rates, the greedy
+/// text and the peak RSS of this process.
+pub fn measure_in_this_process(model: &Path, engine: Engine, vulkan: bool, runs: usize) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
+    let probe_dir = std::env::temp_dir().join(format!("hybridflow-bench-edge-{}", std::process::id()));
+    let mut config = EdgeConfig::new(model).with_engine(engine.into());
+    if vulkan {
+        config = config.with_gpu(GpuUse::Vulkan, &probe_dir);
+    }
     let result: Result<Value> = runtime.block_on(async {
-        let edge = EdgeModel::load(EdgeConfig::new(model), |_| {}).await?;
+        let edge = EdgeModel::load(config, |_| {}).await?;
         let request = ChatRequest::new(vec![Message::user(PROMPT)]).with_max_tokens(NEW_TOKENS);
         let mut prefill = Vec::new();
         let mut decode = Vec::new();
-        let mut last_usage = None;
+        let mut last = None;
         for run in 0..=runs {
-            let usage = edge.stream(request.clone()).await?.collect_text().await?.usage;
+            let completion = edge.stream(request.clone()).await?.collect_text().await?;
+            let usage = &completion.usage;
             if run > 0 {
                 let ttft = usage.time_to_first_token.context("no token generated")?.as_secs_f64();
                 prefill.push(f64::from(usage.prompt_tokens) / ttft);
                 decode.push(usage.decode_tokens_per_second);
             }
-            last_usage = Some(usage);
+            last = Some(completion);
         }
-        let usage = last_usage.expect("at least the warm-up ran");
+        let last = last.expect("at least the warm-up ran");
+        let usage = last.usage;
         Ok(json!({
+            "device": edge.info().device,
+            "gpu_unavailable": edge.info().gpu_unavailable,
+            "text": last.text,
             "load_seconds": edge.info().load_time.as_secs_f64(),
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
-            "prefill_tokens_per_second": median(prefill),
-            "decode_tokens_per_second": median(decode),
+            "prefill_tokens_per_second": if prefill.is_empty() { 0.0 } else { median(prefill) },
+            "decode_tokens_per_second": if decode.is_empty() { 0.0 } else { median(decode) },
             "peak_rss_mb": peak_rss_mb()?,
         }))
     });
+    let _ = std::fs::remove_dir_all(&probe_dir);
     println!("{}", result?);
     Ok(())
 }

@@ -123,7 +123,8 @@ enum Command {
         #[arg(long, default_value = "docs/bench")]
         out_dir: std::path::PathBuf,
     },
-    /// One greedy generation on the edge engine, as JSON (the ARM check compares builds with it).
+    /// One greedy generation on an edge engine, as JSON with the engine and device that ran it
+    /// (the ARM check compares builds with it; the GPU tests compare devices and crash it).
     EdgeSmoke {
         #[arg(long, default_value = hybridflow_core::model::catalog::DEFAULT_EDGE_MODEL)]
         model: String,
@@ -131,6 +132,11 @@ enum Command {
         prompt: String,
         #[arg(long, default_value_t = 24)]
         tokens: u32,
+        #[arg(long, value_enum, default_value_t = edge_smoke::Engine::MistralRs)]
+        engine: edge_smoke::Engine,
+        /// Use a Vulkan GPU that passes the probe, recording the probe in this directory.
+        #[arg(long)]
+        vulkan_state_dir: Option<std::path::PathBuf>,
     },
     /// One model's measurement, in a process of its own so its peak RSS is its own.
     #[command(hide = true)]
@@ -138,6 +144,11 @@ enum Command {
         model: std::path::PathBuf,
         #[arg(long)]
         runs: usize,
+        #[arg(long, value_enum, default_value_t = edge_smoke::Engine::MistralRs)]
+        engine: edge_smoke::Engine,
+        /// Run on a Vulkan device that passes the probe.
+        #[arg(long)]
+        vulkan: bool,
     },
 }
 
@@ -167,7 +178,9 @@ fn main() -> anyhow::Result<()> {
             let command = format!("cargo xtask bench-report --results {} --calls {} --out-dir {}", results.display(), calls.display(), out_dir.display());
             benchmark::report::run(&results, &calls, &out_dir, &command)
         }
-        Command::EdgeSmoke { model, prompt, tokens } => edge_smoke::run(&hybridflow_core::model::catalog::model_path(&model), &prompt, tokens),
-        Command::BenchEdgeRun { model, runs } => bench_edge::measure_in_this_process(&model, runs),
+        Command::EdgeSmoke { model, prompt, tokens, engine, vulkan_state_dir } => {
+            edge_smoke::run(&hybridflow_core::model::catalog::model_path(&model), &prompt, tokens, engine, vulkan_state_dir)
+        }
+        Command::BenchEdgeRun { model, runs, engine, vulkan } => bench_edge::measure_in_this_process(&model, engine, vulkan, runs),
     }
 }

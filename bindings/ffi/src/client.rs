@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use hybridflow_core::client::Client;
 use hybridflow_core::exec::EventSink;
-use hybridflow_core::model::edge;
+use hybridflow_core::model::edge::{self, EdgeEngine};
 use hybridflow_core::store::Spending as CoreSpending;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +65,9 @@ pub enum LoadProgress {
     /// Reading the model file's header and checking memory.
     Checking { model_path: String },
     Loading { architecture: String, file_bytes: i64 },
-    Ready { load_time_ms: i64 },
+    /// The model answers from now on, run by `engine` on `device` ("CPU", or the GPU's name and
+    /// driver); `gpu_unavailable` says why the GPU is not used although the configuration allowed it.
+    Ready { load_time_ms: i64, engine: EdgeEngine, device: String, gpu_unavailable: Option<String> },
 }
 
 /// Receives model-load progress (called from the SDK's callback thread).
@@ -164,7 +166,9 @@ impl HybridFlow {
                     let progress = match p {
                         edge::LoadProgress::Checking => LoadProgress::Checking { model_path: model_path.clone() },
                         edge::LoadProgress::Loading { architecture, file_bytes } => LoadProgress::Loading { architecture, file_bytes: long(file_bytes) },
-                        edge::LoadProgress::Ready { load_time } => LoadProgress::Ready { load_time_ms: long(load_time.as_millis()) },
+                        edge::LoadProgress::Ready { load_time, engine, device, gpu_unavailable } => {
+                            LoadProgress::Ready { load_time_ms: long(load_time.as_millis()), engine, device, gpu_unavailable }
+                        }
                     };
                     callbacks::call(move || listener.on_progress(progress), |panic| log::warn!("the load listener failed: {panic}"));
                 }

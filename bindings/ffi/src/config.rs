@@ -12,7 +12,7 @@ use hybridflow_core::device;
 use hybridflow_core::exec::{Decomposition as CoreDecomposition, ExecConfig};
 use hybridflow_core::guard as core_budget;
 use hybridflow_core::model::cloud::{self, CloudConfig, Price, TrustRoots as CoreTrustRoots};
-use hybridflow_core::model::edge::EdgeConfig;
+use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, GpuUse};
 
 use crate::error::HybridFlowError;
 use crate::long;
@@ -22,6 +22,16 @@ pub struct HybridFlowConfig {
     /// GGUF file of the on-device model; `None` runs cloud only.
     #[uniffi(default = None)]
     pub edge_model_path: Option<String>,
+    /// The engine that runs it; `None`: mistral.rs.
+    #[uniffi(default = None)]
+    pub edge_engine: Option<EdgeEngine>,
+    /// `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
+    /// there whether a start crashed).
+    #[uniffi(default = None)]
+    pub gpu: Option<GpuUse>,
+    /// GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
+    #[uniffi(default = None)]
+    pub gpu_deny_list: Option<Vec<String>>,
     #[uniffi(default = None)]
     pub cloud: Option<CloudEndpoint>,
     /// Where budgets and router statistics persist (the app's files directory); `None` keeps
@@ -81,6 +91,24 @@ pub struct CloudEndpoint {
     /// PEM certificates trusted in addition to those roots (a private CA).
     #[uniffi(default = None)]
     pub extra_root_certificates_pem: Option<String>,
+}
+
+/// The engine that runs the edge model.
+#[uniffi::remote(Enum)]
+pub enum EdgeEngine {
+    /// mistral.rs: the CPU, or Metal in the iOS build.
+    MistralRs,
+    /// ggml (llama.cpp): the CPU, or a Vulkan GPU with `GpuUse.Vulkan` (Android).
+    Ggml,
+}
+
+/// Whether the edge model may run on a Vulkan GPU (ggml engine only).
+#[uniffi::remote(Enum)]
+pub enum GpuUse {
+    /// The CPU only; Vulkan is never loaded.
+    Off,
+    /// A Vulkan GPU that passes the probe; the CPU otherwise, with the reason in `LoadProgress.Ready`.
+    Vulkan,
 }
 
 /// Whether queries are split into a graph of subtasks run on both sides.
@@ -306,7 +334,13 @@ impl HybridFlowConfig {
     /// The core's configuration; [`ClientConfig::validate`] then checks the values (a negative
     /// count is refused here, as the core's types cannot hold it).
     pub fn to_core(&self) -> Result<ClientConfig, HybridFlowError> {
-        let edge = optional_path(&self.edge_model_path).map(EdgeConfig::new);
+        let edge = optional_path(&self.edge_model_path).map(|path| {
+            let mut edge = EdgeConfig::new(path);
+            edge.engine = self.edge_engine.unwrap_or_default();
+            edge.gpu = self.gpu.unwrap_or_default();
+            edge.gpu_deny_list = self.gpu_deny_list.clone().unwrap_or_default();
+            edge
+        });
         let cloud = self.cloud.as_ref().map(|endpoint| {
             let mut cloud = CloudConfig::new(endpoint.base_url.trim(), endpoint.model.trim());
             cloud.api_key = endpoint.api_key.as_ref().map(|key| key.0.clone()).filter(|key| !key.is_empty());
@@ -362,6 +396,9 @@ mod tests {
     fn config() -> HybridFlowConfig {
         HybridFlowConfig {
             edge_model_path: Some("model.gguf".into()),
+            edge_engine: None,
+            gpu: None,
+            gpu_deny_list: None,
             cloud: Some(CloudEndpoint {
                 base_url: "https://api.example.com/v1".into(),
                 model: "m".into(),
@@ -401,6 +438,17 @@ mod tests {
         let cloud = core.cloud.unwrap();
         assert_eq!((cloud.timeouts.total, cloud.retry.max_attempts, cloud.trust_roots), (Duration::from_secs(5), 1, CoreTrustRoots::Bundled));
         assert_eq!(core.exec.max_cloud_requests, 2);
+    }
+
+    #[test]
+    fn the_edge_engine_and_gpu_settings_arrive_in_the_core() {
+        let unset = config().to_core().unwrap().edge.unwrap();
+        assert_eq!((unset.engine, unset.gpu, unset.gpu_deny_list.len()), (EdgeEngine::MistralRs, GpuUse::Off, 0));
+        let mut set = config();
+        (set.edge_engine, set.gpu, set.gpu_deny_list) = (Some(EdgeEngine::Ggml), Some(GpuUse::Vulkan), Some(vec!["mali-g71".into()]));
+        set.state_dir = Some("/data/app/files".into());
+        let edge = set.to_core().unwrap().edge.unwrap();
+        assert_eq!((edge.engine, edge.gpu, edge.gpu_deny_list), (EdgeEngine::Ggml, GpuUse::Vulkan, vec!["mali-g71".to_owned()]));
     }
 
     #[test]

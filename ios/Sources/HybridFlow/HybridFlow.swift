@@ -1706,6 +1706,19 @@ public struct HybridFlowConfig {
      * GGUF file of the on-device model; `None` runs cloud only.
      */
     public let edgeModelPath: String?
+    /**
+     * The engine that runs it; `None`: mistral.rs.
+     */
+    public let edgeEngine: EdgeEngine?
+    /**
+     * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
+     * there whether a start crashed).
+     */
+    public let gpu: GpuUse?
+    /**
+     * GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
+     */
+    public let gpuDenyList: [String]?
     public let cloud: CloudEndpoint?
     /**
      * Where budgets and router statistics persist (the app's files directory); `None` keeps
@@ -1751,7 +1764,17 @@ public struct HybridFlowConfig {
     public init(
         /**
          * GGUF file of the on-device model; `None` runs cloud only.
-         */edgeModelPath: String? = nil, cloud: CloudEndpoint? = nil, 
+         */edgeModelPath: String? = nil, 
+        /**
+         * The engine that runs it; `None`: mistral.rs.
+         */edgeEngine: EdgeEngine? = nil, 
+        /**
+         * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
+         * there whether a start crashed).
+         */gpu: GpuUse? = nil, 
+        /**
+         * GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
+         */gpuDenyList: [String]? = nil, cloud: CloudEndpoint? = nil, 
         /**
          * Where budgets and router statistics persist (the app's files directory); `None` keeps
          * them in memory, which allows only per-query limits.
@@ -1781,6 +1804,9 @@ public struct HybridFlowConfig {
          * Cloud requests in flight at once, across queries; more wait for a slot (at least 1).
          */maxCloudRequests: Int32 = 4) {
         self.edgeModelPath = edgeModelPath
+        self.edgeEngine = edgeEngine
+        self.gpu = gpu
+        self.gpuDenyList = gpuDenyList
         self.cloud = cloud
         self.stateDir = stateDir
         self.budgets = budgets
@@ -1811,6 +1837,9 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
         return
             try HybridFlowConfig(
                 edgeModelPath: FfiConverterOptionString.read(from: &buf), 
+                edgeEngine: FfiConverterOptionTypeEdgeEngine.read(from: &buf), 
+                gpu: FfiConverterOptionTypeGpuUse.read(from: &buf), 
+                gpuDenyList: FfiConverterOptionSequenceString.read(from: &buf), 
                 cloud: FfiConverterOptionTypeCloudEndpoint.read(from: &buf), 
                 stateDir: FfiConverterOptionString.read(from: &buf), 
                 budgets: FfiConverterTypeBudgets.read(from: &buf), 
@@ -1827,6 +1856,9 @@ public struct FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer {
 
     public static func write(_ value: HybridFlowConfig, into buf: inout [UInt8]) {
         FfiConverterOptionString.write(value.edgeModelPath, into: &buf)
+        FfiConverterOptionTypeEdgeEngine.write(value.edgeEngine, into: &buf)
+        FfiConverterOptionTypeGpuUse.write(value.gpu, into: &buf)
+        FfiConverterOptionSequenceString.write(value.gpuDenyList, into: &buf)
         FfiConverterOptionTypeCloudEndpoint.write(value.cloud, into: &buf)
         FfiConverterOptionString.write(value.stateDir, into: &buf)
         FfiConverterTypeBudgets.write(value.budgets, into: &buf)
@@ -2612,6 +2644,81 @@ public func FfiConverterTypeDirectReason_lower(_ value: DirectReason) -> RustBuf
 
 
 
+/**
+ * The engine that runs the edge model.
+ */
+
+public enum EdgeEngine: Equatable, Hashable {
+    
+    /**
+     * mistral.rs: the CPU, or Metal in the iOS build.
+     */
+    case mistralRs
+    /**
+     * ggml (llama.cpp): the CPU, or a Vulkan GPU with `GpuUse.Vulkan` (Android).
+     */
+    case ggml
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension EdgeEngine: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEdgeEngine: FfiConverterRustBuffer {
+    typealias SwiftType = EdgeEngine
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EdgeEngine {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .mistralRs
+        
+        case 2: return .ggml
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: EdgeEngine, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .mistralRs:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .ggml:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEdgeEngine_lift(_ buf: RustBuffer) throws -> EdgeEngine {
+    return try FfiConverterTypeEdgeEngine.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEdgeEngine_lower(_ value: EdgeEngine) -> RustBuffer {
+    return FfiConverterTypeEdgeEngine.lower(value)
+}
+
+
+
 
 public enum Event: Equatable, Hashable {
     
@@ -2946,6 +3053,81 @@ public func FfiConverterTypeGate_lower(_ value: Gate) -> RustBuffer {
 
 
 /**
+ * Whether the edge model may run on a Vulkan GPU (ggml engine only).
+ */
+
+public enum GpuUse: Equatable, Hashable {
+    
+    /**
+     * The CPU only; Vulkan is never loaded.
+     */
+    case off
+    /**
+     * A Vulkan GPU that passes the probe; the CPU otherwise, with the reason in `LoadProgress.Ready`.
+     */
+    case vulkan
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension GpuUse: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGpuUse: FfiConverterRustBuffer {
+    typealias SwiftType = GpuUse
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GpuUse {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .off
+        
+        case 2: return .vulkan
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: GpuUse, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .off:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .vulkan:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGpuUse_lift(_ buf: RustBuffer) throws -> GpuUse {
+    return try FfiConverterTypeGpuUse.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGpuUse_lower(_ value: GpuUse) -> RustBuffer {
+    return FfiConverterTypeGpuUse.lower(value)
+}
+
+
+
+/**
  * Exposed flat: in Kotlin and Swift each variant carries only its message (the `Display` text
  * below), so `e.message` / `localizedDescription` read as sentences.
  */
@@ -3164,7 +3346,11 @@ public enum LoadProgress: Equatable, Hashable {
     )
     case loading(architecture: String, fileBytes: Int64
     )
-    case ready(loadTimeMs: Int64
+    /**
+     * The model answers from now on, run by `engine` on `device` ("CPU", or the GPU's name and
+     * driver); `gpu_unavailable` says why the GPU is not used although the configuration allowed it.
+     */
+    case ready(loadTimeMs: Int64, engine: EdgeEngine, device: String, gpuUnavailable: String?
     )
 
 
@@ -3193,7 +3379,7 @@ public struct FfiConverterTypeLoadProgress: FfiConverterRustBuffer {
         case 2: return .loading(architecture: try FfiConverterString.read(from: &buf), fileBytes: try FfiConverterInt64.read(from: &buf)
         )
         
-        case 3: return .ready(loadTimeMs: try FfiConverterInt64.read(from: &buf)
+        case 3: return .ready(loadTimeMs: try FfiConverterInt64.read(from: &buf), engine: try FfiConverterTypeEdgeEngine.read(from: &buf), device: try FfiConverterString.read(from: &buf), gpuUnavailable: try FfiConverterOptionString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3215,9 +3401,12 @@ public struct FfiConverterTypeLoadProgress: FfiConverterRustBuffer {
             FfiConverterInt64.write(fileBytes, into: &buf)
             
         
-        case let .ready(loadTimeMs):
+        case let .ready(loadTimeMs,engine,device,gpuUnavailable):
             writeInt(&buf, Int32(3))
             FfiConverterInt64.write(loadTimeMs, into: &buf)
+            FfiConverterTypeEdgeEngine.write(engine, into: &buf)
+            FfiConverterString.write(device, into: &buf)
+            FfiConverterOptionString.write(gpuUnavailable, into: &buf)
             
         }
     }
@@ -4737,6 +4926,30 @@ fileprivate struct FfiConverterOptionTypeDirectReason: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeEdgeEngine: FfiConverterRustBuffer {
+    typealias SwiftType = EdgeEngine?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeEdgeEngine.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeEdgeEngine.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeGate: FfiConverterRustBuffer {
     typealias SwiftType = Gate?
 
@@ -4753,6 +4966,30 @@ fileprivate struct FfiConverterOptionTypeGate: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeGate.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeGpuUse: FfiConverterRustBuffer {
+    typealias SwiftType = GpuUse?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeGpuUse.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeGpuUse.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4921,6 +5158,30 @@ fileprivate struct FfiConverterOptionCallbackInterfaceLogSink: FfiConverterRustB
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterCallbackInterfaceLogSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterSequenceString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterSequenceString.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

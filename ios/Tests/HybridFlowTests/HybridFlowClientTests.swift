@@ -57,6 +57,22 @@ final class HybridFlowClientTests: XCTestCase {
         await client.close()
     }
 
+    func testTheGgmlEngineIsChosenInTheConfigurationAndReportsWhereItRuns() async throws {
+        let readies = ReadyLog()
+        let ggml = HybridFlowConfig(edgeModelPath: edgeModel, edgeEngine: .ggml, stateDir: stateDir(), routing: .edgeOnly)
+        let client = try await HybridFlowClient.open(ggml) { progress in
+            if case let .ready(_, engine, device, gpuUnavailable) = progress { readies.add(engine, device, gpuUnavailable) }
+        }
+        let answer = try await client.ask("What is the capital of France?")
+        XCTAssertTrue(answer.text.contains("Paris"), answer.text)
+        XCTAssertEqual(answer.totals.edge.calls, 1)
+        await client.close()
+        XCTAssertEqual(readies.entries.count, 1)
+        XCTAssertEqual(readies.entries.first?.engine, .ggml)
+        XCTAssertEqual(readies.entries.first?.device, "CPU")
+        XCTAssertNil(readies.entries.first?.gpuUnavailable ?? nil)
+    }
+
     func testAsksWithTheRealCloudServerAndRecordsTheSpending() async throws {
         let client = try await HybridFlowClient.open(config(.cloudOnly))
         let answer = try await client.ask(multiStep)
@@ -182,6 +198,8 @@ final class HybridFlowClientTests: XCTestCase {
             (HybridFlowConfig(edgeModelPath: edgeModel, budgets: Budgets(perDay: Limits(money: 1.0))), "state_dir"),
             (HybridFlowConfig(edgeModelPath: edgeModel, policy: AppPolicy(offload: .allowed, minBatteryForCloud: 2.0)), "min_battery"),
             (HybridFlowConfig(edgeModelPath: edgeModel, cloud: CloudEndpoint(baseUrl: cloudURL, model: "m"), policy: AppPolicy(offload: .never), routing: .cloudOnly), "contradicts"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, gpu: .vulkan, stateDir: stateDir()), "ggml engine"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, edgeEngine: .ggml, gpu: .vulkan), "state directory"),
         ]
         for (config, mentions) in cases {
             do {
@@ -284,5 +302,21 @@ final class HybridFlowClientTests: XCTestCase {
         }
         await client.close()
         await client.close() // idempotent
+    }
+}
+
+/// `LoadProgress.ready` reports, collected from the SDK's callback thread.
+private final class ReadyLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var log: [(engine: EdgeEngine, device: String, gpuUnavailable: String?)] = []
+
+    func add(_ engine: EdgeEngine, _ device: String, _ gpuUnavailable: String?) {
+        lock.lock(); defer { lock.unlock() }
+        log.append((engine, device, gpuUnavailable))
+    }
+
+    var entries: [(engine: EdgeEngine, device: String, gpuUnavailable: String?)] {
+        lock.lock(); defer { lock.unlock() }
+        return log
     }
 }

@@ -14,7 +14,7 @@ use hybridflow_core::device::{DeviceState, Network};
 use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, PlannerChoice};
 use hybridflow_core::model::catalog;
 use hybridflow_core::model::cloud::{ApiKey, CloudConfig, Price};
-use hybridflow_core::model::edge::{EdgeConfig, LoadProgress};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, GpuUse, LoadProgress};
 use hybridflow_core::guard::{Budgets, Limits};
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +70,12 @@ struct Args {
     /// Run subtasks one after another (the research prototype's chain mode).
     #[arg(long)]
     sequential: bool,
+    /// Run the edge model on ggml (llama.cpp) instead of mistral.rs.
+    #[arg(long)]
+    ggml: bool,
+    /// With --ggml: use a Vulkan GPU if one passes the probe.
+    #[arg(long, requires = "ggml")]
+    vulkan: bool,
 }
 
 #[tokio::main]
@@ -144,7 +150,11 @@ async fn open_client(args: &Args) -> Result<Client> {
         Policy::Cloud => Routing::CloudOnly,
     };
     let config = ClientConfig {
-        edge: Some(EdgeConfig::new(&model_path)),
+        edge: Some(EdgeConfig {
+            engine: if args.ggml { EdgeEngine::Ggml } else { EdgeEngine::MistralRs },
+            gpu: if args.vulkan { GpuUse::Vulkan } else { GpuUse::Off },
+            ..EdgeConfig::new(&model_path)
+        }),
         cloud,
         state_dir: Some(args.state_dir.clone().unwrap_or_else(|| catalog::models_dir().with_file_name("state"))),
         budgets: Budgets { per_day: Limits { money: args.daily_budget, ..Limits::default() }, ..Budgets::default() },
@@ -167,7 +177,12 @@ async fn open_client(args: &Args) -> Result<Client> {
         LoadProgress::Loading { architecture, file_bytes } => {
             eprintln!("edge: loading {architecture} model ({:.0} MB)...", file_bytes as f64 / 1e6)
         }
-        LoadProgress::Ready { load_time } => eprintln!("edge: ready in {:.2} s", load_time.as_secs_f64()),
+        LoadProgress::Ready { load_time, engine, device, gpu_unavailable } => {
+            eprintln!("edge: ready in {:.2} s ({engine} on {device})", load_time.as_secs_f64());
+            if let Some(why) = gpu_unavailable {
+                eprintln!("edge: the GPU is not used: {why}");
+            }
+        }
     })
     .await?;
     Ok(client)

@@ -1,4 +1,4 @@
-//! Reading a GGUF file's header before handing it to mistral.rs, so a bad file gets a precise,
+//! Reading a GGUF file's header before handing it to an engine, so a bad file gets a precise,
 //! typed error instead of an engine failure (or a crash) halfway through loading.
 
 use std::fs::File;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 
-use super::{EdgeLoadError, SUPPORTED_ARCHITECTURES};
+use super::{EdgeEngine, EdgeLoadError};
 
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 
@@ -19,8 +19,8 @@ pub struct GgufSummary {
     pub tensor_count: usize,
 }
 
-/// Checks that `path` is a complete GGUF file of a supported architecture.
-pub fn inspect(path: &Path) -> Result<GgufSummary, EdgeLoadError> {
+/// Checks that `path` is a complete GGUF file of an architecture `engine` runs.
+pub fn inspect(path: &Path, engine: EdgeEngine) -> Result<GgufSummary, EdgeLoadError> {
     let io_error = |source: std::io::Error| EdgeLoadError::Io { path: path.to_owned(), source };
     let file = File::open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => EdgeLoadError::MissingFile { path: path.to_owned() },
@@ -58,8 +58,8 @@ pub fn inspect(path: &Path) -> Result<GgufSummary, EdgeLoadError> {
             actual_bytes: file_bytes,
         });
     }
-    if !SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
-        return Err(EdgeLoadError::UnsupportedArchitecture { architecture });
+    if !engine.supported_architectures().contains(&architecture.as_str()) {
+        return Err(EdgeLoadError::UnsupportedArchitecture { architecture, engine });
     }
     Ok(GgufSummary { architecture, file_bytes, tensor_count: content.tensor_infos.len() })
 }

@@ -1,25 +1,73 @@
-//! The edge model: a local GGUF file run by mistral.rs on the device's CPU (Metal on iOS).
+//! The edge model: a local GGUF file run on the device by one of two engines behind the same
+//! [`ChatModel`](crate::model::ChatModel) trait: mistral.rs (the default: CPU, Metal on iOS) or
+//! ggml/llama.cpp (CPU, or a Vulkan GPU on Android when the app allows it and the probe passes).
 //!
-//! Loading never touches the network: mistral.rs is given the model's own directory, which it lists
-//! instead of asking a model hub, and no token source.
+//! Loading never touches the network: both engines read the file itself, with no model hub and
+//! no token source.
 
-#[cfg(feature = "edge")]
-mod engine;
+#[cfg(feature = "ggml")]
+mod ggml;
 #[cfg(feature = "edge")]
 pub mod gguf;
+#[cfg(feature = "edge")]
+mod mistralrs;
+#[cfg(feature = "edge")]
+mod load;
 #[cfg(feature = "edge")]
 pub mod requantize;
 
 #[cfg(feature = "edge")]
-pub use engine::EdgeModel;
+pub use load::EdgeModel;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Architectures mistral.rs 0.8.1 runs from GGUF (its `GGUFArchitecture` list, minus the
-/// unsupported ones; Gemma 3 is known not to load).
-pub const SUPPORTED_ARCHITECTURES: &[&str] =
-    &["llama", "mistral3", "phi2", "phi3", "qwen2", "qwen3", "qwen3moe", "starcoder2"];
+/// The engine that runs the edge model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EdgeEngine {
+    /// mistral.rs: the CPU, or Metal in the iOS build.
+    #[default]
+    MistralRs,
+    /// ggml (llama.cpp): the CPU, or a Vulkan GPU with [`GpuUse::Vulkan`].
+    Ggml,
+}
+
+impl EdgeEngine {
+    /// GGUF architectures the engine loads. mistral.rs 0.8.1: its `GGUFArchitecture` list minus
+    /// the unsupported ones (Gemma 3 is known not to load). ggml: the common chat architectures
+    /// of llama.cpp; HybridFlow's tests run llama (SmolLM2) and qwen2 (Qwen2.5).
+    pub fn supported_architectures(self) -> &'static [&'static str] {
+        match self {
+            EdgeEngine::MistralRs => &["llama", "mistral3", "phi2", "phi3", "qwen2", "qwen3", "qwen3moe", "starcoder2"],
+            EdgeEngine::Ggml => &[
+                "llama", "mistral3", "phi2", "phi3", "qwen2", "qwen3", "qwen3moe", "starcoder2", "gemma", "gemma2",
+                "gemma3", "granite", "olmo2", "smollm3", "exaone", "deepseek2",
+            ],
+        }
+    }
+}
+
+impl fmt::Display for EdgeEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EdgeEngine::MistralRs => "mistral.rs",
+            EdgeEngine::Ggml => "ggml",
+        })
+    }
+}
+
+/// Whether the edge model may run on the GPU through Vulkan (ggml engine only). Metal on iOS is
+/// a build feature of the mistral.rs engine and needs no setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GpuUse {
+    /// The CPU only; Vulkan is never loaded.
+    #[default]
+    Off,
+    /// A Vulkan GPU when one passes the probe (a crash during a probe turns Vulkan off for this
+    /// SDK version); the CPU otherwise, with the reason reported.
+    Vulkan,
+}
 
 /// How to load the edge model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,8 +75,15 @@ pub struct EdgeConfig {
     pub model_path: PathBuf,
     /// Memory the model may use; `None` means what the system reports as available.
     pub memory_budget_bytes: Option<u64>,
-    /// Sequences the engine decodes at once.
+    /// Sequences the engine decodes at once (mistral.rs; ggml decodes one at a time).
     pub max_concurrent_sequences: usize,
+    pub engine: EdgeEngine,
+    pub gpu: GpuUse,
+    /// Lower-case substrings of GPU driver descriptions never to use (e.g. "mali-g71").
+    pub gpu_deny_list: Vec<String>,
+    /// Where the GPU probe keeps its marker and verdict; the client sets it inside its state
+    /// directory. Without it the GPU is not used (a crash could not be remembered).
+    pub gpu_state_dir: Option<PathBuf>,
 }
 
 impl EdgeConfig {
@@ -37,7 +92,33 @@ impl EdgeConfig {
             model_path: model_path.into(),
             memory_budget_bytes: None,
             max_concurrent_sequences: 8,
+            engine: EdgeEngine::default(),
+            gpu: GpuUse::default(),
+            gpu_deny_list: Vec::new(),
+            gpu_state_dir: None,
         }
+    }
+
+    pub fn with_engine(mut self, engine: EdgeEngine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    pub fn with_gpu(mut self, gpu: GpuUse, state_dir: impl Into<PathBuf>) -> Self {
+        self.gpu = gpu;
+        self.gpu_state_dir = Some(state_dir.into());
+        self
+    }
+
+    /// Settings that cannot work together, whatever the device.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.gpu == GpuUse::Vulkan && self.engine != EdgeEngine::Ggml {
+            return Err("Vulkan GPU use needs the ggml engine".into());
+        }
+        if self.engine == EdgeEngine::Ggml && !cfg!(feature = "ggml") {
+            return Err("this build has no ggml engine (feature `ggml`)".into());
+        }
+        Ok(())
     }
 }
 
@@ -49,7 +130,7 @@ pub enum LoadProgress {
     /// The weights are being loaded by mistral.rs.
     Loading { architecture: String, file_bytes: u64 },
     /// The model answers requests from now on.
-    Ready { load_time: Duration },
+    Ready { load_time: Duration, engine: EdgeEngine, device: String, gpu_unavailable: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +139,8 @@ pub enum EdgeLoadError {
     MissingFile { path: PathBuf },
     #[error("not a GGUF file (bad magic): {path}")]
     NotGguf { path: PathBuf },
-    #[error("unsupported model architecture `{architecture}` (supported: {})", SUPPORTED_ARCHITECTURES.join(", "))]
-    UnsupportedArchitecture { architecture: String },
+    #[error("unsupported model architecture `{architecture}` for {engine} (supported: {})", engine.supported_architectures().join(", "))]
+    UnsupportedArchitecture { architecture: String, engine: EdgeEngine },
     #[error("model file truncated: {path} has {actual_bytes} bytes, its tensors need {expected_bytes}")]
     Truncated { path: PathBuf, expected_bytes: u64, actual_bytes: u64 },
     #[error("corrupt GGUF file {path}: {reason}")]
@@ -68,7 +149,9 @@ pub enum EdgeLoadError {
     InsufficientMemory { required_bytes: u64, available_bytes: u64 },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("mistral.rs could not load the model: {0}")]
+    #[error("invalid edge configuration: {0}")]
+    InvalidConfig(String),
+    #[error("the engine could not load the model: {0}")]
     Engine(String),
 }
 
@@ -79,6 +162,11 @@ pub struct EdgeModelInfo {
     pub architecture: String,
     pub file_bytes: u64,
     pub load_time: Duration,
+    pub engine: EdgeEngine,
+    /// What runs the model: "CPU", or the GPU's name and driver description.
+    pub device: String,
+    /// Why the GPU is not used although the configuration allowed it.
+    pub gpu_unavailable: Option<String>,
 }
 
 /// Memory a GGUF needs once loaded: the weights, plus dequantized embeddings, KV cache and

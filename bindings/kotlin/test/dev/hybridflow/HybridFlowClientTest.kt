@@ -61,6 +61,20 @@ class HybridFlowClientTest {
     }
 
     @Test
+    fun theGgmlEngineIsChosenInTheConfigurationAndReportsWhereItRuns() = runBlocking {
+        val ready = Collections.synchronizedList(mutableListOf<LoadProgress.Ready>())
+        val config = config(Routing.EDGE_ONLY, withCloud = false).copy(edgeEngine = EdgeEngine.GGML, gpu = GpuUse.OFF)
+        HybridFlowClient.open(config) { if (it is LoadProgress.Ready) ready.add(it) }.use { client ->
+            val answer = client.ask("What is the capital of France?")
+            assertTrue("an answer: ${answer.text}", answer.text.contains("Paris"))
+            assertEquals(1, answer.totals.edge.calls)
+        }
+        assertEquals(EdgeEngine.GGML, ready.single().engine)
+        assertEquals("CPU", ready.single().device)
+        assertEquals(null, ready.single().gpuUnavailable)
+    }
+
+    @Test
     fun asksWithTheRealCloudServer() = withClient(config(Routing.CLOUD_ONLY)) { client ->
         val answer = client.ask(multiStep)
         assertTrue(answer.text.isNotBlank())
@@ -160,6 +174,8 @@ class HybridFlowClientTest {
             HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, minBatteryForCloud = 2.0f)) to "min_battery",
             HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, calibrationProbeRate = Float.NaN)) to "calibration_probe_rate",
             HybridFlowConfig(edgeModelPath = edgeModel, maxQueryChars = 0) to "at least 1",
+            HybridFlowConfig(edgeModelPath = edgeModel, gpu = GpuUse.VULKAN, stateDir = Files.createTempDirectory("hf").toString()) to "ggml engine",
+            HybridFlowConfig(edgeModelPath = edgeModel, edgeEngine = EdgeEngine.GGML, gpu = GpuUse.VULKAN) to "state directory",
         )
         for ((config, mentions) in cases) {
             try {

@@ -2862,6 +2862,22 @@ data class HybridFlowConfig (
      */
     val `edgeModelPath`: kotlin.String? = null 
     , 
+    /**
+     * The engine that runs it; `None`: mistral.rs.
+     */
+    val `edgeEngine`: EdgeEngine? = null 
+    , 
+    /**
+     * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
+     * there whether a start crashed).
+     */
+    val `gpu`: GpuUse? = null 
+    , 
+    /**
+     * GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
+     */
+    val `gpuDenyList`: List<kotlin.String>? = null 
+    , 
     val `cloud`: CloudEndpoint? = null 
     , 
     /**
@@ -2923,6 +2939,9 @@ data class HybridFlowConfig (
         
     Disposable.destroy(
         this.`edgeModelPath`,
+        this.`edgeEngine`,
+        this.`gpu`,
+        this.`gpuDenyList`,
         this.`cloud`,
         this.`stateDir`,
         this.`budgets`,
@@ -2947,6 +2966,9 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
     override fun read(buf: ByteBuffer): HybridFlowConfig {
         return HybridFlowConfig(
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeEdgeEngine.read(buf),
+            FfiConverterOptionalTypeGpuUse.read(buf),
+            FfiConverterOptionalSequenceString.read(buf),
             FfiConverterOptionalTypeCloudEndpoint.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterTypeBudgets.read(buf),
@@ -2963,6 +2985,9 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
 
     override fun allocationSize(value: HybridFlowConfig) = (
             FfiConverterOptionalString.allocationSize(value.`edgeModelPath`) +
+            FfiConverterOptionalTypeEdgeEngine.allocationSize(value.`edgeEngine`) +
+            FfiConverterOptionalTypeGpuUse.allocationSize(value.`gpu`) +
+            FfiConverterOptionalSequenceString.allocationSize(value.`gpuDenyList`) +
             FfiConverterOptionalTypeCloudEndpoint.allocationSize(value.`cloud`) +
             FfiConverterOptionalString.allocationSize(value.`stateDir`) +
             FfiConverterTypeBudgets.allocationSize(value.`budgets`) +
@@ -2978,6 +3003,9 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
 
     override fun write(value: HybridFlowConfig, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`edgeModelPath`, buf)
+            FfiConverterOptionalTypeEdgeEngine.write(value.`edgeEngine`, buf)
+            FfiConverterOptionalTypeGpuUse.write(value.`gpu`, buf)
+            FfiConverterOptionalSequenceString.write(value.`gpuDenyList`, buf)
             FfiConverterOptionalTypeCloudEndpoint.write(value.`cloud`, buf)
             FfiConverterOptionalString.write(value.`stateDir`, buf)
             FfiConverterTypeBudgets.write(value.`budgets`, buf)
@@ -3634,6 +3662,51 @@ public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason
 
 
 
+/**
+ * The engine that runs the edge model.
+ */
+
+enum class EdgeEngine {
+    
+    /**
+     * mistral.rs: the CPU, or Metal in the iOS build.
+     */
+    MISTRAL_RS,
+    /**
+     * ggml (llama.cpp): the CPU, or a Vulkan GPU with `GpuUse.Vulkan` (Android).
+     */
+    GGML;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEdgeEngine: FfiConverterRustBuffer<EdgeEngine> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        EdgeEngine.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: EdgeEngine) = 4UL
+
+    override fun write(value: EdgeEngine, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 sealed class Event {
     
     data class PlanningStarted(
@@ -4030,6 +4103,51 @@ public object FfiConverterTypeGate: FfiConverterRustBuffer<Gate> {
 
 
 
+/**
+ * Whether the edge model may run on a Vulkan GPU (ggml engine only).
+ */
+
+enum class GpuUse {
+    
+    /**
+     * The CPU only; Vulkan is never loaded.
+     */
+    OFF,
+    /**
+     * A Vulkan GPU that passes the probe; the CPU otherwise, with the reason in `LoadProgress.Ready`.
+     */
+    VULKAN;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGpuUse: FfiConverterRustBuffer<GpuUse> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        GpuUse.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: GpuUse) = 4UL
+
+    override fun write(value: GpuUse, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4222,8 +4340,15 @@ sealed class LoadProgress {
         companion object
     }
     
+    /**
+     * The model answers from now on, run by `engine` on `device` ("CPU", or the GPU's name and
+     * driver); `gpu_unavailable` says why the GPU is not used although the configuration allowed it.
+     */
     data class Ready(
-        val `loadTimeMs`: kotlin.Long) : LoadProgress()
+        val `loadTimeMs`: kotlin.Long, 
+        val `engine`: dev.hybridflow.EdgeEngine, 
+        val `device`: kotlin.String, 
+        val `gpuUnavailable`: kotlin.String?) : LoadProgress()
         
     {
         
@@ -4256,6 +4381,9 @@ public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress
                 )
             3 -> LoadProgress.Ready(
                 FfiConverterLong.read(buf),
+                FfiConverterTypeEdgeEngine.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterOptionalString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -4282,6 +4410,9 @@ public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress
             (
                 4UL
                 + FfiConverterLong.allocationSize(value.`loadTimeMs`)
+                + FfiConverterTypeEdgeEngine.allocationSize(value.`engine`)
+                + FfiConverterString.allocationSize(value.`device`)
+                + FfiConverterOptionalString.allocationSize(value.`gpuUnavailable`)
             )
         }
     }
@@ -4302,6 +4433,9 @@ public object FfiConverterTypeLoadProgress : FfiConverterRustBuffer<LoadProgress
             is LoadProgress.Ready -> {
                 buf.putInt(3)
                 FfiConverterLong.write(value.`loadTimeMs`, buf)
+                FfiConverterTypeEdgeEngine.write(value.`engine`, buf)
+                FfiConverterString.write(value.`device`, buf)
+                FfiConverterOptionalString.write(value.`gpuUnavailable`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5390,6 +5524,38 @@ public object FfiConverterOptionalTypeDirectReason: FfiConverterRustBuffer<Direc
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeEdgeEngine: FfiConverterRustBuffer<EdgeEngine?> {
+    override fun read(buf: ByteBuffer): EdgeEngine? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeEdgeEngine.read(buf)
+    }
+
+    override fun allocationSize(value: EdgeEngine?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeEdgeEngine.allocationSize(value)
+        }
+    }
+
+    override fun write(value: EdgeEngine?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeEdgeEngine.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeGate: FfiConverterRustBuffer<Gate?> {
     override fun read(buf: ByteBuffer): Gate? {
         if (buf.get().toInt() == 0) {
@@ -5412,6 +5578,38 @@ public object FfiConverterOptionalTypeGate: FfiConverterRustBuffer<Gate?> {
         } else {
             buf.put(1)
             FfiConverterTypeGate.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeGpuUse: FfiConverterRustBuffer<GpuUse?> {
+    override fun read(buf: ByteBuffer): GpuUse? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeGpuUse.read(buf)
+    }
+
+    override fun allocationSize(value: GpuUse?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeGpuUse.allocationSize(value)
+        }
+    }
+
+    override fun write(value: GpuUse?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeGpuUse.write(value, buf)
         }
     }
 }
@@ -5636,6 +5834,38 @@ public object FfiConverterOptionalTypeLogSink: FfiConverterRustBuffer<LogSink?> 
         } else {
             buf.put(1)
             FfiConverterTypeLogSink.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalSequenceString: FfiConverterRustBuffer<List<kotlin.String>?> {
+    override fun read(buf: ByteBuffer): List<kotlin.String>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterSequenceString.read(buf)
+    }
+
+    override fun allocationSize(value: List<kotlin.String>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterSequenceString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: List<kotlin.String>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterSequenceString.write(value, buf)
         }
     }
 }

@@ -1,9 +1,8 @@
-//! The engine half of the edge backend: mistral.rs running the GGUF (behind the `edge` feature,
-//! so parsers and policies can be built and fuzzed without compiling mistral.rs).
+//! The default edge engine: mistral.rs running the GGUF (behind the `edge` feature, so parsers
+//! and policies can be built and fuzzed without compiling mistral.rs).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -13,79 +12,40 @@ use mistralrs::{
 };
 use tokio::sync::mpsc;
 
-use super::{estimated_memory_bytes, gguf, EdgeConfig, EdgeLoadError, EdgeModelInfo, LoadProgress};
+use super::{EdgeConfig, EdgeLoadError};
 use crate::model::{
-    CancelHandle, ChatModel, ChatRequest, FinishReason, GenerationClock, ModelError, Role, Side,
-    StreamEvent, TokenCount, TokenStream, Usage,
+    CancelHandle, ChatRequest, FinishReason, GenerationClock, ModelError, Role, StreamEvent, TokenCount, TokenStream,
+    Usage,
 };
 
-/// The on-device model. Cheap to share (`Arc`); requests from many tasks run concurrently.
-pub struct EdgeModel {
+/// mistral.rs running one GGUF. Cheap to share; requests from many tasks run concurrently.
+pub(super) struct MistralRsEngine {
     engine: Arc<mistralrs::Model>,
-    info: EdgeModelInfo,
 }
 
-fn available_memory_bytes() -> u64 {
-    let mut system = sysinfo::System::new();
-    system.refresh_memory();
-    let available = system.available_memory();
-    match system.cgroup_limits() {
-        Some(cgroup) => available.min(cgroup.free_memory),
-        None => available,
-    }
-}
-
-impl EdgeModel {
-    /// Loads the model, reporting progress. The blocking part runs off the async threads.
-    pub async fn load(
-        config: EdgeConfig,
-        progress: impl Fn(LoadProgress) + Send + Sync + 'static,
-    ) -> Result<Self, EdgeLoadError> {
-        let started = Instant::now();
-        progress(LoadProgress::Checking);
-        let path = config.model_path.clone();
-        let summary = tokio::task::spawn_blocking(move || gguf::inspect(&path))
-            .await
-            .map_err(|e| EdgeLoadError::Engine(e.to_string()))??;
-
-        let required_bytes = estimated_memory_bytes(summary.file_bytes);
-        let available_bytes = config
-            .memory_budget_bytes
-            .map_or_else(available_memory_bytes, |budget| budget.min(available_memory_bytes()));
-        if required_bytes > available_bytes {
-            return Err(EdgeLoadError::InsufficientMemory { required_bytes, available_bytes });
-        }
-
-        progress(LoadProgress::Loading {
-            architecture: summary.architecture.clone(),
-            file_bytes: summary.file_bytes,
-        });
+impl MistralRsEngine {
+    /// Builds the engine for a file that passed the shared checks. Blocking parts run off the
+    /// async threads.
+    pub(super) async fn load(config: &EdgeConfig) -> Result<Self, EdgeLoadError> {
         let (dir, file) = split_model_path(&config.model_path)?;
-        let builder = GgufModelBuilder::new(dir, vec![file.clone()])
+        let builder = GgufModelBuilder::new(dir, vec![file])
             .with_token_source(TokenSource::None)
             .with_max_num_seqs(config.max_concurrent_sequences.max(1));
         let runtime = tokio::runtime::Handle::current();
         let engine = tokio::task::spawn_blocking(move || runtime.block_on(builder.build()))
             .await
             .map_err(|e| EdgeLoadError::Engine(e.to_string()))?
-            .map_err(|e| EdgeLoadError::Engine(format!("{e:#}")))?;
-
-        let load_time = started.elapsed();
-        progress(LoadProgress::Ready { load_time });
-        log::info!("edge model {file} ({}) loaded in {load_time:?}", summary.architecture);
-        Ok(Self {
-            engine: Arc::new(engine),
-            info: EdgeModelInfo {
-                name: file,
-                architecture: summary.architecture,
-                file_bytes: summary.file_bytes,
-                load_time,
-            },
-        })
+            .map_err(|e| EdgeLoadError::Engine(format!("mistral.rs: {e:#}")))?;
+        Ok(Self { engine: Arc::new(engine) })
     }
 
-    pub fn info(&self) -> &EdgeModelInfo {
-        &self.info
+    /// What runs the model in this build.
+    pub(super) fn device() -> &'static str {
+        if cfg!(feature = "metal") {
+            "Metal"
+        } else {
+            "CPU"
+        }
     }
 }
 
@@ -227,16 +187,8 @@ async fn next_event(
     }
 }
 
-impl ChatModel for EdgeModel {
-    fn side(&self) -> Side {
-        Side::Edge
-    }
-
-    fn name(&self) -> &str {
-        &self.info.name
-    }
-
-    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
+impl MistralRsEngine {
+    pub(super) fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
         Box::pin(async move {
             request.validate()?;
             // Room for a burst of tokens so the engine never waits on a slow consumer.
