@@ -100,7 +100,7 @@ impl Values<'_> {
         format!("{scheme}://{host}{}", self.text())
     }
     fn flag(&mut self) -> bool {
-        self.byte() % 2 == 0
+        self.byte().is_multiple_of(2)
     }
 }
 

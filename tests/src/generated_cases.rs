@@ -22,14 +22,14 @@ pub const PRICE: Price = Price { input_per_million: 1.0, output_per_million: 2.0
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -174,7 +174,7 @@ fn random_plan(rng: &mut Rng) -> ValidatedPlan {
     for i in 0..n {
         let deps: Vec<String> = (0..i).filter(|_| rng.chance(25)).map(|d| format!("s{d}")).collect();
         let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
-        let mut subtask = Subtask::new(&format!("s{i}"), &format!("task number {i}: compute part {i} of the question"), &deps);
+        let mut subtask = Subtask::new(format!("s{i}"), format!("task number {i}: compute part {i} of the question"), &deps);
         subtask.difficulty = [hybridflow_core::plan::Difficulty::Easy, hybridflow_core::plan::Difficulty::Medium, hybridflow_core::plan::Difficulty::Hard][rng.below(3) as usize];
         subtasks.push(subtask);
     }
@@ -262,7 +262,7 @@ impl Case {
     /// Case number `n`, the same on every run.
     pub fn generate(n: u64) -> Self {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let faults = Arc::new(Mutex::new(Rng(rng.next() | 1)));
+        let faults = Arc::new(Mutex::new(Rng(rng.next_u64() | 1)));
         let ok_share = 40 + rng.below(60);
         let fault_mix = [ok_share, ok_share + (100 - ok_share) / 2, ok_share + (100 - ok_share) * 5 / 6, 100];
         let device = DeviceState {

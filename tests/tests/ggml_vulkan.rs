@@ -42,6 +42,7 @@ async fn on_lavapipe_the_gpu_passes_the_probe_and_answers_as_the_cpu_does() {
     let info = on_gpu.info().clone();
     assert_eq!(info.gpu_unavailable, None, "{info:?}");
     assert!(info.device.starts_with("Vulkan0") && info.device.contains("llvmpipe"), "{info:?}");
+    assert_eq!(on_gpu.served_by(), format!("ggml on {}", info.device), "what the step events name");
     let verdict = std::fs::read_to_string(state.join("vulkan-verdict.json")).unwrap();
     assert!(verdict.contains("\"passed\""), "{verdict}");
     assert!(!state.join(MARKER).exists(), "the probe removed its marker");

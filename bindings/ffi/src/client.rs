@@ -295,7 +295,7 @@ impl HybridFlow {
             .spawn(async move {
                 // Held until the end: no new call can start on this object.
                 let _no_more_calls = in_flight.write_owned().await;
-                if let Some(client) = client.and_then(|c| Arc::into_inner(c)) {
+                if let Some(client) = client.and_then(Arc::into_inner) {
                     client.close().await;
                 }
             })

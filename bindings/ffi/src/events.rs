@@ -235,11 +235,12 @@ pub struct Answer {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum Event {
-    PlanningStarted { side: Side, reason: String },
+    /// `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
+    PlanningStarted { side: Side, reason: String, served_by: String },
     /// Subtasks may start before this, while the plan streams.
     PlanReady { subtasks: Vec<PlannedSubtask>, direct_reason: Option<DirectReason> },
     /// A subtask started (attempt > 1: a retry or a fallback to the other side).
-    SubtaskStarted { id: String, side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation> },
+    SubtaskStarted { id: String, side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation>, served_by: String },
     /// Generated text of a subtask, or of the final answer (`subtask_id` null).
     Token { subtask_id: Option<String>, text: String },
     /// Discard the answer text streamed so far: the attempt that wrote it failed; the next
@@ -255,7 +256,7 @@ pub enum Event {
         prompt_tokens: i32,
         completion_tokens: i32,
     },
-    AnswerStarted { side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation> },
+    AnswerStarted { side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation>, served_by: String },
     /// A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
     /// goes on on the edge, or fails if it cannot.
     CloudRefused { step: QueryStep, gate: Gate },
@@ -320,10 +321,10 @@ impl From<exec::Answer> for Answer {
 impl From<exec::Event> for Event {
     fn from(event: exec::Event) -> Self {
         match event {
-            exec::Event::PlanningStarted { side, reason } => Event::PlanningStarted { side: side.into(), reason },
+            exec::Event::PlanningStarted { side, reason, served_by } => Event::PlanningStarted { side: side.into(), reason, served_by },
             exec::Event::PlanReady { plan, direct } => Event::PlanReady { subtasks: planned(&plan.subtasks), direct_reason: direct_reason(&direct) },
-            exec::Event::SubtaskStarted { id, side, reason, attempt, explanation: e } => {
-                Event::SubtaskStarted { id, side: side.into(), reason, attempt: int(attempt), explanation: explanation(e) }
+            exec::Event::SubtaskStarted { id, side, reason, attempt, explanation: e, served_by } => {
+                Event::SubtaskStarted { id, side: side.into(), reason, attempt: int(attempt), explanation: explanation(e), served_by }
             }
             exec::Event::Token { subtask_id, text } => Event::Token { subtask_id, text },
             exec::Event::AnswerReset => Event::AnswerReset,
@@ -338,8 +339,8 @@ impl From<exec::Event> for Event {
                     completion_tokens: report.usage.as_ref().map_or(0, |u| int(u.completion_tokens)),
                 }
             }
-            exec::Event::AnswerStarted { side, reason, attempt, explanation: e } => {
-                Event::AnswerStarted { side: side.into(), reason, attempt: int(attempt), explanation: explanation(e) }
+            exec::Event::AnswerStarted { side, reason, attempt, explanation: e, served_by } => {
+                Event::AnswerStarted { side: side.into(), reason, attempt: int(attempt), explanation: explanation(e), served_by }
             }
             exec::Event::CloudRefused { step, gate } => Event::CloudRefused { step: step.into(), gate: gate.into() },
             exec::Event::Answer { text, truncated, totals } => Event::Answer { text, truncated, totals: totals.into() },

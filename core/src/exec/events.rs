@@ -14,11 +14,12 @@ use crate::route::Explanation;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A planner model was asked for a plan (absent when a short query skips planning).
-    PlanningStarted { side: Side, reason: String },
+    /// `served_by`: the edge's engine and device, or the cloud's model id.
+    PlanningStarted { side: Side, reason: String, served_by: String },
     /// The validated plan. Subtasks may have started before it, while the plan streamed.
     PlanReady { plan: ValidatedPlan, direct: Option<DirectReason> },
     /// A subtask (attempt 1) or a retry or fallback of it (attempt > 1) started.
-    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
+    SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<Explanation>, served_by: String },
     /// Generated text: of a subtask, or of the final answer (`id: None`).
     Token { subtask_id: Option<String>, text: String },
     /// Discard the answer's text streamed so far: the attempt that wrote it failed. The next
@@ -26,7 +27,7 @@ pub enum Event {
     AnswerReset,
     SubtaskFinished { id: String, report: SubtaskReport },
     /// The final synthesis started (multi-step plans only).
-    AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation> },
+    AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation>, served_by: String },
     /// A cloud request of this step was not sent: the gate forbade it when its turn came. The
     /// step goes on on the edge, or fails if it cannot.
     CloudRefused { step: StepName, gate: Gate },

@@ -286,7 +286,7 @@ impl Scheduler {
                 match planner_model {
                     Some(model) => {
                         log::debug!("planning on the {side:?}: {reason}");
-                        events.emit(Event::PlanningStarted { side, reason });
+                        events.emit(Event::PlanningStarted { side, reason, served_by: model.served_by() });
                         plan_stream = Some((side, planner::stream_plan(model, query, &config.planner_config)));
                         None
                     }
@@ -552,9 +552,10 @@ impl Scheduler {
             last_side = side;
             let explanation = explanation.take();
             log::debug!("{} attempt {}: on the {side:?}, {reason}", id.as_deref().unwrap_or("answer"), attempts);
+            let served_by = model.served_by();
             match &id {
-                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts, explanation }),
-                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts, explanation }),
+                Some(id) => events.emit(Event::SubtaskStarted { id: id.clone(), side, reason, attempt: attempts, explanation, served_by }),
+                None => events.emit(Event::AnswerStarted { side, reason, attempt: attempts, explanation, served_by }),
             }
             used_cloud |= permit.is_some();
             let stream = match permit {

@@ -250,6 +250,14 @@ async fn by_default_a_long_query_is_answered_in_one_step_routed_as_a_whole_query
     assert_eq!(model.runs().len(), 1, "one model call: {:?}", model.runs());
     assert_eq!(*policy.0.lock().unwrap(), ["WholeQuery"], "the only decision is the query-level one");
     assert_eq!(answer.text, format!("result of direct: {LONG_QUERY}"));
+    let served_by: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SubtaskStarted { served_by, .. } | Event::AnswerStarted { served_by, .. } => Some(served_by.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(served_by, ["scripted"], "the event names what served the step");
 }
 
 /// Streams part of an answer and then fails on its first call; answers in full on the next.

@@ -197,6 +197,10 @@ impl ChatModel for AdmittedCloud {
         self.model.name()
     }
 
+    fn served_by(&self) -> String {
+        self.model.served_by()
+    }
+
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
         let permit = self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
         Box::pin(async move {

@@ -257,6 +257,11 @@ pub trait ChatModel: Send + Sync {
     /// Starts a generation. Errors in the request come back here; errors during generation come
     /// through the stream.
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>>;
+    /// What serves the generations, for the events: the edge's engine and device ("ggml on
+    /// Vulkan0 (…)"), the cloud's model id.
+    fn served_by(&self) -> String {
+        self.name().to_owned()
+    }
     /// Money a generation with this usage costs (0 on the device).
     fn cost(&self, _usage: &Usage) -> f64 {
         0.0

@@ -56,7 +56,7 @@ pub fn last_number(text: &str) -> Option<f64> {
     text.replace(',', "")
         .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
         .filter_map(|t| t.trim_matches('.').parse::<f64>().ok())
-        .last()
+        .next_back()
 }
 
 /// Whether two results of the same subtask say the same thing: the same final number when either

@@ -451,7 +451,7 @@ mod tests {
     }
 
     fn easy_subtask(n: usize) -> Subtask {
-        let mut s = Subtask::new("s1", &format!("Add {n} and {}", n + 1), &[]);
+        let mut s = Subtask::new("s1", format!("Add {n} and {}", n + 1), &[]);
         s.difficulty = Difficulty::Easy;
         s
     }

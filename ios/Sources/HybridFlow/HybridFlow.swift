@@ -2722,7 +2722,10 @@ public func FfiConverterTypeEdgeEngine_lower(_ value: EdgeEngine) -> RustBuffer 
 
 public enum Event: Equatable, Hashable {
     
-    case planningStarted(side: Side, reason: String
+    /**
+     * `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
+     */
+    case planningStarted(side: Side, reason: String, servedBy: String
     )
     /**
      * Subtasks may start before this, while the plan streams.
@@ -2732,7 +2735,7 @@ public enum Event: Equatable, Hashable {
     /**
      * A subtask started (attempt > 1: a retry or a fallback to the other side).
      */
-    case subtaskStarted(id: String, side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?
+    case subtaskStarted(id: String, side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?, servedBy: String
     )
     /**
      * Generated text of a subtask, or of the final answer (`subtask_id` null).
@@ -2749,7 +2752,7 @@ public enum Event: Equatable, Hashable {
          * Side of the last attempt; null when skipped.
          */side: Side?, outcome: SubtaskOutcome, latencyMs: Int64, attempts: Int32, promptTokens: Int32, completionTokens: Int32
     )
-    case answerStarted(side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?
+    case answerStarted(side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?, servedBy: String
     )
     /**
      * A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
@@ -2784,13 +2787,13 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .planningStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 1: return .planningStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), servedBy: try FfiConverterString.read(from: &buf)
         )
         
         case 2: return .planReady(subtasks: try FfiConverterSequenceTypePlannedSubtask.read(from: &buf), directReason: try FfiConverterOptionTypeDirectReason.read(from: &buf)
         )
         
-        case 3: return .subtaskStarted(id: try FfiConverterString.read(from: &buf), side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
+        case 3: return .subtaskStarted(id: try FfiConverterString.read(from: &buf), side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf), servedBy: try FfiConverterString.read(from: &buf)
         )
         
         case 4: return .token(subtaskId: try FfiConverterOptionString.read(from: &buf), text: try FfiConverterString.read(from: &buf)
@@ -2801,7 +2804,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 6: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterInt64.read(from: &buf), attempts: try FfiConverterInt32.read(from: &buf), promptTokens: try FfiConverterInt32.read(from: &buf), completionTokens: try FfiConverterInt32.read(from: &buf)
         )
         
-        case 7: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
+        case 7: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf), servedBy: try FfiConverterString.read(from: &buf)
         )
         
         case 8: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
@@ -2818,10 +2821,11 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         switch value {
         
         
-        case let .planningStarted(side,reason):
+        case let .planningStarted(side,reason,servedBy):
             writeInt(&buf, Int32(1))
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(servedBy, into: &buf)
             
         
         case let .planReady(subtasks,directReason):
@@ -2830,13 +2834,14 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterOptionTypeDirectReason.write(directReason, into: &buf)
             
         
-        case let .subtaskStarted(id,side,reason,attempt,explanation):
+        case let .subtaskStarted(id,side,reason,attempt,explanation,servedBy):
             writeInt(&buf, Int32(3))
             FfiConverterString.write(id, into: &buf)
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             FfiConverterInt32.write(attempt, into: &buf)
             FfiConverterOptionTypeRouteExplanation.write(explanation, into: &buf)
+            FfiConverterString.write(servedBy, into: &buf)
             
         
         case let .token(subtaskId,text):
@@ -2860,12 +2865,13 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterInt32.write(completionTokens, into: &buf)
             
         
-        case let .answerStarted(side,reason,attempt,explanation):
+        case let .answerStarted(side,reason,attempt,explanation,servedBy):
             writeInt(&buf, Int32(7))
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             FfiConverterInt32.write(attempt, into: &buf)
             FfiConverterOptionTypeRouteExplanation.write(explanation, into: &buf)
+            FfiConverterString.write(servedBy, into: &buf)
             
         
         case let .cloudRefused(step,gate):

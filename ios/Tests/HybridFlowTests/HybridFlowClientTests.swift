@@ -63,9 +63,13 @@ final class HybridFlowClientTests: XCTestCase {
         let client = try await HybridFlowClient.open(ggml) { progress in
             if case let .ready(_, engine, device, gpuUnavailable) = progress { readies.add(engine, device, gpuUnavailable) }
         }
-        let answer = try await client.ask("What is the capital of France?")
-        XCTAssertTrue(answer.text.contains("Paris"), answer.text)
-        XCTAssertEqual(answer.totals.edge.calls, 1)
+        let events = try await collect(client.askStreaming("What is the capital of France?"))
+        // The one step of a direct answer, and what served it.
+        let servedBy = events.compactMap { event -> String? in if case .subtaskStarted(_, _, _, _, _, let by) = event { return by } else { return nil } }
+        XCTAssertEqual(servedBy, ["ggml on CPU"])
+        guard case .answer(let text, _, let totals)? = events.last else { return XCTFail("no answer: \(events)") }
+        XCTAssertTrue(text.contains("Paris"), text)
+        XCTAssertEqual(totals.edge.calls, 1)
         await client.close()
         XCTAssertEqual(readies.entries.count, 1)
         XCTAssertEqual(readies.entries.first?.engine, .ggml)
@@ -90,7 +94,7 @@ final class HybridFlowClientTests: XCTestCase {
         let reasons = events.compactMap { event -> DirectReason?? in if case .planReady(_, let reason) = event { return reason } else { return nil } }
         XCTAssertEqual(reasons, [.decompositionOff])
         let routes = events.compactMap { event -> (Side, RouteExplanation?)? in
-            if case .subtaskStarted(_, let side, _, _, let explanation) = event { return (side, explanation) } else { return nil }
+            if case .subtaskStarted(_, let side, _, _, let explanation, _) = event { return (side, explanation) } else { return nil }
         }
         XCTAssertEqual(routes.count, 1)
         XCTAssertEqual(routes.first?.0, .cloud, "the measured gain clears the threshold")
@@ -112,7 +116,7 @@ final class HybridFlowClientTests: XCTestCase {
         var started = Set<String>(), finished = Set<String>()
         for event in events {
             switch event {
-            case .subtaskStarted(let id, _, let reason, _, _):
+            case .subtaskStarted(let id, _, let reason, _, _, _):
                 guard let subtask = plan.first(where: { $0.id == id }) else {
                     XCTFail("\(id) started but is not in the final plan (did the planner fail? \(events))")
                     break
@@ -237,7 +241,7 @@ final class HybridFlowClientTests: XCTestCase {
         try client.setDeviceState(DeviceState(network: .none))
         let events = try await collect(client.askStreaming(multiStep))
         let routes = events.compactMap { event -> (Side, Gate?)? in
-            if case .subtaskStarted(_, let side, _, _, let explanation) = event { return (side, explanation?.gate) } else { return nil }
+            if case .subtaskStarted(_, let side, _, _, let explanation, _) = event { return (side, explanation?.gate) } else { return nil }
         }
         XCTAssertFalse(routes.isEmpty)
         for (side, gate) in routes {

@@ -45,9 +45,9 @@ impl View {
 
     pub fn show(&mut self, event: &Event) {
         match event {
-            Event::PlanningStarted { side: s, reason } => {
+            Event::PlanningStarted { side: s, reason, served_by } => {
                 self.end_stream();
-                println!("planning on the {} ({reason})...", side(*s));
+                println!("planning on the {} ({reason}) [{served_by}]...", side(*s));
             }
             Event::PlanReady { plan, direct } => {
                 self.end_stream();
@@ -65,14 +65,14 @@ impl View {
                     println!("  repaired: {}", serde_json::to_string(diagnostic).unwrap_or_default());
                 }
             }
-            Event::SubtaskStarted { id, side: s, reason, attempt, .. } => {
+            Event::SubtaskStarted { id, side: s, reason, attempt, served_by, .. } => {
                 self.end_stream();
                 let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-                println!("> {id} on the {}{again}: {reason}", side(*s));
+                println!("> {id} on the {}{again}: {reason} [{served_by}]", side(*s));
             }
-            Event::AnswerStarted { side: s, reason, .. } => {
+            Event::AnswerStarted { side: s, reason, served_by, .. } => {
                 self.end_stream();
-                println!("answer on the {} ({reason}):", side(*s));
+                println!("answer on the {} ({reason}) [{served_by}]:", side(*s));
             }
             Event::CloudRefused { step, gate } => {
                 self.end_stream();

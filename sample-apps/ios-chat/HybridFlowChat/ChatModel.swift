@@ -141,11 +141,11 @@ final class ChatModel {
             if let index = turn.steps.firstIndex(where: { $0.id == id }) { change(&turn.steps[index]) }
         }
         switch event {
-        case .planningStarted(let side, _): turn.planning = "planning on the \(side == .edge ? "phone" : "cloud")…"
+        case .planningStarted(let side, _, _): turn.planning = "planning on the \(side == .edge ? "phone" : "cloud")…"
         case .planReady(let subtasks, let direct):
             turn.planning = direct?.description
             for s in subtasks where !turn.steps.contains(where: { $0.id == s.id }) { turn.steps.append(StepView(subtask: s)) }
-        case .subtaskStarted(let id, let side, let reason, _, _): update(id) { $0.side = side; $0.reason = reason }
+        case .subtaskStarted(let id, let side, let reason, _, _, _): update(id) { $0.side = side; $0.reason = reason }
         case .token(let id, let text):
             if let id { update(id) { $0.tokens += 1 } } else { turn.answer += text }
         case .subtaskFinished(let id, _, let outcome, _, _, _, _): update(id) { $0.outcome = outcome }

@@ -114,6 +114,10 @@ impl ChatModel for EdgeModel {
         &self.info.name
     }
 
+    fn served_by(&self) -> String {
+        format!("{} on {}", self.info.engine, self.info.device)
+    }
+
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
         match &self.engine {
             Engine::MistralRs(engine) => engine.stream(request),

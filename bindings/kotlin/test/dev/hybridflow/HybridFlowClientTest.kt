@@ -65,7 +65,10 @@ class HybridFlowClientTest {
         val ready = Collections.synchronizedList(mutableListOf<LoadProgress.Ready>())
         val config = config(Routing.EDGE_ONLY, withCloud = false).copy(edgeEngine = EdgeEngine.GGML, gpu = GpuUse.OFF)
         HybridFlowClient.open(config) { if (it is LoadProgress.Ready) ready.add(it) }.use { client ->
-            val answer = client.ask("What is the capital of France?")
+            val events = client.askStreaming("What is the capital of France?").toList()
+            // The one step of a direct answer, and what served it.
+            assertEquals(listOf("ggml on CPU"), events.filterIsInstance<Event.SubtaskStarted>().map { it.servedBy })
+            val answer = events.last() as Event.Answer
             assertTrue("an answer: ${answer.text}", answer.text.contains("Paris"))
             assertEquals(1, answer.totals.edge.calls)
         }

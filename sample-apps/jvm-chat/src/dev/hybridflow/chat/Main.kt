@@ -108,7 +108,7 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
     try {
         client.askStreaming(question).collect { event ->
             when (event) {
-                is Event.PlanningStarted -> { endStream(); println("planning on the ${side(event.side)} (${event.reason})...") }
+                is Event.PlanningStarted -> { endStream(); println("planning on the ${side(event.side)} (${event.reason}) [${event.servedBy}]...") }
                 is Event.PlanReady -> {
                     endStream()
                     val direct = event.directReason
@@ -134,7 +134,7 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                 is Event.SubtaskStarted -> {
                     endStream()
                     val retry = if (event.attempt > 1) " (attempt ${event.attempt})" else ""
-                    println("${event.id}: on the ${side(event.side)}$retry: ${event.reason}")
+                    println("${event.id}: on the ${side(event.side)}$retry: ${event.reason} [${event.servedBy}]")
                 }
                 is Event.Token -> {
                     val stream = event.subtaskId ?: "answer"
@@ -160,7 +160,7 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                     }
                     println("${event.id}: $status in ${event.latencyMs} ms")
                 }
-                is Event.AnswerStarted -> { endStream(); println("answer on the ${side(event.side)}: ${event.reason}") }
+                is Event.AnswerStarted -> { endStream(); println("answer on the ${side(event.side)}: ${event.reason} [${event.servedBy}]") }
                 is Event.Answer -> {
                     val streamedAsAnswer = streaming == "answer"
                     endStream()

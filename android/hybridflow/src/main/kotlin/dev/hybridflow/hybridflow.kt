@@ -3709,9 +3709,13 @@ public object FfiConverterTypeEdgeEngine: FfiConverterRustBuffer<EdgeEngine> {
 
 sealed class Event {
     
+    /**
+     * `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
+     */
     data class PlanningStarted(
         val `side`: dev.hybridflow.Side, 
-        val `reason`: kotlin.String) : Event()
+        val `reason`: kotlin.String, 
+        val `servedBy`: kotlin.String) : Event()
         
     {
         
@@ -3740,7 +3744,8 @@ sealed class Event {
         val `side`: dev.hybridflow.Side, 
         val `reason`: kotlin.String, 
         val `attempt`: kotlin.Int, 
-        val `explanation`: dev.hybridflow.RouteExplanation?) : Event()
+        val `explanation`: dev.hybridflow.RouteExplanation?, 
+        val `servedBy`: kotlin.String) : Event()
         
     {
         
@@ -3790,7 +3795,8 @@ sealed class Event {
         val `side`: dev.hybridflow.Side, 
         val `reason`: kotlin.String, 
         val `attempt`: kotlin.Int, 
-        val `explanation`: dev.hybridflow.RouteExplanation?) : Event()
+        val `explanation`: dev.hybridflow.RouteExplanation?, 
+        val `servedBy`: kotlin.String) : Event()
         
     {
         
@@ -3846,6 +3852,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             1 -> Event.PlanningStarted(
                 FfiConverterTypeSide.read(buf),
                 FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
                 )
             2 -> Event.PlanReady(
                 FfiConverterSequenceTypePlannedSubtask.read(buf),
@@ -3857,6 +3864,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
+                FfiConverterString.read(buf),
                 )
             4 -> Event.Token(
                 FfiConverterOptionalString.read(buf),
@@ -3877,6 +3885,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
+                FfiConverterString.read(buf),
                 )
             8 -> Event.CloudRefused(
                 FfiConverterTypeQueryStep.read(buf),
@@ -3898,6 +3907,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 4UL
                 + FfiConverterTypeSide.allocationSize(value.`side`)
                 + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterString.allocationSize(value.`servedBy`)
             )
         }
         is Event.PlanReady -> {
@@ -3917,6 +3927,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`reason`)
                 + FfiConverterInt.allocationSize(value.`attempt`)
                 + FfiConverterOptionalTypeRouteExplanation.allocationSize(value.`explanation`)
+                + FfiConverterString.allocationSize(value.`servedBy`)
             )
         }
         is Event.Token -> {
@@ -3954,6 +3965,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`reason`)
                 + FfiConverterInt.allocationSize(value.`attempt`)
                 + FfiConverterOptionalTypeRouteExplanation.allocationSize(value.`explanation`)
+                + FfiConverterString.allocationSize(value.`servedBy`)
             )
         }
         is Event.CloudRefused -> {
@@ -3981,6 +3993,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 buf.putInt(1)
                 FfiConverterTypeSide.write(value.`side`, buf)
                 FfiConverterString.write(value.`reason`, buf)
+                FfiConverterString.write(value.`servedBy`, buf)
                 Unit
             }
             is Event.PlanReady -> {
@@ -3996,6 +4009,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterInt.write(value.`attempt`, buf)
                 FfiConverterOptionalTypeRouteExplanation.write(value.`explanation`, buf)
+                FfiConverterString.write(value.`servedBy`, buf)
                 Unit
             }
             is Event.Token -> {
@@ -4025,6 +4039,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterInt.write(value.`attempt`, buf)
                 FfiConverterOptionalTypeRouteExplanation.write(value.`explanation`, buf)
+                FfiConverterString.write(value.`servedBy`, buf)
                 Unit
             }
             is Event.CloudRefused -> {
