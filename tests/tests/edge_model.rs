@@ -289,6 +289,24 @@ async fn bad_model_files_on(engine: EdgeEngine) {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Both engines render the GGUF's own chat template (SmolLM2's adds a default system prompt), so
+/// they feed the model the same prompt: the same number of prompt tokens, with and without a
+/// system message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_engines_give_the_model_the_same_prompt() {
+    let chats = [vec![Message::user("Name a fruit.")], vec![Message::system("Answer in French."), Message::user("Name a fruit.")]];
+    let mut counts = Vec::new();
+    for engine in ENGINES {
+        let model = load_default(engine).await;
+        for chat in &chats {
+            let request = ChatRequest::new(chat.clone()).with_max_tokens(1);
+            counts.push(model.stream(request).await.unwrap().collect_text().await.unwrap().usage.prompt_tokens);
+        }
+    }
+    assert_eq!(counts[..2], counts[2..], "prompt tokens (mistral.rs, then ggml): {counts:?}");
+    assert!(counts[0] > 20, "the default system prompt is part of it: {counts:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_that_cannot_work_together_are_refused_before_loading() {
     let vulkan_on_mistral = EdgeConfig::new(default_edge_model()).with_gpu(hybridflow_core::model::edge::GpuUse::Vulkan, scratch_dir("gpu-state"));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, EdgeModel, GpuUse};
 use hybridflow_core::model::{ChatModel, ChatRequest, Message};
-use hybridflow_e2e::{default_edge_model, scratch_dir};
+use hybridflow_e2e::{captured_logs, default_edge_model, scratch_dir};
 
 const PROMPT: &str = "What is the capital of France? Answer in one sentence.";
 const MARKER: &str = "vulkan-probe-in-progress";
@@ -35,6 +35,7 @@ async fn greedy(model: &EdgeModel) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_lavapipe_the_gpu_passes_the_probe_and_answers_as_the_cpu_does() {
     show_lavapipe_to_ggml();
+    captured_logs();
     let state = scratch_dir("vulkan-probe");
     let _ = std::fs::remove_dir_all(&state);
 
@@ -46,6 +47,9 @@ async fn on_lavapipe_the_gpu_passes_the_probe_and_answers_as_the_cpu_does() {
     let verdict = std::fs::read_to_string(state.join("vulkan-verdict.json")).unwrap();
     assert!(verdict.contains("\"passed\""), "{verdict}");
     assert!(!state.join(MARKER).exists(), "the probe removed its marker");
+    let agreement = captured_logs().into_iter().find(|line| line.contains("GPU probe passed"));
+    println!("{}", agreement.as_deref().unwrap_or("no probe summary logged"));
+    assert!(agreement.is_some_and(|line| line.contains("the same greedy choice as the CPU")));
 
     let on_cpu = EdgeModel::load(ggml(None), |_| {}).await.unwrap();
     assert_eq!(on_cpu.info().device, "CPU");

@@ -7,6 +7,7 @@
 //! next token.
 
 mod backends;
+mod chat_template;
 mod probe;
 mod text;
 
@@ -26,6 +27,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
 use self::backends::GpuDevice;
+use self::chat_template::ChatTemplate;
 use self::probe::{Admission, GpuProbe};
 use self::text::{Scanned, StopScanner, Utf8Pieces};
 use super::load::Placement;
@@ -39,8 +41,8 @@ const MAX_CONTEXT_TOKENS: u32 = 4096;
 const BATCH_TOKENS: u32 = 512;
 /// Greedy steps compared between the GPU and the CPU before the GPU is trusted.
 const PROBE_TOKENS: usize = 12;
-/// How far below the CPU's best logit the GPU's choice may be (measured on lavapipe: see
-/// docs/benchmarks.md).
+/// How far below the CPU's best logit the GPU's choice may be: near-ties flip between correct
+/// backends (0.03 apart on lavapipe, docs/benchmarks.md); a broken backend's choices are far off.
 const NEAR_TIE_LOGITS: f32 = 0.5;
 const PROBE_PROMPT: &str = "List the first five prime numbers, separated by commas.";
 
@@ -281,7 +283,9 @@ fn compare_greedy_output(backend: &LlamaBackend, gpu: &LlamaModel, cpu: &LlamaMo
 struct Worker<'model> {
     model: &'model LlamaModel,
     context: LlamaContext<'model>,
-    template: Option<LlamaChatTemplate>,
+    /// The GGUF's Jinja template; `None` when it has none minijinja compiles (then llama.cpp's
+    /// built-in rendering of known shapes, ChatML by default).
+    template: Option<ChatTemplate>,
     batch: LlamaBatch<'static>,
 }
 
@@ -297,8 +301,13 @@ impl<'model> Worker<'model> {
         let context = model
             .new_context(backend, params)
             .map_err(|e| EdgeLoadError::Engine(format!("llama.cpp context: {e}")))?;
-        // Models without a template in their metadata get llama.cpp's ChatML default.
-        let template = model.chat_template(None).ok();
+        let vocab = model.vocab();
+        let token_text = |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
+        let template = model.chat_template(None).ok().and_then(|t| t.to_string().ok()).and_then(|source| {
+            ChatTemplate::compile(&source, token_text(vocab.bos()), token_text(vocab.eos()))
+                .map_err(|e| log::warn!("the model's chat template does not compile ({e}); llama.cpp's built-in rendering is used"))
+                .ok()
+        });
         Ok(Self { model, context, template, batch: LlamaBatch::new(BATCH_TOKENS as usize, 1) })
     }
 
@@ -318,15 +327,20 @@ impl<'model> Worker<'model> {
     }
 
     fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>, ModelError> {
+        if let Some(template) = &self.template {
+            let prompt = template.render(&request.messages).map_err(|e| ModelError::InvalidRequest(format!("chat template: {e}")))?;
+            // The template writes any BOS itself, as it does for mistral.rs.
+            return Ok(self.model.vocab().tokenize(prompt.as_bytes(), false, true));
+        }
         let messages = request
             .messages
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ModelError::InvalidRequest(format!("a message holds a NUL byte: {e}")))?;
-        let template = match &self.template {
-            Some(template) => template.clone(),
-            None => LlamaChatTemplate::new("chatml").map_err(|e| ModelError::Engine(e.to_string()))?,
+        let template = match self.model.chat_template(None) {
+            Ok(template) => template,
+            Err(_) => LlamaChatTemplate::new("chatml").map_err(|e| ModelError::Engine(e.to_string()))?,
         };
         let prompt = self
             .model
