@@ -22,7 +22,8 @@ pub struct HybridFlowConfig {
     /// GGUF file of the on-device model; `None` runs cloud only.
     #[uniffi(default = None)]
     pub edge_model_path: Option<String>,
-    /// The engine that runs it; `None`: mistral.rs.
+    /// The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
+    /// backend), else mistral.rs.
     #[uniffi(default = None)]
     pub edge_engine: Option<EdgeEngine>,
     /// `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
@@ -336,8 +337,11 @@ impl HybridFlowConfig {
     pub fn to_core(&self) -> Result<ClientConfig, HybridFlowError> {
         let edge = optional_path(&self.edge_model_path).map(|path| {
             let mut edge = EdgeConfig::new(path);
-            edge.engine = self.edge_engine.unwrap_or_default();
             edge.gpu = self.gpu.unwrap_or_default();
+            edge.engine = self.edge_engine.unwrap_or(match edge.gpu {
+                GpuUse::Vulkan => EdgeEngine::Ggml,
+                GpuUse::Off => EdgeEngine::MistralRs,
+            });
             edge.gpu_deny_list = self.gpu_deny_list.clone().unwrap_or_default();
             edge
         });
@@ -445,10 +449,12 @@ mod tests {
         let unset = config().to_core().unwrap().edge.unwrap();
         assert_eq!((unset.engine, unset.gpu, unset.gpu_deny_list.len()), (EdgeEngine::MistralRs, GpuUse::Off, 0));
         let mut set = config();
-        (set.edge_engine, set.gpu, set.gpu_deny_list) = (Some(EdgeEngine::Ggml), Some(GpuUse::Vulkan), Some(vec!["mali-g71".into()]));
+        (set.gpu, set.gpu_deny_list) = (Some(GpuUse::Vulkan), Some(vec!["mali-g71".into()]));
         set.state_dir = Some("/data/app/files".into());
         let edge = set.to_core().unwrap().edge.unwrap();
-        assert_eq!((edge.engine, edge.gpu, edge.gpu_deny_list), (EdgeEngine::Ggml, GpuUse::Vulkan, vec!["mali-g71".to_owned()]));
+        assert_eq!((edge.engine, edge.gpu, edge.gpu_deny_list), (EdgeEngine::Ggml, GpuUse::Vulkan, vec!["mali-g71".to_owned()]), "the GPU picks the engine that has one");
+        set.edge_engine = Some(EdgeEngine::MistralRs);
+        assert!(set.to_core().unwrap().validate().is_err(), "mistral.rs has no Vulkan backend");
     }
 
     #[test]

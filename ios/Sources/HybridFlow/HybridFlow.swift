@@ -1707,7 +1707,8 @@ public struct HybridFlowConfig {
      */
     public let edgeModelPath: String?
     /**
-     * The engine that runs it; `None`: mistral.rs.
+     * The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
+     * backend), else mistral.rs.
      */
     public let edgeEngine: EdgeEngine?
     /**
@@ -1766,7 +1767,8 @@ public struct HybridFlowConfig {
          * GGUF file of the on-device model; `None` runs cloud only.
          */edgeModelPath: String? = nil, 
         /**
-         * The engine that runs it; `None`: mistral.rs.
+         * The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
+         * backend), else mistral.rs.
          */edgeEngine: EdgeEngine? = nil, 
         /**
          * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records

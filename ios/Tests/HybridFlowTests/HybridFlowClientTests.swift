@@ -202,8 +202,8 @@ final class HybridFlowClientTests: XCTestCase {
             (HybridFlowConfig(edgeModelPath: edgeModel, budgets: Budgets(perDay: Limits(money: 1.0))), "state_dir"),
             (HybridFlowConfig(edgeModelPath: edgeModel, policy: AppPolicy(offload: .allowed, minBatteryForCloud: 2.0)), "min_battery"),
             (HybridFlowConfig(edgeModelPath: edgeModel, cloud: CloudEndpoint(baseUrl: cloudURL, model: "m"), policy: AppPolicy(offload: .never), routing: .cloudOnly), "contradicts"),
-            (HybridFlowConfig(edgeModelPath: edgeModel, gpu: .vulkan, stateDir: stateDir()), "ggml engine"),
-            (HybridFlowConfig(edgeModelPath: edgeModel, edgeEngine: .ggml, gpu: .vulkan), "state directory"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, edgeEngine: .mistralRs, gpu: .vulkan, stateDir: stateDir()), "ggml engine"),
+            (HybridFlowConfig(edgeModelPath: edgeModel, gpu: .vulkan), "state directory"),
         ]
         for (config, mentions) in cases {
             do {

@@ -177,8 +177,8 @@ class HybridFlowClientTest {
             HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, minBatteryForCloud = 2.0f)) to "min_battery",
             HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, calibrationProbeRate = Float.NaN)) to "calibration_probe_rate",
             HybridFlowConfig(edgeModelPath = edgeModel, maxQueryChars = 0) to "at least 1",
-            HybridFlowConfig(edgeModelPath = edgeModel, gpu = GpuUse.VULKAN, stateDir = Files.createTempDirectory("hf").toString()) to "ggml engine",
-            HybridFlowConfig(edgeModelPath = edgeModel, edgeEngine = EdgeEngine.GGML, gpu = GpuUse.VULKAN) to "state directory",
+            HybridFlowConfig(edgeModelPath = edgeModel, edgeEngine = EdgeEngine.MISTRAL_RS, gpu = GpuUse.VULKAN, stateDir = Files.createTempDirectory("hf").toString()) to "ggml engine",
+            HybridFlowConfig(edgeModelPath = edgeModel, gpu = GpuUse.VULKAN) to "state directory",
         )
         for ((config, mentions) in cases) {
             try {

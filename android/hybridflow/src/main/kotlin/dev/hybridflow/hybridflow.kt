@@ -2863,7 +2863,8 @@ data class HybridFlowConfig (
     val `edgeModelPath`: kotlin.String? = null 
     , 
     /**
-     * The engine that runs it; `None`: mistral.rs.
+     * The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
+     * backend), else mistral.rs.
      */
     val `edgeEngine`: EdgeEngine? = null 
     , 
