@@ -14,6 +14,7 @@ import dev.hybridflow.Budgets
 import dev.hybridflow.CloudEndpoint
 import dev.hybridflow.DeviceState
 import dev.hybridflow.Event
+import dev.hybridflow.GpuUse
 import dev.hybridflow.HybridFlowClient
 import dev.hybridflow.HybridFlowConfig
 import dev.hybridflow.HybridFlowException
@@ -59,6 +60,8 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
     val downloadProgress = mutableStateOf<Float?>(null)
     val device = mutableStateOf<DeviceState?>(null)
     val budget = mutableStateOf<BudgetStatus?>(null)
+    /** What runs the edge model ("ggml on Vulkan0 (Adreno …)", or the CPU and why not the GPU). */
+    val runsOn = mutableStateOf<String?>(null)
     val settings = mutableStateOf(
         Settings(
             preferences.getString("cloudUrl", "") ?: "",
@@ -115,6 +118,8 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
             cloud = cloud,
             stateDir = app.filesDir.resolve("hybridflow").path,
             budgets = Budgets(perDay = Limits(money = s.dailyBudget)),
+            // The GPU through ggml when it passes the SDK's crash-safe probe, the CPU otherwise.
+            gpu = GpuUse.VULKAN,
         )
         try {
             client = HybridFlowClient.open(config) { progress ->
@@ -122,6 +127,10 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
                     is LoadProgress.Checking -> "checking the model…"
                     is LoadProgress.Loading -> "loading ${progress.architecture} (${progress.fileBytes / 1_000_000} MB)…"
                     is LoadProgress.Ready -> null
+                }
+                if (progress is LoadProgress.Ready) {
+                    runsOn.value = "${progress.engine.name.lowercase()} on ${progress.device}" +
+                        (progress.gpuUnavailable?.let { " (GPU not used: $it)" } ?: "")
                 }
             }.also { opened -> device.value?.let(opened::setDeviceState) }
             budget.value = client?.budgetStatus()

@@ -73,6 +73,7 @@ fun ChatScreen(model: ChatViewModel) {
             Text("${d.network.name.lowercase()} · battery ${(d.batteryLevel * 100).toInt()}%${if (d.charging) " charging" else ""} · thermal ${d.thermal.name.lowercase()}",
                 style = MaterialTheme.typography.labelSmall)
         }
+        model.runsOn.value?.let { Text("edge model: $it", style = MaterialTheme.typography.labelSmall) }
         model.budget.value?.let { b ->
             val limit = b.budgets.perDay.money?.let { " of %.4f".format(it) } ?: ""
             Text("today: ${b.today.cloudRequests} cloud calls, cost %.4f$limit".format(b.today.cost), style = MaterialTheme.typography.labelSmall)
