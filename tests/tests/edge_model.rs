@@ -307,6 +307,31 @@ async fn both_engines_give_the_model_the_same_prompt() {
     assert!(counts[0] > 20, "the default system prompt is part of it: {counts:?}");
 }
 
+/// The planner depends on JSON-schema constrained decoding: on either engine, its output parses
+/// into a plan (llguidance in mistral.rs, llama.cpp's grammar from the same schema in ggml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planner_gets_a_parseable_plan_from_either_engine() {
+    use hybridflow_core::plan::planner::{stream_plan, DirectReason, PlanEvent, PlannerConfig};
+    let query = "A shop sells pens at 2 dollars each and notebooks at 5 dollars each. Tom buys 3 pens and 2 notebooks. How much does he pay?";
+    for engine in ENGINES {
+        let model: Arc<dyn ChatModel> = Arc::new(load_default(engine).await);
+        let mut events = stream_plan(model, query, &PlannerConfig::default());
+        let mut outcome = None;
+        while let Some(event) = events.next().await {
+            if let PlanEvent::Done { outcome: done, .. } = event {
+                outcome = Some(done);
+            }
+        }
+        let outcome = outcome.expect("planning ends with Done");
+        println!("{engine}: {} subtasks, {:?}", outcome.plan.subtasks.len(), outcome.direct);
+        let failure = match &outcome.direct {
+            Some(DirectReason::PlannerFailed { error } | DirectReason::UnusablePlan { error, .. }) => Some(error.as_str()),
+            _ => None,
+        };
+        assert_eq!(failure, None, "{engine}: the planner's output was not a usable plan");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_that_cannot_work_together_are_refused_before_loading() {
     let vulkan_on_mistral = EdgeConfig::new(default_edge_model()).with_gpu(hybridflow_core::model::edge::GpuUse::Vulkan, scratch_dir("gpu-state"));

@@ -83,7 +83,9 @@ struct Planning {
     query: String,
     max_subtasks: usize,
     /// The request, until it is sent.
-    pending_request: Option<(Arc<dyn ChatModel>, ChatRequest)>,
+    pending_request: Option<ChatRequest>,
+    /// Held while the plan streams: an engine dropped mid-stream ends its generation.
+    model: Arc<dyn ChatModel>,
     tokens: Option<TokenStream>,
     parser: PlanStreamParser,
     queued: VecDeque<Subtask>,
@@ -114,7 +116,8 @@ pub fn stream_plan(model: Arc<dyn ChatModel>, query: &str, config: &PlannerConfi
     let planning = Planning {
         query: query.to_owned(),
         max_subtasks: config.max_subtasks,
-        pending_request: Some((model, request)),
+        pending_request: Some(request),
+        model,
         tokens: None,
         parser: PlanStreamParser::default(),
         queued: VecDeque::new(),
@@ -131,8 +134,8 @@ async fn next_plan_event(mut planning: Planning) -> Option<(PlanEvent, Planning)
         if planning.done {
             return None;
         }
-        if let Some((model, request)) = planning.pending_request.take() {
-            match model.stream(request).await {
+        if let Some(request) = planning.pending_request.take() {
+            match planning.model.stream(request).await {
                 Ok(tokens) => planning.tokens = Some(tokens),
                 Err(e) => {
                     let event = planning.fail(e.to_string());
