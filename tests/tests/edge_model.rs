@@ -307,6 +307,23 @@ async fn both_engines_give_the_model_the_same_prompt() {
     assert!(counts[0] > 20, "the default system prompt is part of it: {counts:?}");
 }
 
+/// A temperature samples: the same request three times gives more than one text (greedy gives one,
+/// see above). Three identical 24-token samples at temperature 1.5 would be a broken sampler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temperature_samples_instead_of_decoding_greedily() {
+    for engine in ENGINES {
+        let model = load_default(engine).await;
+        let mut texts = std::collections::HashSet::new();
+        for _ in 0..3 {
+            let request = ask("Write a sentence about the sea.").with_max_tokens(24).with_temperature(1.5);
+            let completion = model.stream(request).await.unwrap().collect_text().await.unwrap();
+            assert!(completion.usage.completion_tokens > 0, "{engine}");
+            texts.insert(completion.text);
+        }
+        assert!(texts.len() > 1, "{engine} sampled the same text three times: {texts:?}");
+    }
+}
+
 /// The planner depends on JSON-schema constrained decoding: on either engine, its output parses
 /// into a plan (llguidance in mistral.rs, llama.cpp's grammar from the same schema in ggml).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
