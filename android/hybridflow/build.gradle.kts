@@ -48,7 +48,9 @@ val cargoNdk by tasks.registering(Exec::class) {
     group = "build"
     description = "Builds libhybridflow_ffi.so for ${abis.joinToString()} with cargo-ndk"
     workingDir = repositoryRoot
-    val args = mutableListOf("cargo", "ndk", "--platform", "26", "-o", rustJniLibs.get().asFile.path)
+    // llama.cpp (the ggml engine) links the NDK's shared C++ runtime: cargo-ndk copies
+    // libc++_shared.so beside the libraries.
+    val args = mutableListOf("cargo", "ndk", "--platform", "26", "--link-libcxx-shared", "-o", rustJniLibs.get().asFile.path)
     abis.forEach { args += listOf("-t", it) }
     // The `mobile` profile (Cargo.toml): fat LTO, one codegen unit, stripped (docs/benchmarks.md).
     args += listOf("build", "--profile", "mobile", "--locked", "-p", "hybridflow-ffi")
