@@ -48,9 +48,7 @@ val cargoNdk by tasks.registering(Exec::class) {
     group = "build"
     description = "Builds libhybridflow_ffi.so for ${abis.joinToString()} with cargo-ndk"
     workingDir = repositoryRoot
-    // llama.cpp (the ggml engine) links the NDK's shared C++ runtime: cargo-ndk copies
-    // libc++_shared.so beside the libraries.
-    val args = mutableListOf("cargo", "ndk", "--platform", "26", "--link-libcxx-shared", "-o", rustJniLibs.get().asFile.path)
+    val args = mutableListOf("cargo", "ndk", "--platform", "26", "-o", rustJniLibs.get().asFile.path)
     abis.forEach { args += listOf("-t", it) }
     // The `mobile` profile (Cargo.toml): fat LTO, one codegen unit, stripped (docs/benchmarks.md).
     args += listOf("build", "--profile", "mobile", "--locked", "-p", "hybridflow-ffi")
@@ -61,8 +59,10 @@ val cargoNdk by tasks.registering(Exec::class) {
     outputs.dir(rustJniLibs)
 }
 
-// The core's build script leaves llama.cpp's libraries in the profile directory of each target.
+// The core's build script leaves llama.cpp's libraries in the profile directory of each target;
+// llama.cpp links the NDK's shared C++ runtime, which ships beside them.
 val rustTriples = mapOf("arm64-v8a" to "aarch64-linux-android", "armeabi-v7a" to "armv7-linux-androideabi", "x86_64" to "x86_64-linux-android")
+val ndkLibDirs = mapOf("arm64-v8a" to "aarch64-linux-android", "armeabi-v7a" to "arm-linux-androideabi", "x86_64" to "x86_64-linux-android")
 val ggmlLibraries by tasks.registering(Copy::class) {
     dependsOn(cargoNdk)
     val targetDir = System.getenv("CARGO_TARGET_DIR") ?: "$repositoryRoot/target"
@@ -71,7 +71,13 @@ val ggmlLibraries by tasks.registering(Copy::class) {
             include("libllama*.so", "libggml*.so")
             into(abi)
         }
+        from(fileTree(android.ndkDirectory.resolve("toolchains/llvm/prebuilt")) {
+            include("*/sysroot/usr/lib/${ndkLibDirs.getValue(abi)}/libc++_shared.so")
+        }) {
+            eachFile { path = "$abi/$name" }
+        }
     }
+    includeEmptyDirs = false
     into(rustJniLibs)
 }
 
