@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hybridflow_core::client::{ClientConfig, Routing as CoreRouting};
+pub use hybridflow_core::client::Routing;
+use hybridflow_core::client::ClientConfig;
 use hybridflow_core::device;
-use hybridflow_core::exec::{Decomposition as CoreDecomposition, ExecConfig};
+pub use hybridflow_core::exec::Decomposition;
+use hybridflow_core::exec::ExecConfig;
 use hybridflow_core::guard as core_budget;
 use hybridflow_core::model::cloud::{self, CloudConfig, Price, TrustRoots as CoreTrustRoots};
-use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, GpuUse};
+pub use hybridflow_core::model::edge::{EdgeEngine, GpuUse};
+use hybridflow_core::model::edge::EdgeConfig;
 
 use crate::error::HybridFlowError;
 use crate::long;
@@ -113,10 +116,9 @@ pub enum GpuUse {
 }
 
 /// Whether queries are split into a graph of subtasks run on both sides.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum Decomposition {
     /// Each query is answered in one step, on the edge or the cloud as the router decides.
-    #[default]
     Never,
     /// Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
     LongQueries,
@@ -179,10 +181,10 @@ pub struct Budgets {
     pub per_month: Limits,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Enum)]
+/// How steps are assigned to a side.
+#[uniffi::remote(Enum)]
 pub enum Routing {
     /// The learned, budget- and device-aware router.
-    #[default]
     Learned,
     /// Hard subtasks (by the planner's hint) to the cloud.
     ByDifficulty,
@@ -365,10 +367,7 @@ impl HybridFlowConfig {
             Ok::<_, HybridFlowError>(cloud)
         });
         let mut exec = ExecConfig {
-            decomposition: match self.decomposition.unwrap_or_default() {
-                Decomposition::Never => CoreDecomposition::Never,
-                Decomposition::LongQueries => CoreDecomposition::LongQueries,
-            },
+            decomposition: self.decomposition.unwrap_or_default(),
             max_query_chars: non_negative("max_query_chars", self.max_query_chars.into())?,
             max_edge_generations: non_negative("max_edge_generations", self.max_edge_generations.into())?,
             max_queries_in_flight: non_negative("max_queries_in_flight", self.max_queries_in_flight.into())?,
@@ -382,12 +381,7 @@ impl HybridFlowConfig {
             state_dir: optional_path(&self.state_dir),
             budgets: self.budgets.to_core()?,
             policy: self.policy.map_or_else(device::AppPolicy::default, Into::into),
-            routing: match self.routing.unwrap_or_default() {
-                Routing::Learned => CoreRouting::Learned,
-                Routing::ByDifficulty => CoreRouting::ByDifficulty,
-                Routing::EdgeOnly => CoreRouting::EdgeOnly,
-                Routing::CloudOnly => CoreRouting::CloudOnly,
-            },
+            routing: self.routing.unwrap_or_default(),
             exec,
         })
     }

@@ -3769,6 +3769,9 @@ public func FfiConverterTypeQueryStep_lower(_ value: QueryStep) -> RustBuffer {
 
 
 
+/**
+ * How steps are assigned to a side.
+ */
 
 public enum Routing: Equatable, Hashable {
     

@@ -4673,6 +4673,9 @@ public object FfiConverterTypeQueryStep : FfiConverterRustBuffer<QueryStep>{
 
 
 
+/**
+ * How steps are assigned to a side.
+ */
 
 enum class Routing {
     
