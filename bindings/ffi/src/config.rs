@@ -13,7 +13,9 @@ use hybridflow_core::device;
 pub use hybridflow_core::exec::Decomposition;
 use hybridflow_core::exec::ExecConfig;
 use hybridflow_core::guard as core_budget;
-use hybridflow_core::model::cloud::{self, CloudConfig, Price, TrustRoots as CoreTrustRoots};
+pub use hybridflow_core::device::{Network, Offload, Thermal};
+pub use hybridflow_core::model::cloud::TrustRoots;
+use hybridflow_core::model::cloud::{self, CloudConfig, Price};
 pub use hybridflow_core::model::edge::{EdgeEngine, GpuUse};
 use hybridflow_core::model::edge::EdgeConfig;
 
@@ -125,7 +127,7 @@ pub enum Decomposition {
 }
 
 /// The certificate authorities the cloud's TLS certificate is checked against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum TrustRoots {
     /// The operating system's verifier and store.
     Platform,
@@ -192,7 +194,8 @@ pub enum Routing {
     CloudOnly,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+/// Whether queries may leave the device.
+#[uniffi::remote(Enum)]
 pub enum Offload {
     /// Nothing ever leaves the device.
     Never,
@@ -217,7 +220,8 @@ pub struct AppPolicy {
     pub calibration_probe_rate: f32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+/// The phone's connection.
+#[uniffi::remote(Enum)]
 pub enum Network {
     None,
     Wifi,
@@ -225,7 +229,8 @@ pub enum Network {
     Metered,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+/// The phone's thermal state.
+#[uniffi::remote(Enum)]
 pub enum Thermal {
     Nominal,
     Fair,
@@ -297,11 +302,7 @@ impl From<core_budget::Budgets> for Budgets {
 impl From<AppPolicy> for device::AppPolicy {
     fn from(policy: AppPolicy) -> Self {
         Self {
-            offload: match policy.offload.unwrap_or(Offload::Allowed) {
-                Offload::Never => device::Offload::Never,
-                Offload::WifiOnly => device::Offload::WifiOnly,
-                Offload::Allowed => device::Offload::Allowed,
-            },
+            offload: policy.offload.unwrap_or(Offload::Allowed),
             keep_personal_data_on_device: policy.keep_personal_data_on_device,
             min_battery_for_cloud: policy.min_battery_for_cloud,
             calibration_probe_rate: policy.calibration_probe_rate,
@@ -312,23 +313,13 @@ impl From<AppPolicy> for device::AppPolicy {
 impl From<DeviceState> for device::DeviceState {
     fn from(state: DeviceState) -> Self {
         Self {
-            network: match state.network {
-                Network::None => device::Network::None,
-                Network::Wifi => device::Network::Wifi,
-                Network::Cellular => device::Network::Cellular,
-                Network::Metered => device::Network::Metered,
-            },
+            network: state.network,
             data_saver: state.data_saver,
             // NaN from a broken sensor reading counts as empty: the cautious side for the radio.
             battery_level: if state.battery_level.is_nan() { 0.0 } else { state.battery_level.clamp(0.0, 1.0) },
             charging: state.charging,
             low_power_mode: state.low_power_mode,
-            thermal: match state.thermal.unwrap_or(Thermal::Nominal) {
-                Thermal::Nominal => device::Thermal::Nominal,
-                Thermal::Fair => device::Thermal::Fair,
-                Thermal::Serious => device::Thermal::Serious,
-                Thermal::Critical => device::Thermal::Critical,
-            },
+            thermal: state.thermal.unwrap_or(Thermal::Nominal),
         }
     }
 }
@@ -358,10 +349,7 @@ impl HybridFlowConfig {
                 cloud.retry.max_attempts = non_negative("max_attempts", attempts.into())?;
             }
             if let Some(roots) = endpoint.trust_roots {
-                cloud.trust_roots = match roots {
-                    TrustRoots::Platform => CoreTrustRoots::Platform,
-                    TrustRoots::Bundled => CoreTrustRoots::Bundled,
-                };
+                cloud.trust_roots = roots;
             }
             cloud.extra_root_certificates_pem = endpoint.extra_root_certificates_pem.clone();
             Ok::<_, HybridFlowError>(cloud)
@@ -434,7 +422,7 @@ mod tests {
         set.max_cloud_requests = 2;
         let core = set.to_core().unwrap();
         let cloud = core.cloud.unwrap();
-        assert_eq!((cloud.timeouts.total, cloud.retry.max_attempts, cloud.trust_roots), (Duration::from_secs(5), 1, CoreTrustRoots::Bundled));
+        assert_eq!((cloud.timeouts.total, cloud.retry.max_attempts, cloud.trust_roots), (Duration::from_secs(5), 1, TrustRoots::Bundled));
         assert_eq!(core.exec.max_cloud_requests, 2);
     }
 

@@ -3,26 +3,19 @@
 //! routing reason or an error, milliseconds for durations).
 
 use hybridflow_core::exec::{self, StepName};
-use hybridflow_core::guard;
-use hybridflow_core::model;
+pub use hybridflow_core::guard::Gate;
+pub use hybridflow_core::model::Side;
+pub use hybridflow_core::plan::{Difficulty, SubtaskKind};
 use hybridflow_core::plan::{self, planner};
 use hybridflow_core::route;
 
 use crate::{int, long};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+/// Where a step runs.
+#[uniffi::remote(Enum)]
 pub enum Side {
     Edge,
     Cloud,
-}
-
-impl From<model::Side> for Side {
-    fn from(side: model::Side) -> Self {
-        match side {
-            model::Side::Edge => Side::Edge,
-            model::Side::Cloud => Side::Cloud,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -36,7 +29,7 @@ pub struct PlannedSubtask {
 }
 
 /// What sort of work a subtask is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum SubtaskKind {
     Math,
     Reasoning,
@@ -44,32 +37,12 @@ pub enum SubtaskKind {
     Writing,
 }
 
-impl From<plan::SubtaskKind> for SubtaskKind {
-    fn from(kind: plan::SubtaskKind) -> Self {
-        match kind {
-            plan::SubtaskKind::Math => Self::Math,
-            plan::SubtaskKind::Reasoning => Self::Reasoning,
-            plan::SubtaskKind::Knowledge => Self::Knowledge,
-            plan::SubtaskKind::Writing => Self::Writing,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+/// How hard a subtask is for a small model, by the planner's hint.
+#[uniffi::remote(Enum)]
 pub enum Difficulty {
     Easy,
     Medium,
     Hard,
-}
-
-impl From<plan::Difficulty> for Difficulty {
-    fn from(difficulty: plan::Difficulty) -> Self {
-        match difficulty {
-            plan::Difficulty::Easy => Self::Easy,
-            plan::Difficulty::Medium => Self::Medium,
-            plan::Difficulty::Hard => Self::Hard,
-        }
-    }
 }
 
 /// Why a query was answered in one step instead of by a plan. Prints as a sentence (Kotlin
@@ -115,7 +88,7 @@ impl From<&planner::DirectReason> for DirectReason {
 
 /// A reason the cloud is not used (or, for `EdgeUnavailable` and `ThermalCritical`, is the only
 /// side left).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum Gate {
     NoCloudConfigured,
     PolicyNeverOffload,
@@ -132,26 +105,6 @@ pub enum Gate {
     SpendingUnknown,
     EdgeUnavailable,
     ThermalCritical,
-}
-
-impl From<guard::Gate> for Gate {
-    fn from(gate: guard::Gate) -> Self {
-        match gate {
-            guard::Gate::NoCloudConfigured => Gate::NoCloudConfigured,
-            guard::Gate::PolicyNeverOffload => Gate::PolicyNeverOffload,
-            guard::Gate::Offline => Gate::Offline,
-            guard::Gate::WifiOnly => Gate::WifiOnly,
-            guard::Gate::DataSaver => Gate::DataSaver,
-            guard::Gate::LowBattery => Gate::LowBattery,
-            guard::Gate::LowPowerMode => Gate::LowPowerMode,
-            guard::Gate::PersonalData => Gate::PersonalData,
-            guard::Gate::CircuitOpen => Gate::CircuitOpen,
-            guard::Gate::BudgetExhausted => Gate::BudgetExhausted,
-            guard::Gate::SpendingUnknown => Gate::SpendingUnknown,
-            guard::Gate::EdgeUnavailable => Gate::EdgeUnavailable,
-            guard::Gate::ThermalCritical => Gate::ThermalCritical,
-        }
-    }
 }
 
 /// Which step of a query an event is about.
@@ -272,8 +225,8 @@ fn planned(subtasks: &[plan::Subtask]) -> Vec<PlannedSubtask> {
             id: s.id.clone(),
             task: s.task.clone(),
             depends_on: s.depends_on.clone(),
-            kind: s.kind.into(),
-            difficulty: s.difficulty.into(),
+            kind: s.kind,
+            difficulty: s.difficulty,
         })
         .collect()
 }
@@ -288,7 +241,7 @@ fn explanation(explanation: Option<route::Explanation>) -> Option<RouteExplanati
         predicted_gain: e.predicted_gain,
         threshold: e.threshold,
         budget_used: e.budget_used,
-        gate: e.gate.map(Gate::from),
+        gate: e.gate,
     })
 }
 
@@ -321,17 +274,17 @@ impl From<exec::Answer> for Answer {
 impl From<exec::Event> for Event {
     fn from(event: exec::Event) -> Self {
         match event {
-            exec::Event::PlanningStarted { side, reason, served_by } => Event::PlanningStarted { side: side.into(), reason, served_by },
+            exec::Event::PlanningStarted { side, reason, served_by } => Event::PlanningStarted { side, reason, served_by },
             exec::Event::PlanReady { plan, direct } => Event::PlanReady { subtasks: planned(&plan.subtasks), direct_reason: direct_reason(&direct) },
             exec::Event::SubtaskStarted { id, side, reason, attempt, explanation: e, served_by } => {
-                Event::SubtaskStarted { id, side: side.into(), reason, attempt: int(attempt), explanation: explanation(e), served_by }
+                Event::SubtaskStarted { id, side, reason, attempt: int(attempt), explanation: explanation(e), served_by }
             }
             exec::Event::Token { subtask_id, text } => Event::Token { subtask_id, text },
             exec::Event::AnswerReset => Event::AnswerReset,
             exec::Event::SubtaskFinished { id, report } => {
                 Event::SubtaskFinished {
                     id,
-                    side: report.side.map(Side::from),
+                    side: report.side,
                     outcome: report.outcome.into(),
                     latency_ms: long(report.latency.as_millis()),
                     attempts: int(report.attempts),
@@ -340,9 +293,9 @@ impl From<exec::Event> for Event {
                 }
             }
             exec::Event::AnswerStarted { side, reason, attempt, explanation: e, served_by } => {
-                Event::AnswerStarted { side: side.into(), reason, attempt: int(attempt), explanation: explanation(e), served_by }
+                Event::AnswerStarted { side, reason, attempt: int(attempt), explanation: explanation(e), served_by }
             }
-            exec::Event::CloudRefused { step, gate } => Event::CloudRefused { step: step.into(), gate: gate.into() },
+            exec::Event::CloudRefused { step, gate } => Event::CloudRefused { step: step.into(), gate },
             exec::Event::Answer { text, truncated, totals } => Event::Answer { text, truncated, totals: totals.into() },
         }
     }

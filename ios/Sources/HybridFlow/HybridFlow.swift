@@ -2450,6 +2450,9 @@ public func FfiConverterTypeDecomposition_lower(_ value: Decomposition) -> RustB
 
 
 
+/**
+ * How hard a subtask is for a small model, by the planner's hint.
+ */
 
 public enum Difficulty: Equatable, Hashable {
     
@@ -3531,6 +3534,9 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 
 
+/**
+ * The phone's connection.
+ */
 
 public enum Network: Equatable, Hashable {
     
@@ -3611,6 +3617,9 @@ public func FfiConverterTypeNetwork_lower(_ value: Network) -> RustBuffer {
 
 
 
+/**
+ * Whether queries may leave the device.
+ */
 
 public enum Offload: Equatable, Hashable {
     
@@ -3858,6 +3867,9 @@ public func FfiConverterTypeRouting_lower(_ value: Routing) -> RustBuffer {
 
 
 
+/**
+ * Where a step runs.
+ */
 
 public enum Side: Equatable, Hashable {
     
@@ -4098,6 +4110,9 @@ public func FfiConverterTypeSubtaskOutcome_lower(_ value: SubtaskOutcome) -> Rus
 
 
 
+/**
+ * The phone's thermal state.
+ */
 
 public enum Thermal: Equatable, Hashable {
     

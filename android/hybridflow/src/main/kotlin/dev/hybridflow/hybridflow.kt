@@ -3455,6 +3455,9 @@ public object FfiConverterTypeDecomposition: FfiConverterRustBuffer<Decompositio
 
 
 
+/**
+ * How hard a subtask is for a small model, by the planner's hint.
+ */
 
 enum class Difficulty {
     
@@ -4502,6 +4505,9 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
 
 
+/**
+ * The phone's connection.
+ */
 
 enum class Network {
     
@@ -4540,6 +4546,9 @@ public object FfiConverterTypeNetwork: FfiConverterRustBuffer<Network> {
 
 
 
+/**
+ * Whether queries may leave the device.
+ */
 
 enum class Offload {
     
@@ -4720,6 +4729,9 @@ public object FfiConverterTypeRouting: FfiConverterRustBuffer<Routing> {
 
 
 
+/**
+ * Where a step runs.
+ */
 
 enum class Side {
     
@@ -4913,6 +4925,9 @@ public object FfiConverterTypeSubtaskOutcome : FfiConverterRustBuffer<SubtaskOut
 
 
 
+/**
+ * The phone's thermal state.
+ */
 
 enum class Thermal {
     
