@@ -171,7 +171,7 @@ impl Bench {
     async fn single_call(&self, side: Side, item: &Item, instruction: &str, strategy: &str) -> (Record, String) {
         let model = if side == Side::Edge { &self.edge } else { &self.cloud };
         let started = Instant::now();
-        let request = ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { 384 });
+        let request = ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { self.dataset.chain_of_thought_max_tokens() });
         let mut totals = Totals::default();
         let outcome = match model.stream(request).await {
             Ok(stream) => stream.collect_text().await,
