@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use hybridflow_core::model::edge::{EdgeConfig, EdgeModel, GpuUse};
+use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, EdgeModel, GpuUse};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
 use serde_json::{json, Value};
 
-use crate::edge_smoke::Engine;
 
 const NEW_TOKENS: u32 = 64;
 /// About 40 tokens once the chat template is applied, like ARCHITECTURE.md's reference figures.
@@ -28,8 +27,8 @@ pub fn run(runs: usize) -> Result<()> {
     for relative in [catalog::ORIGINAL_EDGE_MODEL, catalog::DEFAULT_EDGE_MODEL] {
         let model = catalog::model_path(relative);
         let name = model.file_name().unwrap().to_string_lossy().into_owned();
-        let mistral = measure_in_child(&model, Engine::MistralRs, false, runs)?;
-        let ggml = measure_in_child(&model, Engine::Ggml, false, runs)?;
+        let mistral = measure_in_child(&model, EdgeEngine::MistralRs, false, runs)?;
+        let ggml = measure_in_child(&model, EdgeEngine::Ggml, false, runs)?;
         let prompt_tokens = mistral["prompt_tokens"].as_u64().context("prompt_tokens")?;
         let (bench_prefill, bench_decode) = llama_bench_rates(&llama_bench, &model, threads, prompt_tokens, runs)?;
         let rate = |result: &Value, key: &str| result[key].as_f64().unwrap_or(0.0);
@@ -51,7 +50,7 @@ pub fn run(runs: usize) -> Result<()> {
             bench_prefill / base_prefill,
             bench_decode / base_decode
         );
-        let vulkan = measure_in_child(&model, Engine::Ggml, true, 1)?;
+        let vulkan = measure_in_child(&model, EdgeEngine::Ggml, true, 1)?;
         let same_text = vulkan["text"] == ggml["text"];
         println!(
             "| {name} | ggml | {} | {:.2} | (correctness only) | greedy text {} the CPU's | {:.0} |",
@@ -66,10 +65,10 @@ pub fn run(runs: usize) -> Result<()> {
 }
 
 /// One engine's measurement in a process of its own, so its peak RSS is its own.
-fn measure_in_child(model: &Path, engine: Engine, vulkan: bool, runs: usize) -> Result<Value> {
+fn measure_in_child(model: &Path, engine: EdgeEngine, vulkan: bool, runs: usize) -> Result<Value> {
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("bench-edge-run").arg(model).args(["--runs", &runs.to_string()]);
-    command.args(["--engine", if matches!(engine, Engine::Ggml) { "ggml" } else { "mistral-rs" }]);
+    command.arg("--engine").arg(engine.to_string());
     if vulkan {
         // Lavapipe is a CPU-type Vulkan device, which ggml skips unless it is named.
         command.arg("--vulkan").env("GGML_VK_VISIBLE_DEVICES", "0");
@@ -88,10 +87,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Prints one JSON object: the device, load time, median prefill and decode rates, the greedy
 /// text and the peak RSS of this process.
-pub fn measure_in_this_process(model: &Path, engine: Engine, vulkan: bool, runs: usize) -> Result<()> {
+pub fn measure_in_this_process(model: &Path, engine: EdgeEngine, vulkan: bool, runs: usize) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let probe_dir = std::env::temp_dir().join(format!("hybridflow-bench-edge-{}", std::process::id()));
-    let mut config = EdgeConfig::new(model).with_engine(engine.into());
+    let mut config = EdgeConfig::new(model).with_engine(engine);
     if vulkan {
         config = config.with_gpu(GpuUse::Vulkan, &probe_dir);
     }

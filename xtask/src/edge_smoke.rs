@@ -9,23 +9,8 @@ use anyhow::Result;
 use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, EdgeModel, GpuUse};
 use hybridflow_core::model::{ChatModel, ChatRequest, Message};
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Engine {
-    MistralRs,
-    Ggml,
-}
-
-impl From<Engine> for EdgeEngine {
-    fn from(engine: Engine) -> Self {
-        match engine {
-            Engine::MistralRs => EdgeEngine::MistralRs,
-            Engine::Ggml => EdgeEngine::Ggml,
-        }
-    }
-}
-
-pub fn run(model: &Path, prompt: &str, tokens: u32, engine: Engine, vulkan_state_dir: Option<PathBuf>) -> Result<()> {
-    let mut config = EdgeConfig::new(model).with_engine(engine.into());
+pub fn run(model: &Path, prompt: &str, tokens: u32, engine: EdgeEngine, vulkan_state_dir: Option<PathBuf>) -> Result<()> {
+    let mut config = EdgeConfig::new(model).with_engine(engine);
     if let Some(dir) = vulkan_state_dir {
         config = config.with_gpu(GpuUse::Vulkan, dir);
     }

@@ -132,8 +132,9 @@ enum Command {
         prompt: String,
         #[arg(long, default_value_t = 24)]
         tokens: u32,
-        #[arg(long, value_enum, default_value_t = edge_smoke::Engine::MistralRs)]
-        engine: edge_smoke::Engine,
+        /// mistral-rs or ggml.
+        #[arg(long, default_value = "mistral-rs")]
+        engine: hybridflow_core::model::edge::EdgeEngine,
         /// Use a Vulkan GPU that passes the probe, recording the probe in this directory.
         #[arg(long)]
         vulkan_state_dir: Option<std::path::PathBuf>,
@@ -144,8 +145,9 @@ enum Command {
         model: std::path::PathBuf,
         #[arg(long)]
         runs: usize,
-        #[arg(long, value_enum, default_value_t = edge_smoke::Engine::MistralRs)]
-        engine: edge_smoke::Engine,
+        /// mistral-rs or ggml.
+        #[arg(long, default_value = "mistral-rs")]
+        engine: hybridflow_core::model::edge::EdgeEngine,
         /// Run on a Vulkan device that passes the probe.
         #[arg(long)]
         vulkan: bool,

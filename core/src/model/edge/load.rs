@@ -75,7 +75,7 @@ impl EdgeModel {
         };
 
         let load_time = started.elapsed();
-        let name = config.model_path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+        let name = config.model_name();
         match &placement.gpu_unavailable {
             Some(why) => log::warn!("edge model {name} on the CPU: the GPU is not used: {why}"),
             None => log::info!("edge model {name} ({}) loaded by {} on {} in {load_time:?}", summary.architecture, config.engine, placement.device),

@@ -5,18 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
 use mistralrs::{
     Constraint, GgufModelBuilder, NormalRequest, Request, RequestBuilder, RequestLike, Response,
     SamplingParams, StopTokens, TextMessageRole, TokenSource,
 };
 use tokio::sync::mpsc;
 
+use super::stream::{self, Translated};
 use super::{EdgeConfig, EdgeLoadError};
-use crate::model::{
-    CancelHandle, ChatRequest, FinishReason, GenerationClock, ModelError, Role, StreamEvent, TokenCount, TokenStream,
-    Usage,
-};
+use crate::model::{ChatRequest, FinishReason, GenerationClock, ModelError, Role, TokenCount, TokenStream};
 
 /// mistral.rs running one GGUF. Cheap to share; requests from many tasks run concurrently.
 pub(super) struct MistralRsEngine {
@@ -112,15 +109,6 @@ fn engine_request(request: &ChatRequest, responder: mpsc::Sender<Response>) -> N
     }
 }
 
-/// State of one edge generation, advanced by [`next_event`].
-struct EdgeGeneration {
-    /// Dropping the receiver is what makes mistral.rs cancel the sequence.
-    responses: Option<mpsc::Receiver<Response>>,
-    cancel: CancelHandle,
-    clock: GenerationClock,
-    finished: Option<Usage>,
-}
-
 fn finish_reason(engine_reason: &str) -> FinishReason {
     match engine_reason {
         "length" => FinishReason::Length,
@@ -129,61 +117,26 @@ fn finish_reason(engine_reason: &str) -> FinishReason {
     }
 }
 
-async fn next_event(
-    mut generation: EdgeGeneration,
-) -> Option<(Result<StreamEvent, ModelError>, EdgeGeneration)> {
-    loop {
-        if let Some(usage) = generation.finished.take() {
-            generation.responses = None;
-            return Some((Ok(StreamEvent::Finished(usage)), generation));
-        }
-        let responses = generation.responses.as_mut()?;
-        let response = tokio::select! {
-            biased;
-            _ = generation.cancel.token().cancelled() => {
-                let deltas = generation.clock.deltas();
-                generation.finished = Some(generation.clock.usage(
-                    0, deltas, TokenCount::Estimated, FinishReason::Cancelled));
-                continue;
-            }
-            response = responses.recv() => response,
-        };
-        let event = match response {
-            Some(Response::Chunk(chunk)) => {
-                let Some(choice) = chunk.choices.into_iter().next() else { continue };
-                if let Some(reason) = choice.finish_reason {
-                    let reason = finish_reason(&reason);
-                    generation.finished = Some(match chunk.usage {
-                        Some(u) => generation.clock.usage(
-                            u.prompt_tokens as u32,
-                            u.completion_tokens as u32,
-                            TokenCount::Reported,
-                            reason,
-                        ),
-                        None => {
-                            let deltas = generation.clock.deltas();
-                            generation.clock.usage(0, deltas, TokenCount::Estimated, reason)
-                        }
-                    });
+/// mistral.rs's responses as the caller sees them.
+fn translate(response: Response, clock: &GenerationClock) -> Result<Translated, ModelError> {
+    match response {
+        Response::Chunk(chunk) => {
+            let Some(choice) = chunk.choices.into_iter().next() else {
+                return Ok(Translated { delta: None, finished: None });
+            };
+            let finished = choice.finish_reason.map(|reason| {
+                let reason = finish_reason(&reason);
+                match chunk.usage {
+                    Some(u) => clock.usage(u.prompt_tokens as u32, u.completion_tokens as u32, TokenCount::Reported, reason),
+                    None => clock.usage(0, clock.deltas(), TokenCount::Estimated, reason),
                 }
-                match choice.delta.content {
-                    Some(text) if !text.is_empty() => {
-                        generation.clock.on_delta();
-                        Ok(StreamEvent::Delta(text))
-                    }
-                    _ => continue,
-                }
-            }
-            Some(Response::ValidationError(e)) => Err(ModelError::InvalidRequest(e.to_string())),
-            Some(Response::InternalError(e)) => Err(ModelError::Engine(e.to_string())),
-            Some(Response::ModelError(message, _)) => Err(ModelError::Engine(message)),
-            Some(_) => Err(ModelError::Engine("unexpected response kind from mistral.rs".into())),
-            None => Err(ModelError::Engine("mistral.rs closed the stream".into())),
-        };
-        if event.is_err() {
-            generation.responses = None;
+            });
+            Ok(Translated { delta: choice.delta.content, finished })
         }
-        return Some((event, generation));
+        Response::ValidationError(e) => Err(ModelError::InvalidRequest(e.to_string())),
+        Response::InternalError(e) => Err(ModelError::Engine(e.to_string())),
+        Response::ModelError(message, _) => Err(ModelError::Engine(message)),
+        _ => Err(ModelError::Engine("unexpected response kind from mistral.rs".into())),
     }
 }
 
@@ -199,10 +152,8 @@ impl MistralRsEngine {
                 .send(Request::Normal(Box::new(engine_request(&request, responder))))
                 .await
                 .map_err(|_| ModelError::Engine("the engine has stopped".into()))?;
-            let cancel = CancelHandle::default();
-            let generation =
-                EdgeGeneration { responses: Some(responses), cancel: cancel.clone(), clock, finished: None };
-            Ok(TokenStream::new(futures::stream::unfold(generation, next_event).boxed(), cancel))
+            // Dropping the receiver is what makes mistral.rs cancel the sequence.
+            Ok(stream::token_stream(responses, clock, translate, "mistral.rs closed the stream"))
         })
     }
 }

@@ -15,6 +15,8 @@ mod mistralrs;
 mod load;
 #[cfg(feature = "edge")]
 pub mod requantize;
+#[cfg(feature = "edge")]
+mod stream;
 
 #[cfg(feature = "edge")]
 pub use load::EdgeModel;
@@ -44,6 +46,20 @@ impl EdgeEngine {
                 "llama", "mistral3", "phi2", "phi3", "qwen2", "qwen3", "qwen3moe", "starcoder2", "gemma", "gemma2",
                 "gemma3", "granite", "olmo2", "smollm3", "exaone", "deepseek2",
             ],
+        }
+    }
+}
+
+/// The names `Display` prints ("mistral.rs", "ggml"), and "mistral-rs" where a dot is awkward
+/// (command lines).
+impl std::str::FromStr for EdgeEngine {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "mistral.rs" | "mistral-rs" => Ok(EdgeEngine::MistralRs),
+            "ggml" => Ok(EdgeEngine::Ggml),
+            other => Err(format!("unknown edge engine `{other}` (mistral-rs or ggml)")),
         }
     }
 }
@@ -97,6 +113,11 @@ impl EdgeConfig {
             gpu_deny_list: Vec::new(),
             gpu_state_dir: None,
         }
+    }
+
+    /// The model's file name: its name in logs, events and the GPU probe's verdicts.
+    pub fn model_name(&self) -> String {
+        self.model_path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned())
     }
 
     pub fn with_engine(mut self, engine: EdgeEngine) -> Self {

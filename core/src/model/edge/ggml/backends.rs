@@ -43,10 +43,10 @@ fn loaded() -> Result<&'static Loaded, EdgeLoadError> {
     LOADED
         .get_or_init(|| {
             forward_logs();
-            let dir = backends_dir().ok_or_else(|| {
+            let (dir, variants) = backends_dir().ok_or_else(|| {
                 "ggml's backend libraries (libggml-cpu-*.so) are neither beside the HybridFlow library nor in the build's backends directory".to_owned()
             })?;
-            let cpu = best_cpu_variant(&dir)?;
+            let cpu = best_cpu_variant(&dir, variants)?;
             load_library(&cpu)?;
             let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
             log::info!("ggml CPU backend {} loaded", cpu.display());
@@ -93,18 +93,9 @@ fn load_library(path: &Path) -> Result<(), String> {
 
 /// The CPU variant ggml would pick: each `libggml-cpu-<isa>.so` scores itself on this CPU
 /// (0 = cannot run here); the highest score wins.
-fn best_cpu_variant(dir: &Path) -> Result<PathBuf, String> {
-    let prefix = library_file_name("ggml-cpu-");
-    let prefix = prefix.trim_end_matches(std::env::consts::DLL_SUFFIX);
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+fn best_cpu_variant(dir: &Path, variants: Vec<PathBuf>) -> Result<PathBuf, String> {
     let mut best: Option<(c_int, PathBuf)> = None;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !name.starts_with(prefix) || !name.ends_with(std::env::consts::DLL_SUFFIX) {
-            continue;
-        }
+    for path in variants {
         // SAFETY: ggml's own CPU backend libraries; loading them runs no code but initialisers.
         let score = unsafe {
             libloading::Library::new(&path).ok().and_then(|library| {
@@ -123,23 +114,35 @@ fn best_cpu_variant(dir: &Path) -> Result<PathBuf, String> {
     best.map(|(_, path)| path).ok_or_else(|| format!("no ggml CPU backend in {} runs on this CPU", dir.display()))
 }
 
+/// The per-ISA CPU backend libraries in `dir` (`libggml-cpu-*.so`).
+fn cpu_variants(dir: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}ggml-cpu-", std::env::consts::DLL_PREFIX);
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(std::env::consts::DLL_SUFFIX)
+        })
+        .map(|entry| entry.path())
+        .collect()
+}
+
 fn library_file_name(stem: &str) -> String {
     format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
 }
 
-/// Where the backend libraries are: beside the library holding this code (how an app ships
-/// them: Android's jniLibs, an XCFramework), else where this build put them.
-fn backends_dir() -> Option<PathBuf> {
-    let has_cpu_backend = |dir: &Path| {
-        let prefix = library_file_name("ggml-cpu-");
-        let prefix = prefix.trim_end_matches(std::env::consts::DLL_SUFFIX).to_owned();
-        std::fs::read_dir(dir)
-            .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)))
-            .unwrap_or(false)
-    };
+/// Where the backend libraries are, with the CPU variants found there: beside the library
+/// holding this code (how an app ships them: Android's jniLibs, an XCFramework), else where this
+/// build put them.
+fn backends_dir() -> Option<(PathBuf, Vec<PathBuf>)> {
     let beside_this_library = this_library_path().and_then(|path| path.parent().map(Path::to_path_buf));
     let built = llama_cpp_sys_2::BACKENDS_DIR.map(PathBuf::from);
-    [beside_this_library, built].into_iter().flatten().find(|dir| has_cpu_backend(dir))
+    [beside_this_library, built].into_iter().flatten().find_map(|dir| {
+        let variants = cpu_variants(&dir);
+        (!variants.is_empty()).then_some((dir, variants))
+    })
 }
 
 fn this_library_path() -> Option<PathBuf> {

@@ -16,15 +16,13 @@ mod worker;
 use std::sync::mpsc as std_mpsc;
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use self::worker::Worker;
 use super::load::Placement;
+use super::stream::{self, Translated};
 use super::{EdgeConfig, EdgeLoadError};
-use crate::model::{
-    CancelHandle, ChatRequest, FinishReason, GenerationClock, ModelError, StreamEvent, TokenCount, TokenStream,
-};
+use crate::model::{CancelHandle, ChatRequest, FinishReason, GenerationClock, ModelError, TokenCount, TokenStream};
 
 pub(super) struct GgmlEngine {
     jobs: std_mpsc::Sender<Job>,
@@ -79,57 +77,23 @@ impl GgmlEngine {
             let clock = GenerationClock::start();
             // Room for a burst of tokens so the worker never waits on a slow consumer.
             let (events, receiver) = mpsc::channel(64);
-            let cancel = CancelHandle::default();
+            let stream = stream::token_stream(receiver, clock, translate, "the ggml worker stopped during the request");
             self.jobs
-                .send(Job { request, events, cancel: cancel.clone() })
+                .send(Job { request, events, cancel: stream.cancel_handle() })
                 .map_err(|_| ModelError::Engine("the ggml worker has stopped".into()))?;
-            let generation = Generation { events: Some(receiver), cancel: cancel.clone(), clock, finished: None };
-            Ok(TokenStream::new(futures::stream::unfold(generation, next_event).boxed(), cancel))
+            Ok(stream)
         })
     }
 }
 
-/// The caller's side of one request.
-struct Generation {
-    /// Dropping the receiver is what tells the worker to stop.
-    events: Option<mpsc::Receiver<WorkerEvent>>,
-    cancel: CancelHandle,
-    clock: GenerationClock,
-    finished: Option<crate::model::Usage>,
-}
-
-async fn next_event(mut generation: Generation) -> Option<(Result<StreamEvent, ModelError>, Generation)> {
-    loop {
-        if let Some(usage) = generation.finished.take() {
-            generation.events = None;
-            return Some((Ok(StreamEvent::Finished(usage)), generation));
-        }
-        let events = generation.events.as_mut()?;
-        let event = tokio::select! {
-            biased;
-            _ = generation.cancel.token().cancelled() => {
-                let deltas = generation.clock.deltas();
-                generation.finished = Some(generation.clock.usage(0, deltas, TokenCount::Estimated, FinishReason::Cancelled));
-                continue;
-            }
-            event = events.recv() => event,
-        };
-        let item = match event {
-            Some(WorkerEvent::Delta(text)) => {
-                generation.clock.on_delta();
-                Ok(StreamEvent::Delta(text))
-            }
-            Some(WorkerEvent::Done { prompt_tokens, completion_tokens, reason }) => {
-                generation.finished =
-                    Some(generation.clock.usage(prompt_tokens, completion_tokens, TokenCount::Reported, reason));
-                continue;
-            }
-            Some(WorkerEvent::Failed(error)) => Err(error),
-            None => Err(ModelError::Engine("the ggml worker stopped during the request".into())),
-        };
-        if item.is_err() {
-            generation.events = None;
-        }
-        return Some((item, generation));
+/// The worker's messages as the caller sees them.
+fn translate(event: WorkerEvent, clock: &GenerationClock) -> Result<Translated, ModelError> {
+    match event {
+        WorkerEvent::Delta(text) => Ok(Translated { delta: Some(text), finished: None }),
+        WorkerEvent::Done { prompt_tokens, completion_tokens, reason } => Ok(Translated {
+            delta: None,
+            finished: Some(clock.usage(prompt_tokens, completion_tokens, TokenCount::Reported, reason)),
+        }),
+        WorkerEvent::Failed(error) => Err(error),
     }
 }

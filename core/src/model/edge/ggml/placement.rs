@@ -63,7 +63,7 @@ pub(super) fn place_model(backend: &LlamaBackend, config: &EdgeConfig) -> Result
             return on_cpu(Some(why));
         }
     };
-    let model_name = config.model_path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+    let model_name = config.model_name();
     let verified = match probe.admit(&device, &model_name) {
         Admission::Use { verified } => verified,
         Admission::Refuse(why) => {

@@ -23,13 +23,20 @@ use crate::model::{ChatRequest, FinishReason, ModelError};
 const MAX_CONTEXT_TOKENS: u32 = 4096;
 const BATCH_TOKENS: u32 = 512;
 
+/// How a chat becomes prompt text, chosen once per model.
+enum PromptFormat {
+    /// The GGUF's Jinja template, rendered as mistral.rs renders it.
+    Jinja(Box<ChatTemplate>),
+    /// llama.cpp's built-in rendering of known template shapes (ChatML for a model without a
+    /// template), when minijinja cannot compile the model's.
+    LlamaCpp(LlamaChatTemplate),
+}
+
 /// A model's decoding state on the worker thread.
 pub(super) struct Worker<'model> {
     model: &'model LlamaModel,
     pub(super) context: LlamaContext<'model>,
-    /// The GGUF's Jinja template; `None` when it has none minijinja compiles (then llama.cpp's
-    /// built-in rendering of known shapes, ChatML by default).
-    template: Option<ChatTemplate>,
+    template: PromptFormat,
     batch: LlamaBatch<'static>,
 }
 
@@ -47,11 +54,19 @@ impl<'model> Worker<'model> {
             .map_err(|e| EdgeLoadError::Engine(format!("llama.cpp context: {e}")))?;
         let vocab = model.vocab();
         let token_text = |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
-        let template = model.chat_template(None).ok().and_then(|t| t.to_string().ok()).and_then(|source| {
+        let built_in = model.chat_template(None);
+        let jinja = built_in.as_ref().ok().and_then(|t| t.to_string().ok()).and_then(|source| {
             ChatTemplate::compile(&source, token_text(vocab.bos()), token_text(vocab.eos()))
                 .map_err(|e| log::warn!("the model's chat template does not compile ({e}); llama.cpp's built-in rendering is used"))
                 .ok()
         });
+        let template = match (jinja, built_in) {
+            (Some(jinja), _) => PromptFormat::Jinja(Box::new(jinja)),
+            (None, Ok(built_in)) => PromptFormat::LlamaCpp(built_in),
+            (None, Err(_)) => PromptFormat::LlamaCpp(
+                LlamaChatTemplate::new("chatml").map_err(|e| EdgeLoadError::Engine(e.to_string()))?,
+            ),
+        };
         Ok(Self { model, context, template, batch: LlamaBatch::new(BATCH_TOKENS as usize, 1) })
     }
 
@@ -71,24 +86,23 @@ impl<'model> Worker<'model> {
     }
 
     pub(super) fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>, ModelError> {
-        if let Some(template) = &self.template {
-            let prompt = template.render(&request.messages).map_err(|e| ModelError::InvalidRequest(format!("chat template: {e}")))?;
-            // The template writes any BOS itself, as it does for mistral.rs.
-            return Ok(self.model.vocab().tokenize(prompt.as_bytes(), false, true));
-        }
+        let template = match &self.template {
+            PromptFormat::Jinja(template) => {
+                let prompt = template.render(&request.messages).map_err(|e| ModelError::InvalidRequest(format!("chat template: {e}")))?;
+                // The template writes any BOS itself, as it does for mistral.rs.
+                return Ok(self.model.vocab().tokenize(prompt.as_bytes(), false, true));
+            }
+            PromptFormat::LlamaCpp(template) => template,
+        };
         let messages = request
             .messages
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ModelError::InvalidRequest(format!("a message holds a NUL byte: {e}")))?;
-        let template = match self.model.chat_template(None) {
-            Ok(template) => template,
-            Err(_) => LlamaChatTemplate::new("chatml").map_err(|e| ModelError::Engine(e.to_string()))?,
-        };
         let prompt = self
             .model
-            .apply_chat_template(&template, &messages, true)
+            .apply_chat_template(template, &messages, true)
             .map_err(|e| ModelError::Engine(format!("chat template: {e}")))?;
         Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
     }
