@@ -42,3 +42,23 @@ fn ask_then_offline_runs_everything_on_the_edge() {
     assert!(offline.contains("cloud: 0 calls"), "{offline}");
     std::fs::remove_dir_all(state).unwrap();
 }
+
+/// `--vulkan` alone picks the engine that has Vulkan, as `gpu = VULKAN` does in Kotlin and Swift.
+#[test]
+fn vulkan_alone_selects_the_ggml_engine_on_the_gpu() {
+    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("hybridflow-chat");
+    let state = scratch_dir("chat-cli-vulkan");
+    let output = Command::new(&binary)
+        .args(["--state-dir", state.to_str().unwrap(), "--vulkan"])
+        // Lavapipe, Mesa's CPU Vulkan device: ggml skips CPU devices unless named.
+        .env("GGML_VK_VISIBLE_DEVICES", "0")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("(ggml on Vulkan0"), "served by ggml on the Vulkan device: {log}");
+    std::fs::remove_dir_all(state).unwrap();
+}

@@ -64,6 +64,7 @@ fn guarded<T>(call: impl FnOnce() -> Result<T, HybridFlowError>) -> Result<T, Hy
 pub enum LoadProgress {
     /// Reading the model file's header and checking memory.
     Checking { model_path: String },
+    /// Loading the weights: the GGUF's architecture (e.g. "llama", "qwen2") and the file's size.
     Loading { architecture: String, file_bytes: i64 },
     /// The model answers from now on, run by `engine` on `device` ("CPU", or the GPU's name and
     /// driver); `gpu_unavailable` says why the GPU is not used although the configuration allowed it.
@@ -83,9 +84,13 @@ pub trait EventListener: Send + Sync {
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
+/// Cloud use in one budget window (a day or a month), as counted against its `Limits`.
 pub struct Spending {
+    /// Prompt and completion tokens sent to and received from the cloud.
     pub cloud_tokens: i64,
+    /// At the endpoint's configured prices (`CloudEndpoint.inputPricePerMillionTokens`, ...).
     pub cost: f64,
+    /// Wall time of cloud requests.
     pub cloud_time_ms: i64,
     pub cloud_requests: i64,
 }
@@ -97,7 +102,9 @@ impl From<CoreSpending> for Spending {
 }
 
 #[derive(Clone, Debug, uniffi::Record)]
+/// Today's and this month's spending against the configured limits (days and months in UTC).
 pub struct BudgetStatus {
+    /// The limits in force (the configuration's).
     pub budgets: Budgets,
     pub today: Spending,
     pub this_month: Spending,
@@ -108,13 +115,19 @@ pub struct BudgetStatus {
 
 /// What the router has measured on this device.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
+/// Speeds are moving averages of measured calls, starting from priors for a mid-range phone and
+/// a hosted model; they persist in the state directory.
 pub struct RouterStatistics {
+    /// Edge decoding speed.
     pub edge_tokens_per_second: f64,
     pub edge_first_token_ms: f64,
+    /// Cloud decoding speed.
     pub cloud_tokens_per_second: f64,
     pub cloud_first_token_ms_wifi: f64,
     pub cloud_first_token_ms_cellular: f64,
+    /// Moving average of failed cloud calls (0..=1).
     pub cloud_error_rate: f64,
+    /// Model calls measured so far.
     pub observations: i64,
     /// Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
     pub calibration_probes: i64,

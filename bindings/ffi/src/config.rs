@@ -38,12 +38,14 @@ pub struct HybridFlowConfig {
     /// GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
     #[uniffi(default = None)]
     pub gpu_deny_list: Option<Vec<String>>,
+    /// The cloud model; `None` runs on the edge only.
     #[uniffi(default = None)]
     pub cloud: Option<CloudEndpoint>,
     /// Where budgets and router statistics persist (the app's files directory); `None` keeps
     /// them in memory, which allows only per-query limits.
     #[uniffi(default = None)]
     pub state_dir: Option<String>,
+    /// Limits on cloud use; the default has none. Daily and monthly limits need `state_dir`.
     #[uniffi(default)]
     pub budgets: Budgets,
     /// `None`: offload allowed, personal data kept on the device, no cloud under 10% battery.
@@ -76,12 +78,15 @@ pub struct HybridFlowConfig {
 pub struct CloudEndpoint {
     /// OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
     pub base_url: String,
+    /// The `model` of each chat completion request.
     pub model: String,
     /// Sent as a bearer token; never logged, printed or stored by the SDK.
     #[uniffi(default = None)]
     pub api_key: Option<Arc<ApiKey>>,
+    /// Price of prompt tokens, for `Spending.cost` and money limits (any currency).
     #[uniffi(default = 0.0)]
     pub input_price_per_million_tokens: f64,
+    /// Price of completion tokens.
     #[uniffi(default = 0.0)]
     pub output_price_per_million_tokens: f64,
     /// Whole-request deadline, retries included; unset: 120 s.
@@ -165,14 +170,20 @@ impl fmt::Display for ApiKey {
 /// Hard limits on cloud use; `None` is no limit.
 #[derive(Clone, Debug, Default, uniffi::Record)]
 pub struct Limits {
+    /// Prompt plus completion tokens.
     #[uniffi(default = None)]
     pub cloud_tokens: Option<i64>,
+    /// At the endpoint's prices.
     #[uniffi(default = None)]
     pub money: Option<f64>,
+    /// Wall time of cloud requests.
     #[uniffi(default = None)]
     pub cloud_time_ms: Option<i64>,
 }
 
+/// Limits per query, per UTC day and per UTC month. A request the limits cannot afford does
+/// not go to the cloud (the step runs on the edge), and the router's threshold rises as a budget
+/// is used up.
 #[derive(Clone, Debug, Default, uniffi::Record)]
 pub struct Budgets {
     #[uniffi(default)]
@@ -190,7 +201,9 @@ pub enum Routing {
     Learned,
     /// Hard subtasks (by the planner's hint) to the cloud.
     ByDifficulty,
+    /// Every step on the edge.
     EdgeOnly,
+    /// Every step on the cloud while the gates allow it, the edge otherwise.
     CloudOnly,
 }
 
@@ -199,7 +212,9 @@ pub enum Routing {
 pub enum Offload {
     /// Nothing ever leaves the device.
     Never,
+    /// The cloud only on Wi-Fi.
     WifiOnly,
+    /// The cloud on any connection (the default).
     Allowed,
 }
 
@@ -223,9 +238,11 @@ pub struct AppPolicy {
 /// The phone's connection.
 #[uniffi::remote(Enum)]
 pub enum Network {
+    /// No connection: the edge only.
     None,
     Wifi,
     Cellular,
+    /// Any other metered connection.
     Metered,
 }
 
@@ -235,6 +252,7 @@ pub enum Thermal {
     Nominal,
     Fair,
     Serious,
+    /// The edge is not used while the cloud is allowed.
     Critical,
 }
 
@@ -243,13 +261,15 @@ pub enum Thermal {
 #[derive(Clone, Copy, Debug, uniffi::Record)]
 pub struct DeviceState {
     pub network: Network,
+    /// The user's data saver: no cloud except on Wi-Fi.
     #[uniffi(default = false)]
     pub data_saver: bool,
-    /// 0..=1
+    /// 0..=1; below `AppPolicy.minBatteryForCloud`, and not charging, no cloud.
     #[uniffi(default = 1.0)]
     pub battery_level: f32,
     #[uniffi(default = true)]
     pub charging: bool,
+    /// Low power (battery saver) mode: no cloud unless charging.
     #[uniffi(default = false)]
     pub low_power_mode: bool,
     /// Unset (unknown): `Nominal`.

@@ -46,6 +46,7 @@ pub enum HybridFlowError {
     /// Too many queries are running on this client; retry when one has finished.
     #[error("busy: {0}")]
     Busy(String),
+    /// The query was cancelled (its handle, coroutine or task), or the client closed under it.
     #[error("the query was cancelled")]
     Cancelled,
     /// The client was closed.

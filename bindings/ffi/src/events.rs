@@ -18,10 +18,14 @@ pub enum Side {
     Cloud,
 }
 
+/// One node of a plan's graph.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct PlannedSubtask {
+    /// Unique within the plan; events name the subtask by it.
     pub id: String,
+    /// What the subtask asks, in the planner's words.
     pub task: String,
+    /// Ids of the subtasks whose results it needs; it starts when they are done.
     pub depends_on: Vec<String>,
     pub kind: SubtaskKind,
     /// The planner's hint of how hard the subtask is for a small model.
@@ -90,26 +94,40 @@ impl From<&planner::DirectReason> for DirectReason {
 /// side left).
 #[uniffi::remote(Enum)]
 pub enum Gate {
+    /// The configuration has no cloud endpoint.
     NoCloudConfigured,
+    /// `AppPolicy.offload` is `Never`.
     PolicyNeverOffload,
+    /// `DeviceState.network` is `None`.
     Offline,
+    /// `AppPolicy.offload` is `WifiOnly` and the phone is not on Wi-Fi.
     WifiOnly,
+    /// Data saver on, not on Wi-Fi.
     DataSaver,
+    /// Battery under `AppPolicy.minBatteryForCloud`, not charging.
     LowBattery,
+    /// Low power mode, not charging.
     LowPowerMode,
+    /// The text looks like personal data (an e-mail address, a phone number) and the policy
+    /// keeps it on the device.
     PersonalData,
+    /// The cloud failed repeatedly and is rested for a while (the circuit breaker).
     CircuitOpen,
+    /// A budget limit would be exceeded by this request (spent and reserved counted).
     BudgetExhausted,
     /// The budget store was damaged and rebuilt: limited budgets count as used up until
     /// `resetBudgets`.
     SpendingUnknown,
+    /// No edge model is loaded: the cloud is the only side.
     EdgeUnavailable,
+    /// The phone is critically hot: the cloud is used instead of the edge.
     ThermalCritical,
 }
 
 /// Which step of a query an event is about.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum QueryStep {
+    /// The planning call.
     Plan,
     Subtask { id: String },
     /// The final synthesis, or the answer of a one-step plan.
@@ -130,16 +148,23 @@ impl From<StepName> for QueryStep {
 /// the gate that decided.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct RouteExplanation {
+    /// Learned probability that the cloud's result changes the outcome for the better (for a
+    /// whole query: the cloud's measured accuracy advantage over the edge).
     pub quality: f64,
+    /// `quality` minus the weighted extra latency, money and energy of the cloud.
     pub predicted_gain: f64,
+    /// The cloud is chosen when `predictedGain` exceeds it; it rises as budgets are used.
     pub threshold: f64,
+    /// Largest fraction used of any budget (query, day, month), 0..=1.
     pub budget_used: f64,
+    /// The gate that decided, if one did (then the estimate did not).
     pub gate: Option<Gate>,
 }
 
 /// How a subtask ended.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum SubtaskOutcome {
+    /// The subtask's result text.
     Done { result: String },
     /// Every attempt failed (errors joined, most recent last).
     Failed { error: String },
@@ -157,6 +182,7 @@ impl From<exec::SubtaskOutcome> for SubtaskOutcome {
     }
 }
 
+/// Model calls of one side for one query (planning, subtasks, answer, retries and probes).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SideTotals {
     pub calls: i32,
@@ -164,25 +190,33 @@ pub struct SideTotals {
     pub completion_tokens: i64,
 }
 
+/// What one query used.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Totals {
     pub edge: SideTotals,
     pub cloud: SideTotals,
+    /// At the endpoint's prices.
     pub cloud_cost: f64,
+    /// From the call to the answer.
     pub wall_time_ms: i64,
+    /// Subtasks of the plan (0 for a one-step answer).
     pub subtasks: i32,
     pub subtasks_on_cloud: i32,
     pub failed_subtasks: i32,
 }
 
+/// The result of a query.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Answer {
+    /// The answer, as streamed by the `Token` events without a subtask id.
     pub text: String,
     /// The answer stopped at its token limit and may be cut short.
     pub truncated: bool,
+    /// The subtasks the query was split into; empty for a one-step answer.
     pub plan: Vec<PlannedSubtask>,
     /// Why the query was answered in one step, when it was.
     pub direct_reason: Option<DirectReason>,
+    /// Calls, tokens, cost and time the query used.
     pub totals: Totals,
 }
 
@@ -199,6 +233,8 @@ pub enum Event {
     /// Discard the answer text streamed so far: the attempt that wrote it failed; the next
     /// attempt (a retry or the fallback, if any) streams the answer again from its start.
     AnswerReset,
+    /// A subtask ended: `latencyMs` spans all its attempts, the tokens are the last attempt's
+    /// (0 when it failed).
     SubtaskFinished {
         id: String,
         /// Side of the last attempt; null when skipped.
@@ -209,6 +245,7 @@ pub enum Event {
         prompt_tokens: i32,
         completion_tokens: i32,
     },
+    /// The final answer started: the synthesis of a plan's results, or the one-step answer.
     AnswerStarted { side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation>, served_by: String },
     /// A cloud request of this step was not sent: `gate` forbade it when its turn came. The step
     /// goes on on the edge, or fails if it cannot.

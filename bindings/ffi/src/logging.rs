@@ -11,6 +11,7 @@ pub enum LogLevel {
     Error,
     Warn,
     Info,
+    /// Adds each routing decision and refusal.
     Debug,
     Trace,
 }

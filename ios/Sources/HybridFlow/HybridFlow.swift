@@ -1201,28 +1201,49 @@ public func FfiConverterTypeQueryHandle_lower(_ value: QueryHandle) -> UInt64 {
 
 
 
+/**
+ * The result of a query.
+ */
 public struct Answer: Equatable, Hashable {
+    /**
+     * The answer, as streamed by the `Token` events without a subtask id.
+     */
     public let text: String
     /**
      * The answer stopped at its token limit and may be cut short.
      */
     public let truncated: Bool
+    /**
+     * The subtasks the query was split into; empty for a one-step answer.
+     */
     public let plan: [PlannedSubtask]
     /**
      * Why the query was answered in one step, when it was.
      */
     public let directReason: DirectReason?
+    /**
+     * Calls, tokens, cost and time the query used.
+     */
     public let totals: Totals
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(text: String, 
+    public init(
+        /**
+         * The answer, as streamed by the `Token` events without a subtask id.
+         */text: String, 
         /**
          * The answer stopped at its token limit and may be cut short.
-         */truncated: Bool, plan: [PlannedSubtask], 
+         */truncated: Bool, 
+        /**
+         * The subtasks the query was split into; empty for a one-step answer.
+         */plan: [PlannedSubtask], 
         /**
          * Why the query was answered in one step, when it was.
-         */directReason: DirectReason?, totals: Totals) {
+         */directReason: DirectReason?, 
+        /**
+         * Calls, tokens, cost and time the query used.
+         */totals: Totals) {
         self.text = text
         self.truncated = truncated
         self.plan = plan
@@ -1367,7 +1388,13 @@ public func FfiConverterTypeAppPolicy_lower(_ value: AppPolicy) -> RustBuffer {
 }
 
 
+/**
+ * Today's and this month's spending against the configured limits (days and months in UTC).
+ */
 public struct BudgetStatus: Equatable, Hashable {
+    /**
+     * The limits in force (the configuration's).
+     */
     public let budgets: Budgets
     public let today: Spending
     public let thisMonth: Spending
@@ -1379,7 +1406,10 @@ public struct BudgetStatus: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(budgets: Budgets, today: Spending, thisMonth: Spending, 
+    public init(
+        /**
+         * The limits in force (the configuration's).
+         */budgets: Budgets, today: Spending, thisMonth: Spending, 
         /**
          * Set when the budget store was damaged and rebuilt: the day's and month's limits count as
          * used up (no cloud under them) until `resetBudgets`.
@@ -1437,6 +1467,11 @@ public func FfiConverterTypeBudgetStatus_lower(_ value: BudgetStatus) -> RustBuf
 }
 
 
+/**
+ * Limits per query, per UTC day and per UTC month. A request the limits cannot afford does
+ * not go to the cloud (the step runs on the edge), and the router's threshold rises as a budget
+ * is used up.
+ */
 public struct Budgets: Equatable, Hashable {
     public let perQuery: Limits
     public let perDay: Limits
@@ -1500,12 +1535,21 @@ public struct CloudEndpoint {
      * OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
      */
     public let baseUrl: String
+    /**
+     * The `model` of each chat completion request.
+     */
     public let model: String
     /**
      * Sent as a bearer token; never logged, printed or stored by the SDK.
      */
     public let apiKey: ApiKey?
+    /**
+     * Price of prompt tokens, for `Spending.cost` and money limits (any currency).
+     */
     public let inputPricePerMillionTokens: Double
+    /**
+     * Price of completion tokens.
+     */
     public let outputPricePerMillionTokens: Double
     /**
      * Whole-request deadline, retries included; unset: 120 s.
@@ -1530,10 +1574,19 @@ public struct CloudEndpoint {
     public init(
         /**
          * OpenAI-compatible API root, e.g. `https://api.example.com/v1` (http only for loopback).
-         */baseUrl: String, model: String, 
+         */baseUrl: String, 
+        /**
+         * The `model` of each chat completion request.
+         */model: String, 
         /**
          * Sent as a bearer token; never logged, printed or stored by the SDK.
-         */apiKey: ApiKey? = nil, inputPricePerMillionTokens: Double = Double(0.0), outputPricePerMillionTokens: Double = Double(0.0), 
+         */apiKey: ApiKey? = nil, 
+        /**
+         * Price of prompt tokens, for `Spending.cost` and money limits (any currency).
+         */inputPricePerMillionTokens: Double = Double(0.0), 
+        /**
+         * Price of completion tokens.
+         */outputPricePerMillionTokens: Double = Double(0.0), 
         /**
          * Whole-request deadline, retries included; unset: 120 s.
          */timeoutMs: Int64? = nil, 
@@ -1621,12 +1674,18 @@ public func FfiConverterTypeCloudEndpoint_lower(_ value: CloudEndpoint) -> RustB
  */
 public struct DeviceState: Equatable, Hashable {
     public let network: Network
+    /**
+     * The user's data saver: no cloud except on Wi-Fi.
+     */
     public let dataSaver: Bool
     /**
-     * 0..=1
+     * 0..=1; below `AppPolicy.minBatteryForCloud`, and not charging, no cloud.
      */
     public let batteryLevel: Float
     public let charging: Bool
+    /**
+     * Low power (battery saver) mode: no cloud unless charging.
+     */
     public let lowPowerMode: Bool
     /**
      * Unset (unknown): `Nominal`.
@@ -1635,10 +1694,16 @@ public struct DeviceState: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(network: Network, dataSaver: Bool = false, 
+    public init(network: Network, 
         /**
-         * 0..=1
-         */batteryLevel: Float = Float(1.0), charging: Bool = true, lowPowerMode: Bool = false, 
+         * The user's data saver: no cloud except on Wi-Fi.
+         */dataSaver: Bool = false, 
+        /**
+         * 0..=1; below `AppPolicy.minBatteryForCloud`, and not charging, no cloud.
+         */batteryLevel: Float = Float(1.0), charging: Bool = true, 
+        /**
+         * Low power (battery saver) mode: no cloud unless charging.
+         */lowPowerMode: Bool = false, 
         /**
          * Unset (unknown): `Nominal`.
          */thermal: Thermal? = nil) {
@@ -1720,12 +1785,18 @@ public struct HybridFlowConfig {
      * GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
      */
     public let gpuDenyList: [String]?
+    /**
+     * The cloud model; `None` runs on the edge only.
+     */
     public let cloud: CloudEndpoint?
     /**
      * Where budgets and router statistics persist (the app's files directory); `None` keeps
      * them in memory, which allows only per-query limits.
      */
     public let stateDir: String?
+    /**
+     * Limits on cloud use; the default has none. Daily and monthly limits need `state_dir`.
+     */
     public let budgets: Budgets
     /**
      * `None`: offload allowed, personal data kept on the device, no cloud under 10% battery.
@@ -1776,11 +1847,17 @@ public struct HybridFlowConfig {
          */gpu: GpuUse? = nil, 
         /**
          * GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
-         */gpuDenyList: [String]? = nil, cloud: CloudEndpoint? = nil, 
+         */gpuDenyList: [String]? = nil, 
+        /**
+         * The cloud model; `None` runs on the edge only.
+         */cloud: CloudEndpoint? = nil, 
         /**
          * Where budgets and router statistics persist (the app's files directory); `None` keeps
          * them in memory, which allows only per-query limits.
-         */stateDir: String? = nil, budgets: Budgets = Budgets(), 
+         */stateDir: String? = nil, 
+        /**
+         * Limits on cloud use; the default has none. Daily and monthly limits need `state_dir`.
+         */budgets: Budgets = Budgets(), 
         /**
          * `None`: offload allowed, personal data kept on the device, no cloud under 10% battery.
          */policy: AppPolicy? = nil, 
@@ -1895,13 +1972,31 @@ public func FfiConverterTypeHybridFlowConfig_lower(_ value: HybridFlowConfig) ->
  * Hard limits on cloud use; `None` is no limit.
  */
 public struct Limits: Equatable, Hashable {
+    /**
+     * Prompt plus completion tokens.
+     */
     public let cloudTokens: Int64?
+    /**
+     * At the endpoint's prices.
+     */
     public let money: Double?
+    /**
+     * Wall time of cloud requests.
+     */
     public let cloudTimeMs: Int64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(cloudTokens: Int64? = nil, money: Double? = nil, cloudTimeMs: Int64? = nil) {
+    public init(
+        /**
+         * Prompt plus completion tokens.
+         */cloudTokens: Int64? = nil, 
+        /**
+         * At the endpoint's prices.
+         */money: Double? = nil, 
+        /**
+         * Wall time of cloud requests.
+         */cloudTimeMs: Int64? = nil) {
         self.cloudTokens = cloudTokens
         self.money = money
         self.cloudTimeMs = cloudTimeMs
@@ -1952,9 +2047,21 @@ public func FfiConverterTypeLimits_lower(_ value: Limits) -> RustBuffer {
 }
 
 
+/**
+ * One node of a plan's graph.
+ */
 public struct PlannedSubtask: Equatable, Hashable {
+    /**
+     * Unique within the plan; events name the subtask by it.
+     */
     public let id: String
+    /**
+     * What the subtask asks, in the planner's words.
+     */
     public let task: String
+    /**
+     * Ids of the subtasks whose results it needs; it starts when they are done.
+     */
     public let dependsOn: [String]
     public let kind: SubtaskKind
     /**
@@ -1964,7 +2071,16 @@ public struct PlannedSubtask: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(id: String, task: String, dependsOn: [String], kind: SubtaskKind, 
+    public init(
+        /**
+         * Unique within the plan; events name the subtask by it.
+         */id: String, 
+        /**
+         * What the subtask asks, in the planner's words.
+         */task: String, 
+        /**
+         * Ids of the subtasks whose results it needs; it starts when they are done.
+         */dependsOn: [String], kind: SubtaskKind, 
         /**
          * The planner's hint of how hard the subtask is for a small model.
          */difficulty: Difficulty) {
@@ -2029,15 +2145,47 @@ public func FfiConverterTypePlannedSubtask_lower(_ value: PlannedSubtask) -> Rus
  * the gate that decided.
  */
 public struct RouteExplanation: Equatable, Hashable {
+    /**
+     * Learned probability that the cloud's result changes the outcome for the better (for a
+     * whole query: the cloud's measured accuracy advantage over the edge).
+     */
     public let quality: Double
+    /**
+     * `quality` minus the weighted extra latency, money and energy of the cloud.
+     */
     public let predictedGain: Double
+    /**
+     * The cloud is chosen when `predictedGain` exceeds it; it rises as budgets are used.
+     */
     public let threshold: Double
+    /**
+     * Largest fraction used of any budget (query, day, month), 0..=1.
+     */
     public let budgetUsed: Double
+    /**
+     * The gate that decided, if one did (then the estimate did not).
+     */
     public let gate: Gate?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(quality: Double, predictedGain: Double, threshold: Double, budgetUsed: Double, gate: Gate?) {
+    public init(
+        /**
+         * Learned probability that the cloud's result changes the outcome for the better (for a
+         * whole query: the cloud's measured accuracy advantage over the edge).
+         */quality: Double, 
+        /**
+         * `quality` minus the weighted extra latency, money and energy of the cloud.
+         */predictedGain: Double, 
+        /**
+         * The cloud is chosen when `predictedGain` exceeds it; it rises as budgets are used.
+         */threshold: Double, 
+        /**
+         * Largest fraction used of any budget (query, day, month), 0..=1.
+         */budgetUsed: Double, 
+        /**
+         * The gate that decided, if one did (then the estimate did not).
+         */gate: Gate?) {
         self.quality = quality
         self.predictedGain = predictedGain
         self.threshold = threshold
@@ -2096,14 +2244,28 @@ public func FfiConverterTypeRouteExplanation_lower(_ value: RouteExplanation) ->
 
 /**
  * What the router has measured on this device.
+ * Speeds are moving averages of measured calls, starting from priors for a mid-range phone and
+ * a hosted model; they persist in the state directory.
  */
 public struct RouterStatistics: Equatable, Hashable {
+    /**
+     * Edge decoding speed.
+     */
     public let edgeTokensPerSecond: Double
     public let edgeFirstTokenMs: Double
+    /**
+     * Cloud decoding speed.
+     */
     public let cloudTokensPerSecond: Double
     public let cloudFirstTokenMsWifi: Double
     public let cloudFirstTokenMsCellular: Double
+    /**
+     * Moving average of failed cloud calls (0..=1).
+     */
     public let cloudErrorRate: Double
+    /**
+     * Model calls measured so far.
+     */
     public let observations: Int64
     /**
      * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
@@ -2112,7 +2274,19 @@ public struct RouterStatistics: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(edgeTokensPerSecond: Double, edgeFirstTokenMs: Double, cloudTokensPerSecond: Double, cloudFirstTokenMsWifi: Double, cloudFirstTokenMsCellular: Double, cloudErrorRate: Double, observations: Int64, 
+    public init(
+        /**
+         * Edge decoding speed.
+         */edgeTokensPerSecond: Double, edgeFirstTokenMs: Double, 
+        /**
+         * Cloud decoding speed.
+         */cloudTokensPerSecond: Double, cloudFirstTokenMsWifi: Double, cloudFirstTokenMsCellular: Double, 
+        /**
+         * Moving average of failed cloud calls (0..=1).
+         */cloudErrorRate: Double, 
+        /**
+         * Model calls measured so far.
+         */observations: Int64, 
         /**
          * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
          */calibrationProbes: Int64) {
@@ -2181,6 +2355,9 @@ public func FfiConverterTypeRouterStatistics_lower(_ value: RouterStatistics) ->
 }
 
 
+/**
+ * Model calls of one side for one query (planning, subtasks, answer, retries and probes).
+ */
 public struct SideTotals: Equatable, Hashable {
     public let calls: Int32
     public let promptTokens: Int64
@@ -2239,15 +2416,36 @@ public func FfiConverterTypeSideTotals_lower(_ value: SideTotals) -> RustBuffer 
 }
 
 
+/**
+ * Cloud use in one budget window (a day or a month), as counted against its `Limits`.
+ */
 public struct Spending: Equatable, Hashable {
+    /**
+     * Prompt and completion tokens sent to and received from the cloud.
+     */
     public let cloudTokens: Int64
+    /**
+     * At the endpoint's configured prices (`CloudEndpoint.inputPricePerMillionTokens`, ...).
+     */
     public let cost: Double
+    /**
+     * Wall time of cloud requests.
+     */
     public let cloudTimeMs: Int64
     public let cloudRequests: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(cloudTokens: Int64, cost: Double, cloudTimeMs: Int64, cloudRequests: Int64) {
+    public init(
+        /**
+         * Prompt and completion tokens sent to and received from the cloud.
+         */cloudTokens: Int64, 
+        /**
+         * At the endpoint's configured prices (`CloudEndpoint.inputPricePerMillionTokens`, ...).
+         */cost: Double, 
+        /**
+         * Wall time of cloud requests.
+         */cloudTimeMs: Int64, cloudRequests: Int64) {
         self.cloudTokens = cloudTokens
         self.cost = cost
         self.cloudTimeMs = cloudTimeMs
@@ -2301,18 +2499,39 @@ public func FfiConverterTypeSpending_lower(_ value: Spending) -> RustBuffer {
 }
 
 
+/**
+ * What one query used.
+ */
 public struct Totals: Equatable, Hashable {
     public let edge: SideTotals
     public let cloud: SideTotals
+    /**
+     * At the endpoint's prices.
+     */
     public let cloudCost: Double
+    /**
+     * From the call to the answer.
+     */
     public let wallTimeMs: Int64
+    /**
+     * Subtasks of the plan (0 for a one-step answer).
+     */
     public let subtasks: Int32
     public let subtasksOnCloud: Int32
     public let failedSubtasks: Int32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(edge: SideTotals, cloud: SideTotals, cloudCost: Double, wallTimeMs: Int64, subtasks: Int32, subtasksOnCloud: Int32, failedSubtasks: Int32) {
+    public init(edge: SideTotals, cloud: SideTotals, 
+        /**
+         * At the endpoint's prices.
+         */cloudCost: Double, 
+        /**
+         * From the call to the answer.
+         */wallTimeMs: Int64, 
+        /**
+         * Subtasks of the plan (0 for a one-step answer).
+         */subtasks: Int32, subtasksOnCloud: Int32, failedSubtasks: Int32) {
         self.edge = edge
         self.cloud = cloud
         self.cloudCost = cloudCost
@@ -2752,11 +2971,18 @@ public enum Event: Equatable, Hashable {
      * attempt (a retry or the fallback, if any) streams the answer again from its start.
      */
     case answerReset
+    /**
+     * A subtask ended: `latencyMs` spans all its attempts, the tokens are the last attempt's
+     * (0 when it failed).
+     */
     case subtaskFinished(id: String, 
         /**
          * Side of the last attempt; null when skipped.
          */side: Side?, outcome: SubtaskOutcome, latencyMs: Int64, attempts: Int32, promptTokens: Int32, completionTokens: Int32
     )
+    /**
+     * The final answer started: the synthesis of a plan's results, or the one-step answer.
+     */
     case answerStarted(side: Side, reason: String, attempt: Int32, explanation: RouteExplanation?, servedBy: String
     )
     /**
@@ -2919,22 +3145,59 @@ public func FfiConverterTypeEvent_lower(_ value: Event) -> RustBuffer {
 
 public enum Gate: Equatable, Hashable {
     
+    /**
+     * The configuration has no cloud endpoint.
+     */
     case noCloudConfigured
+    /**
+     * `AppPolicy.offload` is `Never`.
+     */
     case policyNeverOffload
+    /**
+     * `DeviceState.network` is `None`.
+     */
     case offline
+    /**
+     * `AppPolicy.offload` is `WifiOnly` and the phone is not on Wi-Fi.
+     */
     case wifiOnly
+    /**
+     * Data saver on, not on Wi-Fi.
+     */
     case dataSaver
+    /**
+     * Battery under `AppPolicy.minBatteryForCloud`, not charging.
+     */
     case lowBattery
+    /**
+     * Low power mode, not charging.
+     */
     case lowPowerMode
+    /**
+     * The text looks like personal data (an e-mail address, a phone number) and the policy
+     * keeps it on the device.
+     */
     case personalData
+    /**
+     * The cloud failed repeatedly and is rested for a while (the circuit breaker).
+     */
     case circuitOpen
+    /**
+     * A budget limit would be exceeded by this request (spent and reserved counted).
+     */
     case budgetExhausted
     /**
      * The budget store was damaged and rebuilt: limited budgets count as used up until
      * `resetBudgets`.
      */
     case spendingUnknown
+    /**
+     * No edge model is loaded: the cloud is the only side.
+     */
     case edgeUnavailable
+    /**
+     * The phone is critically hot: the cloud is used instead of the edge.
+     */
     case thermalCritical
 
 
@@ -3199,6 +3462,9 @@ enum HybridFlowError: Swift.Error, Equatable, Hashable {
      */
     case Busy(message: String)
     
+    /**
+     * The query was cancelled (its handle, coroutine or task), or the client closed under it.
+     */
     case Cancelled(message: String)
     
     /**
@@ -3355,6 +3621,9 @@ public enum LoadProgress: Equatable, Hashable {
      */
     case checking(modelPath: String
     )
+    /**
+     * Loading the weights: the GGUF's architecture (e.g. "llama", "qwen2") and the file's size.
+     */
     case loading(architecture: String, fileBytes: Int64
     )
     /**
@@ -3447,6 +3716,9 @@ public enum LogLevel: Equatable, Hashable {
     case error
     case warn
     case info
+    /**
+     * Adds each routing decision and refusal.
+     */
     case debug
     case trace
 
@@ -3540,9 +3812,15 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 public enum Network: Equatable, Hashable {
     
+    /**
+     * No connection: the edge only.
+     */
     case none
     case wifi
     case cellular
+    /**
+     * Any other metered connection.
+     */
     case metered
 
 
@@ -3627,7 +3905,13 @@ public enum Offload: Equatable, Hashable {
      * Nothing ever leaves the device.
      */
     case never
+    /**
+     * The cloud only on Wi-Fi.
+     */
     case wifiOnly
+    /**
+     * The cloud on any connection (the default).
+     */
     case allowed
 
 
@@ -3702,6 +3986,9 @@ public func FfiConverterTypeOffload_lower(_ value: Offload) -> RustBuffer {
 
 public enum QueryStep: Equatable, Hashable {
     
+    /**
+     * The planning call.
+     */
     case plan
     case subtask(id: String
     )
@@ -3792,7 +4079,13 @@ public enum Routing: Equatable, Hashable {
      * Hard subtasks (by the planner's hint) to the cloud.
      */
     case byDifficulty
+    /**
+     * Every step on the edge.
+     */
     case edgeOnly
+    /**
+     * Every step on the cloud while the gates allow it, the edge otherwise.
+     */
     case cloudOnly
 
 
@@ -4025,6 +4318,9 @@ public func FfiConverterTypeSubtaskKind_lower(_ value: SubtaskKind) -> RustBuffe
 
 public enum SubtaskOutcome: Equatable, Hashable {
     
+    /**
+     * The subtask's result text.
+     */
     case done(result: String
     )
     /**
@@ -4119,6 +4415,9 @@ public enum Thermal: Equatable, Hashable {
     case nominal
     case fair
     case serious
+    /**
+     * The edge is not used while the cloud is allowed.
+     */
     case critical
 
 

@@ -73,8 +73,8 @@ struct Args {
     /// Run the edge model on ggml (llama.cpp) instead of mistral.rs.
     #[arg(long)]
     ggml: bool,
-    /// With --ggml: use a Vulkan GPU if one passes the probe.
-    #[arg(long, requires = "ggml")]
+    /// Use a Vulkan GPU if one passes the probe (implies --ggml, the engine that has Vulkan).
+    #[arg(long)]
     vulkan: bool,
 }
 
@@ -151,7 +151,7 @@ async fn open_client(args: &Args) -> Result<Client> {
     };
     let config = ClientConfig {
         edge: Some(EdgeConfig {
-            engine: if args.ggml { EdgeEngine::Ggml } else { EdgeEngine::MistralRs },
+            engine: if args.ggml || args.vulkan { EdgeEngine::Ggml } else { EdgeEngine::MistralRs },
             gpu: if args.vulkan { GpuUse::Vulkan } else { GpuUse::Off },
             ..EdgeConfig::new(&model_path)
         }),

@@ -2465,7 +2465,13 @@ public object FfiConverterTypeQueryHandle: FfiConverter<QueryHandle, Long> {
 
 
 
+/**
+ * The result of a query.
+ */
 data class Answer (
+    /**
+     * The answer, as streamed by the `Token` events without a subtask id.
+     */
     val `text`: kotlin.String
     , 
     /**
@@ -2473,6 +2479,9 @@ data class Answer (
      */
     val `truncated`: kotlin.Boolean
     , 
+    /**
+     * The subtasks the query was split into; empty for a one-step answer.
+     */
     val `plan`: List<PlannedSubtask>
     , 
     /**
@@ -2480,6 +2489,9 @@ data class Answer (
      */
     val `directReason`: DirectReason?
     , 
+    /**
+     * Calls, tokens, cost and time the query used.
+     */
     val `totals`: Totals
     
 ){
@@ -2585,7 +2597,13 @@ public object FfiConverterTypeAppPolicy: FfiConverterRustBuffer<AppPolicy> {
 
 
 
+/**
+ * Today's and this month's spending against the configured limits (days and months in UTC).
+ */
 data class BudgetStatus (
+    /**
+     * The limits in force (the configuration's).
+     */
     val `budgets`: Budgets
     , 
     val `today`: Spending
@@ -2637,6 +2655,11 @@ public object FfiConverterTypeBudgetStatus: FfiConverterRustBuffer<BudgetStatus>
 
 
 
+/**
+ * Limits per query, per UTC day and per UTC month. A request the limits cannot afford does
+ * not go to the cloud (the step runs on the edge), and the router's threshold rises as a budget
+ * is used up.
+ */
 data class Budgets (
     val `perQuery`: Limits = Limits() 
     , 
@@ -2686,6 +2709,9 @@ data class CloudEndpoint (
      */
     val `baseUrl`: kotlin.String
     , 
+    /**
+     * The `model` of each chat completion request.
+     */
     val `model`: kotlin.String
     , 
     /**
@@ -2693,8 +2719,14 @@ data class CloudEndpoint (
      */
     val `apiKey`: ApiKey? = null 
     , 
+    /**
+     * Price of prompt tokens, for `Spending.cost` and money limits (any currency).
+     */
     val `inputPricePerMillionTokens`: kotlin.Double = 0.0 
     , 
+    /**
+     * Price of completion tokens.
+     */
     val `outputPricePerMillionTokens`: kotlin.Double = 0.0 
     , 
     /**
@@ -2795,15 +2827,21 @@ public object FfiConverterTypeCloudEndpoint: FfiConverterRustBuffer<CloudEndpoin
 data class DeviceState (
     val `network`: Network
     , 
+    /**
+     * The user's data saver: no cloud except on Wi-Fi.
+     */
     val `dataSaver`: kotlin.Boolean = false 
     , 
     /**
-     * 0..=1
+     * 0..=1; below `AppPolicy.minBatteryForCloud`, and not charging, no cloud.
      */
     val `batteryLevel`: kotlin.Float = 1.0f 
     , 
     val `charging`: kotlin.Boolean = true 
     , 
+    /**
+     * Low power (battery saver) mode: no cloud unless charging.
+     */
     val `lowPowerMode`: kotlin.Boolean = false 
     , 
     /**
@@ -2879,6 +2917,9 @@ data class HybridFlowConfig (
      */
     val `gpuDenyList`: List<kotlin.String>? = null 
     , 
+    /**
+     * The cloud model; `None` runs on the edge only.
+     */
     val `cloud`: CloudEndpoint? = null 
     , 
     /**
@@ -2887,6 +2928,9 @@ data class HybridFlowConfig (
      */
     val `stateDir`: kotlin.String? = null 
     , 
+    /**
+     * Limits on cloud use; the default has none. Daily and monthly limits need `state_dir`.
+     */
     val `budgets`: Budgets = Budgets() 
     , 
     /**
@@ -3027,10 +3071,19 @@ public object FfiConverterTypeHybridFlowConfig: FfiConverterRustBuffer<HybridFlo
  * Hard limits on cloud use; `None` is no limit.
  */
 data class Limits (
+    /**
+     * Prompt plus completion tokens.
+     */
     val `cloudTokens`: kotlin.Long? = null 
     , 
+    /**
+     * At the endpoint's prices.
+     */
     val `money`: kotlin.Double? = null 
     , 
+    /**
+     * Wall time of cloud requests.
+     */
     val `cloudTimeMs`: kotlin.Long? = null 
     
 ){
@@ -3069,11 +3122,23 @@ public object FfiConverterTypeLimits: FfiConverterRustBuffer<Limits> {
 
 
 
+/**
+ * One node of a plan's graph.
+ */
 data class PlannedSubtask (
+    /**
+     * Unique within the plan; events name the subtask by it.
+     */
     val `id`: kotlin.String
     , 
+    /**
+     * What the subtask asks, in the planner's words.
+     */
     val `task`: kotlin.String
     , 
+    /**
+     * Ids of the subtasks whose results it needs; it starts when they are done.
+     */
     val `dependsOn`: List<kotlin.String>
     , 
     val `kind`: SubtaskKind
@@ -3130,14 +3195,30 @@ public object FfiConverterTypePlannedSubtask: FfiConverterRustBuffer<PlannedSubt
  * the gate that decided.
  */
 data class RouteExplanation (
+    /**
+     * Learned probability that the cloud's result changes the outcome for the better (for a
+     * whole query: the cloud's measured accuracy advantage over the edge).
+     */
     val `quality`: kotlin.Double
     , 
+    /**
+     * `quality` minus the weighted extra latency, money and energy of the cloud.
+     */
     val `predictedGain`: kotlin.Double
     , 
+    /**
+     * The cloud is chosen when `predictedGain` exceeds it; it rises as budgets are used.
+     */
     val `threshold`: kotlin.Double
     , 
+    /**
+     * Largest fraction used of any budget (query, day, month), 0..=1.
+     */
     val `budgetUsed`: kotlin.Double
     , 
+    /**
+     * The gate that decided, if one did (then the estimate did not).
+     */
     val `gate`: Gate?
     
 ){
@@ -3184,20 +3265,34 @@ public object FfiConverterTypeRouteExplanation: FfiConverterRustBuffer<RouteExpl
 
 /**
  * What the router has measured on this device.
+ * Speeds are moving averages of measured calls, starting from priors for a mid-range phone and
+ * a hosted model; they persist in the state directory.
  */
 data class RouterStatistics (
+    /**
+     * Edge decoding speed.
+     */
     val `edgeTokensPerSecond`: kotlin.Double
     , 
     val `edgeFirstTokenMs`: kotlin.Double
     , 
+    /**
+     * Cloud decoding speed.
+     */
     val `cloudTokensPerSecond`: kotlin.Double
     , 
     val `cloudFirstTokenMsWifi`: kotlin.Double
     , 
     val `cloudFirstTokenMsCellular`: kotlin.Double
     , 
+    /**
+     * Moving average of failed cloud calls (0..=1).
+     */
     val `cloudErrorRate`: kotlin.Double
     , 
+    /**
+     * Model calls measured so far.
+     */
     val `observations`: kotlin.Long
     , 
     /**
@@ -3256,6 +3351,9 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
 
 
 
+/**
+ * Model calls of one side for one query (planning, subtasks, answer, retries and probes).
+ */
 data class SideTotals (
     val `calls`: kotlin.Int
     , 
@@ -3299,11 +3397,23 @@ public object FfiConverterTypeSideTotals: FfiConverterRustBuffer<SideTotals> {
 
 
 
+/**
+ * Cloud use in one budget window (a day or a month), as counted against its `Limits`.
+ */
 data class Spending (
+    /**
+     * Prompt and completion tokens sent to and received from the cloud.
+     */
     val `cloudTokens`: kotlin.Long
     , 
+    /**
+     * At the endpoint's configured prices (`CloudEndpoint.inputPricePerMillionTokens`, ...).
+     */
     val `cost`: kotlin.Double
     , 
+    /**
+     * Wall time of cloud requests.
+     */
     val `cloudTimeMs`: kotlin.Long
     , 
     val `cloudRequests`: kotlin.Long
@@ -3347,15 +3457,27 @@ public object FfiConverterTypeSpending: FfiConverterRustBuffer<Spending> {
 
 
 
+/**
+ * What one query used.
+ */
 data class Totals (
     val `edge`: SideTotals
     , 
     val `cloud`: SideTotals
     , 
+    /**
+     * At the endpoint's prices.
+     */
     val `cloudCost`: kotlin.Double
     , 
+    /**
+     * From the call to the answer.
+     */
     val `wallTimeMs`: kotlin.Long
     , 
+    /**
+     * Subtasks of the plan (0 for a one-step answer).
+     */
     val `subtasks`: kotlin.Int
     , 
     val `subtasksOnCloud`: kotlin.Int
@@ -3777,6 +3899,10 @@ sealed class Event {
     object AnswerReset : Event()
     
     
+    /**
+     * A subtask ended: `latencyMs` spans all its attempts, the tokens are the last attempt's
+     * (0 when it failed).
+     */
     data class SubtaskFinished(
         val `id`: kotlin.String, 
         /**
@@ -3795,6 +3921,9 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * The final answer started: the synthesis of a plan's results, or the one-step answer.
+     */
     data class AnswerStarted(
         val `side`: dev.hybridflow.Side, 
         val `reason`: kotlin.String, 
@@ -4074,22 +4203,59 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
 
 enum class Gate {
     
+    /**
+     * The configuration has no cloud endpoint.
+     */
     NO_CLOUD_CONFIGURED,
+    /**
+     * `AppPolicy.offload` is `Never`.
+     */
     POLICY_NEVER_OFFLOAD,
+    /**
+     * `DeviceState.network` is `None`.
+     */
     OFFLINE,
+    /**
+     * `AppPolicy.offload` is `WifiOnly` and the phone is not on Wi-Fi.
+     */
     WIFI_ONLY,
+    /**
+     * Data saver on, not on Wi-Fi.
+     */
     DATA_SAVER,
+    /**
+     * Battery under `AppPolicy.minBatteryForCloud`, not charging.
+     */
     LOW_BATTERY,
+    /**
+     * Low power mode, not charging.
+     */
     LOW_POWER_MODE,
+    /**
+     * The text looks like personal data (an e-mail address, a phone number) and the policy
+     * keeps it on the device.
+     */
     PERSONAL_DATA,
+    /**
+     * The cloud failed repeatedly and is rested for a while (the circuit breaker).
+     */
     CIRCUIT_OPEN,
+    /**
+     * A budget limit would be exceeded by this request (spent and reserved counted).
+     */
     BUDGET_EXHAUSTED,
     /**
      * The budget store was damaged and rebuilt: limited budgets count as used up until
      * `resetBudgets`.
      */
     SPENDING_UNKNOWN,
+    /**
+     * No edge model is loaded: the cloud is the only side.
+     */
     EDGE_UNAVAILABLE,
+    /**
+     * The phone is critically hot: the cloud is used instead of the edge.
+     */
     THERMAL_CRITICAL;
 
     
@@ -4227,6 +4393,9 @@ sealed class HybridFlowException(message: String): kotlin.Exception(message) {
      */
         class Busy(message: String) : HybridFlowException(message)
         
+    /**
+     * The query was cancelled (its handle, coroutine or task), or the client closed under it.
+     */
         class Cancelled(message: String) : HybridFlowException(message)
         
     /**
@@ -4349,6 +4518,9 @@ sealed class LoadProgress {
         companion object
     }
     
+    /**
+     * Loading the weights: the GGUF's architecture (e.g. "llama", "qwen2") and the file's size.
+     */
     data class Loading(
         val `architecture`: kotlin.String, 
         val `fileBytes`: kotlin.Long) : LoadProgress()
@@ -4472,6 +4644,9 @@ enum class LogLevel {
     ERROR,
     WARN,
     INFO,
+    /**
+     * Adds each routing decision and refusal.
+     */
     DEBUG,
     TRACE;
 
@@ -4511,9 +4686,15 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
 enum class Network {
     
+    /**
+     * No connection: the edge only.
+     */
     NONE,
     WIFI,
     CELLULAR,
+    /**
+     * Any other metered connection.
+     */
     METERED;
 
     
@@ -4556,7 +4737,13 @@ enum class Offload {
      * Nothing ever leaves the device.
      */
     NEVER,
+    /**
+     * The cloud only on Wi-Fi.
+     */
     WIFI_ONLY,
+    /**
+     * The cloud on any connection (the default).
+     */
     ALLOWED;
 
     
@@ -4594,6 +4781,9 @@ public object FfiConverterTypeOffload: FfiConverterRustBuffer<Offload> {
  */
 sealed class QueryStep {
     
+    /**
+     * The planning call.
+     */
     object Plan : QueryStep()
     
     
@@ -4696,7 +4886,13 @@ enum class Routing {
      * Hard subtasks (by the planner's hint) to the cloud.
      */
     BY_DIFFICULTY,
+    /**
+     * Every step on the edge.
+     */
     EDGE_ONLY,
+    /**
+     * Every step on the cloud while the gates allow it, the edge otherwise.
+     */
     CLOUD_ONLY;
 
     
@@ -4814,6 +5010,9 @@ public object FfiConverterTypeSubtaskKind: FfiConverterRustBuffer<SubtaskKind> {
  */
 sealed class SubtaskOutcome {
     
+    /**
+     * The subtask's result text.
+     */
     data class Done(
         val `result`: kotlin.String) : SubtaskOutcome()
         
@@ -4934,6 +5133,9 @@ enum class Thermal {
     NOMINAL,
     FAIR,
     SERIOUS,
+    /**
+     * The edge is not used while the cloud is allowed.
+     */
     CRITICAL;
 
     
