@@ -10,7 +10,7 @@ pub mod latency;
 pub mod report;
 pub mod scoring;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use hybridflow_core::device::AppPolicy;
 use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, Scheduler, Totals};
-use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, QueryBudget};
+use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, Limits, QueryBudget};
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel, Price};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message, Side};
@@ -124,11 +124,21 @@ impl RoutePolicy for FinalStepsRule {
     }
 }
 
-/// HybridFlow as an app that changes no setting runs it: one engine for every question (router
-/// statistics and calibration carry over), the default configuration (no budget, decomposition
-/// off), state persisted beside the results.
+/// HybridFlow as an app runs it: one engine for every question (router statistics, calibration
+/// and spending carry over), the default configuration (decomposition off), state persisted
+/// beside the results. `hybridflow-default` sets no budget; `hybridflow-budget-<tokens>` sets a
+/// monthly cloud-token limit, so a run over the questions measures one point of the budget sweep.
 struct DefaultEngine {
     scheduler: Scheduler,
+}
+
+/// The monthly cloud-token limit a `hybridflow-budget-<tokens>` strategy names.
+pub fn monthly_token_budget(strategy: &str) -> Option<u64> {
+    strategy.strip_prefix("hybridflow-budget-")?.parse().ok()
+}
+
+pub fn is_strategy(strategy: &str) -> bool {
+    STRATEGIES.contains(&strategy) || monthly_token_budget(strategy).is_some()
 }
 
 fn record_from_totals(item: &Item, strategy: &str, totals: &Totals, latency: Duration) -> Record {
@@ -162,9 +172,9 @@ struct Bench {
     /// Share of steps the learned router sent to the cloud so far (for the random baseline).
     learned_cloud_fraction: f64,
     dataset: Dataset,
-    /// Where the default engine keeps its state.
+    /// Where the default engine keeps its state (each budgeted engine: beside it, named for it).
     state_dir: std::path::PathBuf,
-    default_engine: Option<DefaultEngine>,
+    default_engines: HashMap<String, DefaultEngine>,
 }
 
 impl Bench {
@@ -229,16 +239,23 @@ impl Bench {
 
     /// The engine an app would hold, created once and kept for every question: the default
     /// configuration over a store that persists.
-    fn default_engine(&mut self) -> Result<&DefaultEngine> {
-        if self.default_engine.is_none() {
-            let store = Arc::new(hybridflow_core::store::Store::open(&self.state_dir)?);
+    fn default_engine(&mut self, strategy: &str) -> Result<&DefaultEngine> {
+        if !self.default_engines.contains_key(strategy) {
+            let (budgets, state_dir) = match monthly_token_budget(strategy) {
+                None => (Budgets::default(), self.state_dir.clone()),
+                Some(tokens) => (
+                    Budgets { per_month: Limits { cloud_tokens: Some(tokens), ..Limits::default() }, ..Budgets::default() },
+                    self.state_dir.with_extension(format!("state-{strategy}")),
+                ),
+            };
+            let store = Arc::new(hybridflow_core::store::Store::open(&state_dir)?);
             let writer = Arc::new(hybridflow_core::store::StoreWriter::start(store)?);
-            let guard = Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(Budgets::default(), Some(writer.clone())), None, self.price));
+            let guard = Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(budgets, Some(writer.clone())), None, self.price));
             let router = Arc::new(LearnedRouter::new(RouterConfig::default(), guard.clone(), Some(writer), None));
             let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
-            self.default_engine = Some(DefaultEngine { scheduler: Scheduler::new(models, router, guard, ExecConfig::default())? });
+            self.default_engines.insert(strategy.to_string(), DefaultEngine { scheduler: Scheduler::new(models, router, guard, ExecConfig::default())? });
         }
-        Ok(self.default_engine.as_ref().expect("created above"))
+        Ok(&self.default_engines[strategy])
     }
 
     /// Chain-of-thought on the edge; the whole query goes to the cloud when the edge gives no
@@ -274,7 +291,8 @@ impl Bench {
                 self.single_call(decision.side, item, COT, strategy).await
             }
             "edge-cascade" => self.cascade(item, strategy).await,
-            "hybridflow-default" => Self::ask(&self.default_engine()?.scheduler, item, strategy).await,
+            "hybridflow-default" => Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await,
+            budgeted if monthly_token_budget(budgeted).is_some() => Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await,
             "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,
             "hybridflow-learned" => {
                 let (record, text) = self.hybrid(item, strategy, learned(), false).await;
@@ -286,7 +304,7 @@ impl Bench {
             "hybridflow-random" => self.hybrid(item, strategy, Arc::new(RandomRouter { cloud_fraction: self.learned_cloud_fraction }), false).await,
             "hybridflow-chained" => self.hybrid(item, strategy, learned(), true).await,
             "hybridflow-edge-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Edge)), false).await,
-            other => bail!("unknown strategy {other}; known: {}", STRATEGIES.join(", ")),
+            other => bail!("unknown strategy {other}; known: {}, hybridflow-budget-<monthly cloud tokens>", STRATEGIES.join(", ")),
         })
     }
 }
@@ -321,8 +339,8 @@ pub struct Options<'a> {
 pub fn run(options: Options<'_>) -> Result<()> {
     let dataset = Dataset::parse(options.dataset)?;
     for strategy in &options.strategies {
-        if !STRATEGIES.contains(&strategy.as_str()) {
-            bail!("unknown strategy {strategy}; known: {}", STRATEGIES.join(", "));
+        if !is_strategy(strategy) {
+            bail!("unknown strategy {strategy}; known: {}, hybridflow-budget-<monthly cloud tokens>", STRATEGIES.join(", "));
         }
     }
     let items = datasets::load(dataset, options.data_dir, options.split, options.questions)?;
@@ -355,7 +373,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
         let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), timeline.clone()));
         let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), timeline.clone()));
         let state_dir = options.out.with_extension("state");
-        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5, dataset, state_dir, default_engine: None };
+        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5, dataset, state_dir, default_engines: HashMap::new() };
         for item in &items {
             for strategy in &options.strategies {
                 if done.contains(&(item.id.clone(), strategy.clone())) {
@@ -389,4 +407,18 @@ pub fn run(options: Options<'_>) -> Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_strategy_names_its_monthly_cloud_tokens() {
+        assert_eq!(monthly_token_budget("hybridflow-budget-30000"), Some(30_000));
+        assert!(is_strategy("hybridflow-budget-15000") && is_strategy("hybridflow-default"));
+        for not_one in ["hybridflow-budget-", "hybridflow-budget-30k", "hybridflow-budget--5", "budget-100"] {
+            assert!(!is_strategy(not_one), "{not_one}");
+        }
+    }
 }

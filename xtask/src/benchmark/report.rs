@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::calls::{CallLog, CallRecord};
 use super::latency::{self, Profile};
-use super::{Record, STRATEGIES};
+use super::{monthly_token_budget, Record, STRATEGIES};
 
 /// xorshift64*: reproducible bootstrap without another dependency.
 struct Rng(u64);
@@ -184,7 +184,11 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         let mut token_points = Vec::new();
         let mut latency_points = Vec::new();
         let mut modeled_points = Vec::new();
-        for strategy in STRATEGIES {
+        // The fixed strategies in their order, then the budget sweep by rising budget.
+        let mut budgeted: Vec<&str> = strategies.keys().copied().filter(|s| monthly_token_budget(s).is_some()).collect();
+        budgeted.sort_by_key(|s| monthly_token_budget(s));
+        let in_order: Vec<&str> = STRATEGIES.iter().copied().chain(budgeted.iter().copied()).collect();
+        for &strategy in &in_order {
             let Some(rows) = strategies.get(strategy) else { continue };
             let s = summarise(rows, &modeled_deployment);
             let _ = writeln!(
@@ -198,7 +202,8 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
         }
-        for (hybrid_name, hybrid) in ["hybridflow-default", "hybridflow-learned"].iter().filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
+        let headlines = ["hybridflow-default", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
+        for (hybrid_name, hybrid) in headlines.filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
             let (h, c) = (summarise(hybrid, &modeled_deployment), summarise(cloud, &modeled_deployment));
             // Paired difference over the questions both strategies answered.
