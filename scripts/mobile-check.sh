@@ -10,7 +10,7 @@
 # configures CMake for iOS, which requires an iOS SDK). Ends with one "test result" line.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-ensure_apt_packages gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf
+ensure_apt_packages gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabi g++-arm-linux-gnueabi
 cd "$HYBRIDFLOW_ROOT"
 
 passed=0 failed=0 failures=""
@@ -28,7 +28,7 @@ check() { # <rust target> <gcc prefix, empty for the host's>
   fi
 }
 check aarch64-linux-android aarch64-linux-gnu-
-check armv7-linux-androideabi arm-linux-gnueabihf-
+check armv7-linux-androideabi arm-linux-gnueabi-  # softfp, as Android armeabi-v7a
 check x86_64-linux-android ""
 
 echo "test result: $( ((failed == 0)) && echo ok || echo FAILED ). $passed passed; $failed failed (Android targets type-checked${failures:+; failed:$failures})"

@@ -44,6 +44,13 @@ arm_status=${PIPESTATUS[0]}
 set -e
 ((arm_status == 0)) || status=1
 
+# The Android ABIs type-checked, so the code behind cfg(target_os = "android") compiles.
+set +e
+scripts/mobile-check.sh 2>&1 | tee -a "$log_file"
+mobile_status=${PIPESTATUS[0]}
+set -e
+((mobile_status == 0)) || status=1
+
 # One closing line for the whole suite: cargo prints one per test binary, JUnit its own summary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      /^OK \([0-9]+ tests?\)/ { gsub(/[()]/, ""); p += $2 }
