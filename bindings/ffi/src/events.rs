@@ -220,8 +220,10 @@ pub struct Answer {
     pub totals: Totals,
 }
 
+/// What a query reports while it runs, in order (bindings/README.md, "Events, in order").
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum Event {
+    /// The planning call started on `side` (decomposition on, query long enough), for `reason`.
     /// `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
     PlanningStarted { side: Side, reason: String, served_by: String },
     /// Subtasks may start before this, while the plan streams.
