@@ -2943,10 +2943,14 @@ public func FfiConverterTypeEdgeEngine_lower(_ value: EdgeEngine) -> RustBuffer 
 
 
 
+/**
+ * What a query reports while it runs, in order (bindings/README.md, "Events, in order").
+ */
 
 public enum Event: Equatable, Hashable {
     
     /**
+     * The planning call started on `side` (decomposition on, query long enough), for `reason`.
      * `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
      */
     case planningStarted(side: Side, reason: String, servedBy: String

@@ -3833,9 +3833,13 @@ public object FfiConverterTypeEdgeEngine: FfiConverterRustBuffer<EdgeEngine> {
 
 
 
+/**
+ * What a query reports while it runs, in order (bindings/README.md, "Events, in order").
+ */
 sealed class Event {
     
     /**
+     * The planning call started on `side` (decomposition on, query long enough), for `reason`.
      * `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
      */
     data class PlanningStarted(
