@@ -361,7 +361,9 @@ pub fn run(options: Options<'_>) -> Result<()> {
     let mut output = std::fs::OpenOptions::new().create(true).append(true).open(options.out)?;
     let commit = git_commit();
     let total = items.len() * options.strategies.len();
-    let mut finished = done.len().min(total);
+    // Done earlier: this run's pairs only (the results file also holds other strategies' rows).
+    let done_before = items.iter().flat_map(|item| options.strategies.iter().map(move |s| (item.id.clone(), s.clone()))).filter(|pair| done.contains(pair)).count();
+    let mut finished = done_before;
     let started = Instant::now();
     tokio::runtime::Runtime::new()?.block_on(async {
         let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(catalog::model_path(options.edge_model)), |_| {}).await?);
@@ -393,7 +395,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
                 writeln!(output, "{}", serde_json::to_string(&record)?)?;
                 output.flush()?;
                 finished += 1;
-                let per_item = started.elapsed().as_secs_f64() / (finished - done.len().min(total)).max(1) as f64;
+                let per_item = started.elapsed().as_secs_f64() / (finished - done_before) as f64;
                 eprintln!(
                     "[{finished}/{total}] {} {strategy}: {} in {:.1} s, {} of {} calls replayed (about {:.0} min left)",
                     item.id,
