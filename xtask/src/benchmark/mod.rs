@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use hybridflow_core::device::AppPolicy;
 use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, Scheduler, Totals};
-use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, Limits, QueryBudget};
+use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, Limits};
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel, Price};
 use hybridflow_core::model::edge::{EdgeConfig, EdgeModel};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message, Side};
-use hybridflow_core::plan::planner::direct_plan;
 use hybridflow_core::route::router::{LearnedRouter, RouterConfig};
 use hybridflow_core::route::{ByDifficulty, Fixed, RouteDecision, RoutePolicy, RouteRequest, Step};
 use serde::{Deserialize, Serialize};
@@ -31,12 +30,14 @@ use tokio_util::sync::CancellationToken;
 
 use datasets::{Dataset, Item};
 
-pub const STRATEGIES: [&str; 13] = [
+/// Query-level routing of the RouteLLM kind is not among them: it needs no run of its own, as a
+/// whole-query router's result is the chosen side's chain-of-thought result, already recorded for
+/// both sides (`cargo xtask train-query-router` scores it exactly).
+pub const STRATEGIES: [&str; 12] = [
     "edge-direct",
     "edge-cot",
     "cloud-direct",
     "cloud-cot",
-    "query-routing",
     "edge-cascade",
     "hybridflow-default",
     "hybridflow-final-steps-rule",
@@ -278,18 +279,6 @@ impl Bench {
             "edge-cot" => self.single_call(Side::Edge, item, COT, strategy).await,
             "cloud-direct" => self.single_call(Side::Cloud, item, DIRECT, strategy).await,
             "cloud-cot" => self.single_call(Side::Cloud, item, COT, strategy).await,
-            "query-routing" => {
-                // The whole query, as one step, to the side the learned router picks for it.
-                let plan = direct_plan(&item.question);
-                let decision = learned().route(&RouteRequest {
-                    query: &item.question,
-                    step: Step::Subtask { subtask: &plan.subtasks[0], plan: Some(&plan) },
-                    cloud_available: true,
-                    edge_available: true,
-                    budget: &QueryBudget::default(),
-                });
-                self.single_call(decision.side, item, COT, strategy).await
-            }
             "edge-cascade" => self.cascade(item, strategy).await,
             "hybridflow-default" => Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await,
             budgeted if monthly_token_budget(budgeted).is_some() => Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await,
