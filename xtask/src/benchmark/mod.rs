@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use hybridflow_core::device::AppPolicy;
 use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, Scheduler, Totals};
 use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, Limits};
@@ -140,6 +140,10 @@ pub fn monthly_token_budget(strategy: &str) -> Option<u64> {
 
 pub fn is_strategy(strategy: &str) -> bool {
     STRATEGIES.contains(&strategy) || monthly_token_budget(strategy).is_some()
+}
+
+fn unknown_strategy(strategy: &str) -> anyhow::Error {
+    anyhow::anyhow!("unknown strategy {strategy}; known: {}, hybridflow-budget-<monthly cloud tokens>", STRATEGIES.join(", "))
 }
 
 fn record_from_totals(item: &Item, strategy: &str, totals: &Totals, latency: Duration) -> Record {
@@ -280,8 +284,9 @@ impl Bench {
             "cloud-direct" => self.single_call(Side::Cloud, item, DIRECT, strategy).await,
             "cloud-cot" => self.single_call(Side::Cloud, item, COT, strategy).await,
             "edge-cascade" => self.cascade(item, strategy).await,
-            "hybridflow-default" => Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await,
-            budgeted if monthly_token_budget(budgeted).is_some() => Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await,
+            shipped if shipped == "hybridflow-default" || monthly_token_budget(shipped).is_some() => {
+                Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await
+            }
             "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,
             "hybridflow-learned" => {
                 let (record, text) = self.hybrid(item, strategy, learned(), false).await;
@@ -293,7 +298,7 @@ impl Bench {
             "hybridflow-random" => self.hybrid(item, strategy, Arc::new(RandomRouter { cloud_fraction: self.learned_cloud_fraction }), false).await,
             "hybridflow-chained" => self.hybrid(item, strategy, learned(), true).await,
             "hybridflow-edge-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Edge)), false).await,
-            other => bail!("unknown strategy {other}; known: {}, hybridflow-budget-<monthly cloud tokens>", STRATEGIES.join(", ")),
+            other => return Err(unknown_strategy(other)),
         })
     }
 }
@@ -329,7 +334,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
     let dataset = Dataset::parse(options.dataset)?;
     for strategy in &options.strategies {
         if !is_strategy(strategy) {
-            bail!("unknown strategy {strategy}; known: {}, hybridflow-budget-<monthly cloud tokens>", STRATEGIES.join(", "));
+            return Err(unknown_strategy(strategy));
         }
     }
     let items = datasets::load(dataset, options.data_dir, options.split, options.questions)?;
