@@ -11,7 +11,7 @@ use camino::Utf8Path;
 use heck::{ToLowerCamelCase, ToShoutySnakeCase};
 use uniffi_meta::{
     ConstructorMetadata, DefaultValueMetadata, EnumMetadata, EnumShape, FieldMetadata, FnParamMetadata, LiteralMetadata,
-    Metadata, ObjectImpl, RecordMetadata, Type,
+    Metadata, MethodMetadata, ObjectImpl, RecordMetadata, TraitMethodMetadata, Type,
 };
 
 /// Where each Rust module of the FFI crate lands on the page, and under which heading.
@@ -41,22 +41,18 @@ fn render(items: &[Metadata]) -> String {
     for item in items {
         match item {
             Metadata::Constructor(c) => methods.entry(&c.self_name).or_default().push(constructor(c)),
-            Metadata::Method(m) => methods.entry(&m.self_name).or_default().push(signature(
-                &m.name.to_lower_camel_case(),
-                m.is_async,
-                &m.inputs,
-                m.return_type.as_ref(),
-                m.throws.as_ref(),
-                m.docstring.as_deref(),
-            )),
-            Metadata::TraitMethod(m) => methods.entry(&m.trait_name).or_default().push(signature(
-                &m.name.to_lower_camel_case(),
-                m.is_async,
-                &m.inputs,
-                m.return_type.as_ref(),
-                m.throws.as_ref(),
-                m.docstring.as_deref(),
-            )),
+            // An object's methods and a callback interface's are listed alike, under their owner.
+            Metadata::Method(MethodMetadata { self_name: owner, name, is_async, inputs, return_type, throws, docstring, .. })
+            | Metadata::TraitMethod(TraitMethodMetadata { trait_name: owner, name, is_async, inputs, return_type, throws, docstring, .. }) => {
+                methods.entry(owner).or_default().push(signature(
+                    &name.to_lower_camel_case(),
+                    *is_async,
+                    inputs,
+                    return_type.as_ref(),
+                    throws.as_ref(),
+                    docstring.as_deref(),
+                ))
+            }
             Metadata::Func(f) => add(&f.module_path, &f.name, {
                 let mut text = format!("### `{}` (function)\n\n", f.name.to_lower_camel_case());
                 text += &signature(&f.name.to_lower_camel_case(), f.is_async, &f.inputs, f.return_type.as_ref(), f.throws.as_ref(), f.docstring.as_deref());
@@ -113,21 +109,21 @@ fn enumeration(e: &EnumMetadata) -> String {
     let title = if kotlin_name == e.name { format!("`{}`", e.name) } else { format!("`{kotlin_name}` / `{}`", e.name) };
     let mut text = format!("### {title} ({})\n\n{}", if is_error { "error" } else { "enum" }, paragraph(e.docstring.as_deref()));
     text += "| Kotlin | Swift | meaning |\n|---|---|---|\n";
+    // A flat error's variants carry only their message in Kotlin and Swift.
+    let carries_fields = !matches!(e.shape, EnumShape::Error { flat: true });
     for variant in &e.variants {
         let kotlin = if flat && !is_error { variant.name.to_shouty_snake_case() } else { format!("{kotlin_name}.{}", variant.name) };
-        let fields: Vec<String> = variant.fields.iter().filter(|_| !matches!(e.shape, EnumShape::Error { flat: true })).map(|f| {
-            format!("{}: {}", f.name.to_lower_camel_case(), kotlin_type(&f.ty))
-        }).collect();
-        let swift_fields: Vec<String> = variant.fields.iter().filter(|_| !matches!(e.shape, EnumShape::Error { flat: true })).map(|f| {
-            format!("{}: {}", f.name.to_lower_camel_case(), swift_type(&f.ty))
-        }).collect();
-        let with = |names: Vec<String>| if names.is_empty() { String::new() } else { format!("({})", names.join(", ")) };
+        let fields = |render: fn(&Type) -> String| {
+            let listed = variant.fields.iter().filter(|_| carries_fields).map(|f| format!("{}: {}", f.name.to_lower_camel_case(), render(&f.ty)));
+            let listed: Vec<String> = listed.collect();
+            if listed.is_empty() { String::new() } else { format!("({})", listed.join(", ")) }
+        };
         let _ = writeln!(
             text,
             "| `{kotlin}{}` | `.{}{}` | {} |",
-            with(fields),
+            fields(kotlin_type),
             variant.name.to_lower_camel_case(),
-            with(swift_fields),
+            fields(swift_type),
             cell(variant.docstring.as_deref())
         );
     }
@@ -153,22 +149,28 @@ fn fields_table(fields: &[FieldMetadata]) -> String {
 }
 
 fn signature(name: &str, is_async: bool, inputs: &[FnParamMetadata], returns: Option<&Type>, throws: Option<&Type>, doc: Option<&str>) -> String {
-    let params = |render: fn(&Type) -> String| inputs.iter().map(|p| format!("{}: {}", p.name.to_lower_camel_case(), render(&p.ty))).collect::<Vec<_>>().join(", ");
     let kotlin = format!(
         "{}fun {name}({}){}",
         if is_async { "suspend " } else { "" },
-        params(kotlin_type),
+        parameters(inputs, kotlin_type),
         returns.map(|t| format!(": {}", kotlin_type(t))).unwrap_or_default()
     );
     let swift = format!(
         "func {name}({}){}{}{}",
-        params(swift_type),
+        parameters(inputs, swift_type),
         if is_async { " async" } else { "" },
         if throws.is_some() { " throws" } else { "" },
         returns.map(|t| format!(" -> {}", swift_type(t))).unwrap_or_default()
     );
-    let throws = throws.map(|t| format!(" Throws `{}`.", kotlin_type(t))).unwrap_or_default();
-    format!("- Kotlin `{kotlin}`<br>Swift `{swift}`<br>{}{throws}\n", cell(doc))
+    format!("- Kotlin `{kotlin}`<br>Swift `{swift}`<br>{}{}\n", cell(doc), throws_note(throws))
+}
+
+fn parameters(inputs: &[FnParamMetadata], render: fn(&Type) -> String) -> String {
+    inputs.iter().map(|p| format!("{}: {}", p.name.to_lower_camel_case(), render(&p.ty))).collect::<Vec<_>>().join(", ")
+}
+
+fn throws_note(throws: Option<&Type>) -> String {
+    throws.map(|t| format!(" Throws `{}`.", kotlin_type(t))).unwrap_or_default()
 }
 
 /// uniffi makes a constructor named `new` the class's own constructor, any other a factory:
@@ -176,9 +178,14 @@ fn signature(name: &str, is_async: bool, inputs: &[FnParamMetadata], returns: Op
 fn constructor(c: &ConstructorMetadata) -> String {
     let object = Type::Object { module_path: c.module_path.clone(), name: c.self_name.clone(), imp: ObjectImpl::Struct };
     if c.name == "new" {
-        let params = |render: fn(&Type) -> String| c.inputs.iter().map(|p| format!("{}: {}", p.name.to_lower_camel_case(), render(&p.ty))).collect::<Vec<_>>().join(", ");
-        let throws = c.throws.as_ref().map(|t| format!(" Throws `{}`.", kotlin_type(t))).unwrap_or_default();
-        return format!("- Kotlin `{}({})`<br>Swift `init({})`<br>{}{throws}\n", c.self_name, params(kotlin_type), params(swift_type), cell(c.docstring.as_deref()));
+        return format!(
+            "- Kotlin `{}({})`<br>Swift `init({})`<br>{}{}\n",
+            c.self_name,
+            parameters(&c.inputs, kotlin_type),
+            parameters(&c.inputs, swift_type),
+            cell(c.docstring.as_deref()),
+            throws_note(c.throws.as_ref())
+        );
     }
     let text = signature(&c.name.to_lower_camel_case(), c.is_async, &c.inputs, Some(&object), c.throws.as_ref(), c.docstring.as_deref());
     text.replacen("Kotlin `", "Kotlin `companion ", 1).replacen("Swift `", "Swift `static ", 1)
