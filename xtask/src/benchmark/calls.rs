@@ -3,6 +3,8 @@
 //! before (same side, model and request) are served from the record instead of the model, so
 //! strategies share the calls they have in common and a rerun pays only for what is new. The
 //! record is also the audit trail: any score can be checked against the text that produced it.
+//! A greedy call that ended on its own (not at its cap) is the same under any cap at least as
+//! long as it, so a change of token cap re-runs only the calls the old cap cut.
 //! The [`Timeline`] of a result says when each of its calls ran, for the latency model.
 
 use std::collections::HashMap;
@@ -55,32 +57,58 @@ impl CallRecord {
 /// How much faster than recorded a replayed call runs.
 const REPLAY_SPEEDUP: f64 = 100.0;
 
+fn sha256_hex(value: &serde_json::Value) -> String {
+    Sha256::digest(value.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The key of a call: only greedy calls have one (a sampled call is not repeatable).
 fn call_key(side: Side, model: &str, request: &ChatRequest) -> Option<String> {
     if request.sampling_temperature().is_some() {
         return None;
     }
-    let canonical = serde_json::json!({
+    Some(sha256_hex(&serde_json::json!({
         "side": side, "model": model, "messages": request.messages, "max_tokens": request.max_tokens,
         "stop": request.stop, "json_schema": request.json_schema,
-    });
-    Some(Sha256::digest(canonical.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
+    })))
+}
+
+/// The key of a request whatever its token cap: the calls that share it differ only in the cap.
+fn capless_key(side: Side, model: &str, messages: &[Message], stop: &[String], json_schema: Option<&serde_json::Value>) -> String {
+    sha256_hex(&serde_json::json!({ "side": side, "model": model, "messages": messages, "stop": stop, "json_schema": json_schema }))
 }
 
 /// The record file, loaded, and appended to as calls complete.
 pub struct CallLog {
-    known: Mutex<HashMap<String, CallRecord>>,
+    known: Mutex<Known>,
     file: Mutex<std::fs::File>,
+}
+
+#[derive(Default)]
+struct Known {
+    by_key: HashMap<String, CallRecord>,
+    /// Keys of the recorded calls by their request without its cap.
+    by_capless_key: HashMap<String, Vec<String>>,
+}
+
+impl Known {
+    fn insert(&mut self, record: CallRecord) {
+        let capless = capless_key(record.side, &record.model, &record.messages, &record.stop, record.json_schema.as_ref());
+        let keys = self.by_capless_key.entry(capless).or_default();
+        if !keys.contains(&record.key) {
+            keys.push(record.key.clone());
+        }
+        self.by_key.insert(record.key.clone(), record);
+    }
 }
 
 impl CallLog {
     pub fn open(path: &Path) -> Result<Arc<Self>> {
-        let mut known = HashMap::new();
+        let mut known = Known::default();
         if let Ok(file) = std::fs::File::open(path) {
             for line in std::io::BufReader::new(file).lines() {
                 // A line cut by a killed run is skipped: the call is simply made again.
                 if let Ok(record) = serde_json::from_str::<CallRecord>(&line?) {
-                    known.insert(record.key.clone(), record);
+                    known.insert(record);
                 }
             }
         }
@@ -98,12 +126,23 @@ impl CallLog {
                 eprintln!("cannot append to the call record: {e}");
             }
         }
-        self.known.lock().unwrap().insert(record.key.clone(), record);
+        self.known.lock().unwrap().insert(record);
     }
 
     /// The recorded call with this key.
     pub fn get(&self, key: &str) -> Option<CallRecord> {
-        self.known.lock().unwrap().get(key).cloned()
+        self.known.lock().unwrap().by_key.get(key).cloned()
+    }
+
+    /// The recorded call that answers this greedy request: the same request, or the same request
+    /// under another cap whose completion ended on its own within this request's cap.
+    fn replay_of(&self, key: &str, side: Side, model: &str, request: &ChatRequest) -> Option<CallRecord> {
+        let known = self.known.lock().unwrap();
+        if let Some(record) = known.by_key.get(key) {
+            return Some(record.clone());
+        }
+        let capless = capless_key(side, model, &request.messages, &request.stop, request.json_schema.as_ref());
+        known.by_capless_key.get(&capless)?.iter().filter_map(|k| known.by_key.get(k)).find(|r| r.finish_reason == FinishReason::Stop && r.completion_tokens <= request.max_tokens).cloned()
     }
 }
 
@@ -206,10 +245,11 @@ impl ChatModel for Recorded {
         Box::pin(async move {
             let key = call_key(self.side(), self.name(), &request);
             if let Some(key) = &key {
-                if let Some(record) = self.log.get(key) {
+                if let Some(record) = self.log.replay_of(key, self.side(), self.name(), &request) {
                     // Replayed in a hundredth of its recorded time: fast, and the timeline keeps
                     // which calls overlapped and which released which (the latency model needs it).
-                    let index = self.timeline.begin(key, self.side(), true);
+                    // The span names the recorded call, which may have been made under another cap.
+                    let index = self.timeline.begin(&record.key, self.side(), true);
                     tokio::time::sleep(Duration::from_secs_f64(record.total_ms / 1e3 / REPLAY_SPEEDUP)).await;
                     self.timeline.end(index);
                     let events = [Ok(StreamEvent::Delta(record.text.clone())), Ok(StreamEvent::Finished(record.usage()))];
@@ -262,7 +302,8 @@ impl ChatModel for Recorded {
 mod tests {
     use super::*;
 
-    /// A model that counts its calls and answers with the request's last message reversed.
+    /// A model that counts its calls and answers with the request's last message reversed, in
+    /// three tokens, or stops at the request's cap when it is shorter.
     struct Counting(Mutex<u32>);
 
     impl ChatModel for Counting {
@@ -275,7 +316,8 @@ mod tests {
         fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
             *self.0.lock().unwrap() += 1;
             let text: String = request.messages.last().unwrap().content.chars().rev().collect();
-            let usage = Usage { prompt_tokens: 7, completion_tokens: 3, token_count: TokenCount::Reported, time_to_first_token: Some(Duration::from_millis(20)), total_time: Duration::from_millis(50), decode_tokens_per_second: 66.0, finish_reason: FinishReason::Stop };
+            let (completion_tokens, finish_reason) = if request.max_tokens < 3 { (request.max_tokens, FinishReason::Length) } else { (3, FinishReason::Stop) };
+            let usage = Usage { prompt_tokens: 7, completion_tokens, token_count: TokenCount::Reported, time_to_first_token: Some(Duration::from_millis(20)), total_time: Duration::from_millis(50), decode_tokens_per_second: 66.0, finish_reason };
             Box::pin(async move { Ok(TokenStream::new(futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]).boxed(), CancelHandle::default())) })
         }
     }
@@ -308,6 +350,32 @@ mod tests {
         assert!(spans.windows(2).all(|w| w[0].start_s <= w[1].start_s && w[0].start_s <= w[0].end_s));
         let line: CallRecord = serde_json::from_str(std::fs::read_to_string(&path).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!((line.text.as_str(), line.messages[0].content.as_str(), line.total_ms.round()), ("cba", "abc", 50.0), "full request and response recorded");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_call_that_ended_on_its_own_is_replayed_under_any_cap_it_fits() {
+        let path = std::env::temp_dir().join(format!("hybridflow-calls-caps-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let model = Arc::new(Counting(Mutex::new(0)));
+        let timeline = Arc::new(Timeline::default());
+        timeline.restart();
+        let recorded = Recorded::new(model.clone(), CallLog::open(&path).unwrap(), timeline.clone());
+        let ask = |text: &'static str, max_tokens: u32| {
+            let recorded = &recorded;
+            async move { recorded.stream(ChatRequest::new(vec![Message::user(text)]).with_max_tokens(max_tokens)).await.unwrap().collect_text().await.unwrap() }
+        };
+        assert_eq!(ask("abc", 384).await.usage.finish_reason, FinishReason::Stop);
+        assert_eq!(ask("abc", 1024).await.text, "cba");
+        assert_eq!(ask("abc", 3).await.usage.completion_tokens, 3);
+        assert_eq!(*model.0.lock().unwrap(), 1, "a completion that stopped within the cap is the same under a larger or smaller one");
+        assert_eq!(ask("abc", 2).await.usage.finish_reason, FinishReason::Length, "a cap below its length is a new call");
+        assert_eq!(ask("xyz", 2).await.usage.finish_reason, FinishReason::Length);
+        assert_eq!(ask("xyz", 1024).await.usage.finish_reason, FinishReason::Stop, "a completion cut at its cap is made again under a larger one");
+        assert_eq!(*model.0.lock().unwrap(), 4);
+        let spans = timeline.take();
+        assert_eq!(spans[1].key, spans[0].key, "a replay names the recorded call");
+        assert!(spans[1].replayed && !spans[3].replayed && !spans[5].replayed);
         std::fs::remove_file(&path).unwrap();
     }
 }

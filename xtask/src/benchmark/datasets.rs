@@ -15,16 +15,6 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    /// Token cap of a single chain-of-thought call, set from measured answer lengths so the cap
-    /// does not decide a baseline (docs/benchmarks.md): gsm8k answers fit in 384 (cloud CoT hit it
-    /// on 23 of 200 dev questions); at 384, mmlu-stem's cloud CoT hit it on 16 of its first 31.
-    pub fn chain_of_thought_max_tokens(self) -> u32 {
-        match self {
-            Self::Gsm8k => 384,
-            Self::MmluStem | Self::Livebench | Self::Aime => 1024,
-        }
-    }
-
     pub fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "gsm8k" => Self::Gsm8k,

@@ -50,6 +50,10 @@ pub const STRATEGIES: [&str; 12] = [
 
 const DIRECT: &str = "Answer with the final answer only, on one line, with no explanation.";
 const COT: &str = "Think step by step, briefly. End with a last line of the form 'Answer: <final answer>'.";
+/// Token cap of a single chain-of-thought call, set from measured answer lengths so the cap does
+/// not decide a baseline (docs/benchmarks.md): the longest measured answer on gsm8k and mmlu-stem
+/// is 761 tokens; at 384, cloud CoT stopped at the cap on 23 of 200 gsm8k questions.
+const CHAIN_OF_THOUGHT_MAX_TOKENS: u32 = 1024;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
@@ -186,7 +190,7 @@ impl Bench {
     async fn single_call(&self, side: Side, item: &Item, instruction: &str, strategy: &str) -> (Record, String) {
         let model = if side == Side::Edge { &self.edge } else { &self.cloud };
         let started = Instant::now();
-        let request = ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { self.dataset.chain_of_thought_max_tokens() });
+        let request = ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { CHAIN_OF_THOUGHT_MAX_TOKENS });
         let mut totals = Totals::default();
         let outcome = match model.stream(request).await {
             Ok(stream) => stream.collect_text().await,
