@@ -161,7 +161,7 @@ impl ChatModel for Edge {
                 return Err(ModelError::Engine("edge failure on command".into()));
             }
             let text = if request.json_schema.is_some() { self.plan.clone() } else { "edge result 7".to_string() };
-            let usage = Usage { prompt_tokens: 10, completion_tokens: 3, token_count: TokenCount::Reported, time_to_first_token: None, total_time: Duration::from_millis(1), decode_tokens_per_second: 0.0, finish_reason: FinishReason::Stop };
+            let usage = Usage { prompt_tokens: 10, completion_tokens: 3, token_count: TokenCount::Reported, time_to_first_token: None, total_time: Duration::from_millis(1), decode_tokens_per_second: 0.0, finish_reason: FinishReason::Stop, token_logprobs: Vec::new() };
             let events = futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]);
             Ok(TokenStream::new(events.boxed(), CancelHandle::default()))
         })

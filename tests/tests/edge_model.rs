@@ -377,3 +377,28 @@ async fn dropping_the_stream_during_the_prompt_stops_decoding_on(engine: EdgeEng
     let idle = idle_cpu_over(Duration::from_secs(2)).await;
     assert!(idle < Duration::from_millis(500), "{engine} still decoding after drop: {idle:?} CPU in 2 s");
 }
+
+/// Token log-probabilities on request, from mistral.rs: asking for them leaves the greedy text
+/// unchanged, and each one is a natural-log probability of the full distribution (at most 0, and
+/// near 0 for a confident token: a figure of a renormalised top-k would be 0 throughout, one of a
+/// twice-applied softmax near -ln(vocabulary)). ggml reports none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_logprobs_are_log_probabilities_and_leave_the_greedy_text_unchanged() {
+    let model = load_default(EdgeEngine::MistralRs).await;
+    let question = || ask("What is the capital of France? Answer in one sentence.").with_max_tokens(32);
+    let plain = model.stream(question()).await.unwrap().collect_text().await.unwrap();
+    assert!(plain.usage.token_logprobs.is_empty(), "not asked for");
+    let scored = model.stream(question().with_token_logprobs()).await.unwrap().collect_text().await.unwrap();
+    assert_eq!(scored.text, plain.text, "the greedy choice is the same");
+    let logprobs = &scored.usage.token_logprobs;
+    assert!(!logprobs.is_empty() && logprobs.len() <= scored.usage.completion_tokens as usize, "{logprobs:?}");
+    assert!(logprobs.iter().all(|l| l.is_finite() && *l <= 1e-4), "{logprobs:?}");
+    assert!(logprobs.iter().any(|l| *l > 0.5f32.ln()), "some token of a one-sentence fact is likely: {logprobs:?}");
+    assert!(logprobs.iter().any(|l| *l < -0.01), "and not every one certain: {logprobs:?}");
+    let sampled = model.stream(question().with_temperature(1.0).with_token_logprobs()).await.unwrap().collect_text().await.unwrap();
+    assert!(!sampled.usage.token_logprobs.is_empty() && sampled.usage.token_logprobs.iter().all(|l| *l <= 1e-4), "{:?}", sampled.usage.token_logprobs);
+
+    let ggml = load_default(EdgeEngine::Ggml).await;
+    let completion = ggml.stream(question().with_token_logprobs()).await.unwrap().collect_text().await.unwrap();
+    assert!(completion.usage.token_logprobs.is_empty());
+}

@@ -40,6 +40,7 @@ impl ChatModel for InstantModel {
             total_time: Duration::ZERO,
             decode_tokens_per_second: 0.0,
             finish_reason: FinishReason::Stop,
+            token_logprobs: Vec::new(),
         };
         let events = futures::stream::iter([Ok(StreamEvent::Delta(text.to_owned())), Ok(StreamEvent::Finished(usage))]);
         Box::pin(async move { Ok(TokenStream::new(events.boxed(), CancelHandle::default())) })

@@ -4,6 +4,7 @@ mod bench_dag;
 mod benchmark;
 mod bench_edge;
 mod bench_router;
+mod cascade_signal;
 mod edge_smoke;
 mod fetch_models;
 mod profile_router;
@@ -64,6 +65,18 @@ enum Command {
         data: std::path::PathBuf,
         #[arg(long, default_value = "core/assets/router-weights.json")]
         out: std::path::PathBuf,
+    },
+    /// Whether the edge knows when it is wrong: the edge cascade's confidence signals scored on
+    /// the recorded edge answers (ROC AUC, and the cascade each makes against random escalation).
+    CascadeSignal {
+        #[arg(long, default_value = "gsm8k")]
+        dataset: String,
+        #[arg(long, default_value = "docs/bench/gsm8k/results.jsonl")]
+        results: std::path::PathBuf,
+        #[arg(long, default_value = "docs/bench/gsm8k/calls.jsonl")]
+        calls: std::path::PathBuf,
+        #[arg(long, default_value = "../shared/data")]
+        data: std::path::PathBuf,
     },
     /// The query-level decision: the cloud's measured advantage on whole queries (gsm8k train,
     /// written into the weights) and a per-query learned model checked on dev against a rule and
@@ -162,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
+        Command::CascadeSignal { dataset, results, calls, data } => cascade_signal::run(&dataset, &results, &calls, &data),
         Command::TrainQueryRouter { train, dev, data, weights } => train_query_router::run(&train, &dev, &data, &weights),
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,

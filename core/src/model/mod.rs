@@ -69,6 +69,9 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     /// When set, the output is constrained to JSON matching this schema.
     pub json_schema: Option<serde_json::Value>,
+    /// Report each generated token's log-probability in the closing [`Usage`] (the mistral.rs
+    /// edge engine does; the others report none).
+    pub token_logprobs: bool,
 }
 
 impl ChatRequest {
@@ -81,6 +84,7 @@ impl ChatRequest {
             temperature: None,
             stop: Vec::new(),
             json_schema: None,
+            token_logprobs: false,
         }
     }
 
@@ -96,6 +100,11 @@ impl ChatRequest {
 
     pub fn with_stop(mut self, stop: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.stop = stop.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn with_token_logprobs(mut self) -> Self {
+        self.token_logprobs = true;
         self
     }
 
@@ -164,6 +173,10 @@ pub struct Usage {
     /// Tokens after the first divided by the time after the first (0 with fewer than 2 tokens).
     pub decode_tokens_per_second: f64,
     pub finish_reason: FinishReason,
+    /// Natural-log probability of each streamed token, when the request asked for them and the
+    /// engine reports them; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_logprobs: Vec<f32>,
 }
 
 /// One item of a [`TokenStream`].
@@ -315,6 +328,7 @@ impl GenerationClock {
             total_time: self.started.elapsed(),
             decode_tokens_per_second,
             finish_reason,
+            token_logprobs: Vec::new(),
         }
     }
 }

@@ -424,6 +424,7 @@ mod tests {
             total_time: Duration::from_secs(1),
             decode_tokens_per_second: tps,
             finish_reason: FinishReason::Stop,
+            token_logprobs: Vec::new(),
         };
         {
             let writer = Arc::new(StoreWriter::start(store.clone()).unwrap());

@@ -30,6 +30,8 @@ pub struct CallRecord {
     pub max_tokens: u32,
     pub stop: Vec<String>,
     pub json_schema: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_logprobs_requested: bool,
     pub text: String,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -38,6 +40,8 @@ pub struct CallRecord {
     pub time_to_first_token_ms: Option<f64>,
     pub total_ms: f64,
     pub decode_tokens_per_second: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_logprobs: Vec<f32>,
 }
 
 impl CallRecord {
@@ -50,6 +54,7 @@ impl CallRecord {
             total_time: Duration::from_secs_f64(self.total_ms / 1e3),
             decode_tokens_per_second: self.decode_tokens_per_second,
             finish_reason: self.finish_reason,
+            token_logprobs: self.token_logprobs.clone(),
         }
     }
 }
@@ -61,20 +66,29 @@ fn sha256_hex(value: &serde_json::Value) -> String {
     Sha256::digest(value.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What identifies a request apart from its cap. The log-probability flag is named only when set,
+/// so the keys of calls recorded before it existed still match.
+fn capless_request(side: Side, model: &str, messages: &[Message], stop: &[String], json_schema: Option<&serde_json::Value>, token_logprobs: bool) -> serde_json::Value {
+    let mut request = serde_json::json!({ "side": side, "model": model, "messages": messages, "stop": stop, "json_schema": json_schema });
+    if token_logprobs {
+        request["token_logprobs"] = true.into();
+    }
+    request
+}
+
 /// The key of a call: only greedy calls have one (a sampled call is not repeatable).
 fn call_key(side: Side, model: &str, request: &ChatRequest) -> Option<String> {
     if request.sampling_temperature().is_some() {
         return None;
     }
-    Some(sha256_hex(&serde_json::json!({
-        "side": side, "model": model, "messages": request.messages, "max_tokens": request.max_tokens,
-        "stop": request.stop, "json_schema": request.json_schema,
-    })))
+    let mut canonical = capless_request(side, model, &request.messages, &request.stop, request.json_schema.as_ref(), request.token_logprobs);
+    canonical["max_tokens"] = request.max_tokens.into();
+    Some(sha256_hex(&canonical))
 }
 
 /// The key of a request whatever its token cap: the calls that share it differ only in the cap.
-fn capless_key(side: Side, model: &str, messages: &[Message], stop: &[String], json_schema: Option<&serde_json::Value>) -> String {
-    sha256_hex(&serde_json::json!({ "side": side, "model": model, "messages": messages, "stop": stop, "json_schema": json_schema }))
+fn capless_key(side: Side, model: &str, messages: &[Message], stop: &[String], json_schema: Option<&serde_json::Value>, token_logprobs: bool) -> String {
+    sha256_hex(&capless_request(side, model, messages, stop, json_schema, token_logprobs))
 }
 
 /// The record file, loaded, and appended to as calls complete.
@@ -92,7 +106,7 @@ struct Known {
 
 impl Known {
     fn insert(&mut self, record: CallRecord) {
-        let capless = capless_key(record.side, &record.model, &record.messages, &record.stop, record.json_schema.as_ref());
+        let capless = capless_key(record.side, &record.model, &record.messages, &record.stop, record.json_schema.as_ref(), record.token_logprobs_requested);
         let keys = self.by_capless_key.entry(capless).or_default();
         if !keys.contains(&record.key) {
             keys.push(record.key.clone());
@@ -141,7 +155,7 @@ impl CallLog {
         if let Some(record) = known.by_key.get(key) {
             return Some(record.clone());
         }
-        let capless = capless_key(side, model, &request.messages, &request.stop, request.json_schema.as_ref());
+        let capless = capless_key(side, model, &request.messages, &request.stop, request.json_schema.as_ref(), request.token_logprobs);
         known.by_capless_key.get(&capless)?.iter().filter_map(|k| known.by_key.get(k)).find(|r| r.finish_reason == FinishReason::Stop && r.completion_tokens <= request.max_tokens).cloned()
     }
 }
@@ -278,6 +292,7 @@ impl ChatModel for Recorded {
                                 max_tokens: request.max_tokens,
                                 stop: request.stop.clone(),
                                 json_schema: request.json_schema.clone(),
+                                token_logprobs_requested: request.token_logprobs,
                                 text: std::mem::take(&mut text),
                                 prompt_tokens: usage.prompt_tokens,
                                 completion_tokens: usage.completion_tokens,
@@ -286,6 +301,7 @@ impl ChatModel for Recorded {
                                 time_to_first_token_ms: usage.time_to_first_token.map(|t| t.as_secs_f64() * 1e3),
                                 total_ms: usage.total_time.as_secs_f64() * 1e3,
                                 decode_tokens_per_second: usage.decode_tokens_per_second,
+                                token_logprobs: usage.token_logprobs.clone(),
                             });
                         }
                     }
@@ -317,7 +333,8 @@ mod tests {
             *self.0.lock().unwrap() += 1;
             let text: String = request.messages.last().unwrap().content.chars().rev().collect();
             let (completion_tokens, finish_reason) = if request.max_tokens < 3 { (request.max_tokens, FinishReason::Length) } else { (3, FinishReason::Stop) };
-            let usage = Usage { prompt_tokens: 7, completion_tokens, token_count: TokenCount::Reported, time_to_first_token: Some(Duration::from_millis(20)), total_time: Duration::from_millis(50), decode_tokens_per_second: 66.0, finish_reason };
+            let token_logprobs = if request.token_logprobs { vec![-0.5; completion_tokens as usize] } else { Vec::new() };
+            let usage = Usage { prompt_tokens: 7, completion_tokens, token_count: TokenCount::Reported, time_to_first_token: Some(Duration::from_millis(20)), total_time: Duration::from_millis(50), decode_tokens_per_second: 66.0, finish_reason, token_logprobs };
             Box::pin(async move { Ok(TokenStream::new(futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]).boxed(), CancelHandle::default())) })
         }
     }

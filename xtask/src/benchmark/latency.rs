@@ -143,6 +143,7 @@ mod tests {
             max_tokens: 0,
             stop: Vec::new(),
             json_schema: None,
+            token_logprobs_requested: false,
             text: String::new(),
             prompt_tokens: 500,
             completion_tokens: 101,
@@ -151,6 +152,7 @@ mod tests {
             time_to_first_token_ms: Some(300.0),
             total_ms: 1300.0,
             decode_tokens_per_second: 100.0,
+            token_logprobs: Vec::new(),
         };
         assert!((call_seconds(&PHONE_AND_HOSTED, &call) - (0.5 + 0.1 + 1.0)).abs() < 1e-9);
         let edge = CallRecord { side: Side::Edge, ..call };

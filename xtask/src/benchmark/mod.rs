@@ -187,10 +187,18 @@ struct Bench {
 }
 
 impl Bench {
+    /// The question with the instruction, capped for it.
+    fn single_request(item: &Item, instruction: &str) -> ChatRequest {
+        ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { CHAIN_OF_THOUGHT_MAX_TOKENS })
+    }
+
     async fn single_call(&self, side: Side, item: &Item, instruction: &str, strategy: &str) -> (Record, String) {
+        self.call(side, item, Self::single_request(item, instruction), strategy).await
+    }
+
+    async fn call(&self, side: Side, item: &Item, request: ChatRequest, strategy: &str) -> (Record, String) {
         let model = if side == Side::Edge { &self.edge } else { &self.cloud };
         let started = Instant::now();
-        let request = ChatRequest::new(vec![Message::user(format!("{}\n\n{instruction}", item.question))]).with_max_tokens(if instruction == DIRECT { 48 } else { CHAIN_OF_THOUGHT_MAX_TOKENS });
         let mut totals = Totals::default();
         let outcome = match model.stream(request).await {
             Ok(stream) => stream.collect_text().await,
@@ -268,9 +276,10 @@ impl Bench {
     }
 
     /// Chain-of-thought on the edge; the whole query goes to the cloud when the edge gives no
-    /// explicit final answer (no answer line, or cut at its token cap).
+    /// explicit final answer (no answer line, or cut at its token cap). The edge call records its
+    /// tokens' log-probabilities, the confidence signal `cargo xtask cascade-signal` measures.
     async fn cascade(&self, item: &Item, strategy: &str) -> (Record, String) {
-        let (edge, edge_text) = self.single_call(Side::Edge, item, COT, strategy).await;
+        let (edge, edge_text) = self.call(Side::Edge, item, Self::single_request(item, COT).with_token_logprobs(), strategy).await;
         if edge.error.is_none() && scoring::states_an_answer(self.dataset, item, &edge_text) {
             return (edge, edge_text);
         }

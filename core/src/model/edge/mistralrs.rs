@@ -55,6 +55,13 @@ fn split_model_path(path: &Path) -> Result<(String, String), EdgeLoadError> {
     }
 }
 
+/// A token's log-probability as mistral.rs 0.8.1 reports it (log10; later versions switch to the
+/// natural log, EricLBuehler/mistral.rs#2327) in natural log, as OpenAI's API reports it. Greedy
+/// requests run as top-k 1 at temperature 1, so the figure is of the full softmax probability.
+fn natural_logprob(engine_logprob: f32) -> f32 {
+    engine_logprob * std::f32::consts::LN_10
+}
+
 /// Translates our request into mistral.rs's: greedy unless a temperature is set; constrained
 /// decoding per ARCHITECTURE.md's measured settings (no flexible whitespace, stop on endoftext).
 fn engine_request(request: &ChatRequest, responder: mpsc::Sender<Response>) -> NormalRequest {
@@ -94,7 +101,7 @@ fn engine_request(request: &ChatRequest, responder: mpsc::Sender<Response>) -> N
         messages: builder.take_messages(),
         sampling_params: sampling,
         response: responder,
-        return_logprobs: false,
+        return_logprobs: request.token_logprobs,
         is_streaming: true,
         id: 0,
         constraint,
@@ -122,7 +129,7 @@ fn translate(response: Response, clock: &GenerationClock) -> Result<Translated, 
     match response {
         Response::Chunk(chunk) => {
             let Some(choice) = chunk.choices.into_iter().next() else {
-                return Ok(Translated { delta: None, finished: None });
+                return Ok(Translated { delta: None, logprob: None, finished: None });
             };
             let finished = choice.finish_reason.map(|reason| {
                 let reason = finish_reason(&reason);
@@ -131,7 +138,7 @@ fn translate(response: Response, clock: &GenerationClock) -> Result<Translated, 
                     None => clock.usage(0, clock.deltas(), TokenCount::Estimated, reason),
                 }
             });
-            Ok(Translated { delta: choice.delta.content, finished })
+            Ok(Translated { delta: choice.delta.content, logprob: choice.logprobs.map(|l| natural_logprob(l.logprob)), finished })
         }
         Response::ValidationError(e) => Err(ModelError::InvalidRequest(e.to_string())),
         Response::InternalError(e) => Err(ModelError::Engine(e.to_string())),

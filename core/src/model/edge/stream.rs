@@ -10,6 +10,8 @@ use crate::model::{CancelHandle, FinishReason, GenerationClock, ModelError, Stre
 /// What one engine message means to the caller.
 pub(super) struct Translated {
     pub delta: Option<String>,
+    /// The natural-log probability of the token behind `delta`, when the engine reports it.
+    pub logprob: Option<f32>,
     /// Set by the message that ends the generation.
     pub finished: Option<Usage>,
 }
@@ -23,6 +25,7 @@ struct Generation<M> {
     cancel: CancelHandle,
     clock: GenerationClock,
     finished: Option<Usage>,
+    logprobs: Vec<f32>,
     translate: Translate<M>,
     /// The error when the engine's channel closes before the generation ended.
     closed: &'static str,
@@ -36,14 +39,15 @@ pub(super) fn token_stream<M: Send + 'static>(
     closed: &'static str,
 ) -> TokenStream {
     let cancel = CancelHandle::default();
-    let generation = Generation { messages: Some(messages), cancel: cancel.clone(), clock, finished: None, translate, closed };
+    let generation = Generation { messages: Some(messages), cancel: cancel.clone(), clock, finished: None, logprobs: Vec::new(), translate, closed };
     TokenStream::new(futures::stream::unfold(generation, next_event).boxed(), cancel)
 }
 
 async fn next_event<M>(mut generation: Generation<M>) -> Option<(Result<StreamEvent, ModelError>, Generation<M>)> {
     loop {
-        if let Some(usage) = generation.finished.take() {
+        if let Some(mut usage) = generation.finished.take() {
             generation.messages = None;
+            usage.token_logprobs = std::mem::take(&mut generation.logprobs);
             return Some((Ok(StreamEvent::Finished(usage)), generation));
         }
         let messages = generation.messages.as_mut()?;
@@ -61,10 +65,11 @@ async fn next_event<M>(mut generation: Generation<M>) -> Option<(Result<StreamEv
             None => Err(ModelError::Engine(generation.closed.into())),
         };
         let event = match translated {
-            Ok(Translated { delta, finished }) => {
+            Ok(Translated { delta, logprob, finished }) => {
                 if finished.is_some() {
                     generation.finished = finished;
                 }
+                generation.logprobs.extend(logprob);
                 match delta {
                     Some(text) if !text.is_empty() => {
                         generation.clock.on_delta();

@@ -89,9 +89,10 @@ impl GgmlEngine {
 /// The worker's messages as the caller sees them.
 fn translate(event: WorkerEvent, clock: &GenerationClock) -> Result<Translated, ModelError> {
     match event {
-        WorkerEvent::Delta(text) => Ok(Translated { delta: Some(text), finished: None }),
+        WorkerEvent::Delta(text) => Ok(Translated { delta: Some(text), logprob: None, finished: None }),
         WorkerEvent::Done { prompt_tokens, completion_tokens, reason } => Ok(Translated {
             delta: None,
+            logprob: None,
             finished: Some(clock.usage(prompt_tokens, completion_tokens, TokenCount::Reported, reason)),
         }),
         WorkerEvent::Failed(error) => Err(error),

@@ -1,0 +1,183 @@
+//! Whether the edge knows when it is wrong: the edge cascade's confidence signals (its tokens'
+//! log-probabilities, and whether it stated an answer), scored on the benchmark's recorded edge
+//! answers. For each signal: how well it separates right edge answers from wrong ones (ROC AUC,
+//! with a bootstrap interval over questions), and the cascade it would make — the least confident
+//! share of questions sent to the cloud's chain-of-thought — against sending the same share at
+//! random (the straight line between edge and cloud), with paired intervals.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use hybridflow_core::model::Side;
+use hybridflow_core::route::learned::roc_auc;
+
+use crate::benchmark::calls::CallRecord;
+use crate::benchmark::datasets::{self, Dataset};
+use crate::benchmark::report::bootstrap_interval;
+use crate::benchmark::{scoring, Record};
+
+/// Tokens at the end of an answer that hold its answer line ("Answer: 42" and the end of the
+/// sentence before it).
+const ANSWER_TAIL_TOKENS: usize = 8;
+
+/// One question the cascade's edge call answered, with the cloud's chain-of-thought beside it.
+struct Question {
+    edge_right: bool,
+    cloud_right: bool,
+    cloud_tokens: u64,
+    stated_answer: bool,
+    logprobs: Vec<f32>,
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// A named confidence signal, higher meaning more confident.
+type Signal = (&'static str, fn(&Question) -> f64);
+
+fn signals() -> Vec<Signal> {
+    fn logprob_mean(logprobs: &[f32]) -> f64 {
+        logprobs.iter().map(|l| f64::from(*l)).sum::<f64>() / logprobs.len().max(1) as f64
+    }
+    vec![
+        ("mean token log-probability", |q| logprob_mean(&q.logprobs)),
+        ("lowest token log-probability", |q| q.logprobs.iter().copied().fold(0.0f32, f32::min).into()),
+        ("mean log-probability of the last 8 tokens", |q| logprob_mean(&q.logprobs[q.logprobs.len().saturating_sub(ANSWER_TAIL_TOKENS)..])),
+        ("stated an answer (0 or 1)", |q| f64::from(u8::from(q.stated_answer))),
+    ]
+}
+
+fn questions(dataset: Dataset, results: &Path, calls: &Path, data: &Path) -> Result<Vec<Question>> {
+    let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+    let items: HashMap<String, datasets::Item> = datasets::load(dataset, data, "dev", usize::MAX)?.into_iter().map(|i| (i.id.clone(), i)).collect();
+    let records: Vec<Record> = read(results)?.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).filter(|r| r.dataset == dataset.name()).collect();
+    let calls: HashMap<String, CallRecord> = read(calls)?.lines().filter_map(|l| serde_json::from_str::<CallRecord>(l).ok()).map(|c| (c.key.clone(), c)).collect();
+    let of = |strategy: &str| -> HashMap<&str, &Record> { records.iter().filter(|r| r.strategy == strategy && r.error.is_none()).map(|r| (r.id.as_str(), r)).collect() };
+    let (edge, cloud, cascade) = (of("edge-cot"), of("cloud-cot"), of("edge-cascade"));
+    let mut questions: Vec<Question> = cascade
+        .iter()
+        .filter_map(|(id, cascaded)| {
+            // The cascade's first call is its edge answer, recorded with its log-probabilities.
+            let edge_call = calls.get(&cascaded.timeline.iter().find(|s| s.side == Side::Edge)?.key)?;
+            let cloud_answer = cloud.get(id)?;
+            Some(Question {
+                edge_right: edge.get(id)?.correct,
+                cloud_right: cloud_answer.correct,
+                cloud_tokens: cloud_answer.cloud_input_tokens + cloud_answer.cloud_output_tokens,
+                stated_answer: scoring::states_an_answer(dataset, items.get(*id)?, &edge_call.text),
+                logprobs: edge_call.token_logprobs.clone(),
+            })
+        })
+        .filter(|q| !q.logprobs.is_empty())
+        .collect();
+    // A fixed order, so the bootstrap draws the same questions on every run.
+    questions.sort_by(|a, b| a.logprobs.partial_cmp(&b.logprobs).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(questions)
+}
+
+/// ROC AUC of `scores` for "the edge is right", with a bootstrap interval over questions.
+fn auc_with_interval(scores: &[f64], labels: &[bool]) -> (f64, (f64, f64)) {
+    let as_f32: Vec<f32> = scores.iter().map(|s| *s as f32).collect();
+    let auc = roc_auc(&as_f32, labels);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut draws: Vec<f64> = (0..400)
+        .map(|_| {
+            let picks: Vec<usize> = (0..labels.len())
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % labels.len() as u64) as usize
+                })
+                .collect();
+            let s: Vec<f32> = picks.iter().map(|i| as_f32[*i]).collect();
+            let l: Vec<bool> = picks.iter().map(|i| labels[*i]).collect();
+            roc_auc(&s, &l)
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    (auc, (draws[10], draws[389]))
+}
+
+/// The cascade that sends the `share` least confident questions to the cloud: its per-question
+/// correctness and cloud tokens.
+fn cascade(questions: &[Question], confidence: &[f64], share: f64) -> (Vec<f64>, u64) {
+    let k = (share * questions.len() as f64).round() as usize;
+    let mut order: Vec<usize> = (0..questions.len()).collect();
+    order.sort_by(|a, b| confidence[*a].total_cmp(&confidence[*b]));
+    let escalated: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
+    let correct = questions.iter().enumerate().map(|(i, q)| f64::from(u8::from(if escalated.contains(&i) { q.cloud_right } else { q.edge_right }))).collect();
+    (correct, escalated.iter().map(|i| questions[*i].cloud_tokens).sum())
+}
+
+pub fn run(dataset: &str, results: &Path, calls: &Path, data: &Path) -> Result<()> {
+    let questions = questions(Dataset::parse(dataset)?, results, calls, data)?;
+    if questions.len() < 20 {
+        bail!("{} questions have an edge-cascade answer with token log-probabilities, edge-cot and cloud-cot results: too few", questions.len());
+    }
+    let n = questions.len() as f64;
+    let labels: Vec<bool> = questions.iter().map(|q| q.edge_right).collect();
+    let cloud_tokens: u64 = questions.iter().map(|q| q.cloud_tokens).sum();
+    let rate = |f: fn(&Question) -> bool| questions.iter().filter(|q| f(q)).count() as f64 / n;
+    println!(
+        "{} questions: edge CoT right {:.1} %, cloud CoT right {:.1} %, only the cloud right {:.1} %",
+        questions.len(),
+        100.0 * rate(|q| q.edge_right),
+        100.0 * rate(|q| q.cloud_right),
+        100.0 * rate(|q| q.cloud_right && !q.edge_right)
+    );
+    println!("\n| signal | ROC AUC for \"the edge is right\" (95 % CI) |\n|---|---|");
+    let signals = signals();
+    let scored: Vec<Vec<f64>> = signals.iter().map(|(_, signal)| questions.iter().map(signal).collect()).collect();
+    for ((name, _), scores) in signals.iter().zip(&scored) {
+        let (auc, (low, high)) = auc_with_interval(scores, &labels);
+        println!("| {name} | {auc:.3} ({low:.3} to {high:.3}) |");
+    }
+    println!("\n| signal | share to the cloud | cloud tokens (× cloud CoT) | accuracy | − random at that share (95 % CI) | − cloud CoT |\n|---|---|---|---|---|---|");
+    let cloud_correct: Vec<f64> = questions.iter().map(|q| f64::from(u8::from(q.cloud_right))).collect();
+    for ((name, _), scores) in signals.iter().zip(&scored) {
+        for share in [0.2, 0.3, 0.4, 0.5] {
+            let (correct, tokens) = cascade(&questions, scores, share);
+            // Random at the same share: each question's expected correctness.
+            let random: Vec<f64> = questions.iter().map(|q| share * f64::from(u8::from(q.cloud_right)) + (1.0 - share) * f64::from(u8::from(q.edge_right))).collect();
+            let over_random: Vec<f64> = correct.iter().zip(&random).map(|(c, r)| c - r).collect();
+            let (low, high) = bootstrap_interval(&over_random);
+            let under_cloud: Vec<f64> = correct.iter().zip(&cloud_correct).map(|(c, k)| c - k).collect();
+            println!(
+                "| {name} | {share:.1} | ×{:.2} | {:.1} % | {:+.1} ({:+.1} to {:+.1}) | {:+.1} |",
+                tokens as f64 / cloud_tokens as f64,
+                100.0 * mean(&correct),
+                100.0 * mean(&over_random),
+                100.0 * low,
+                100.0 * high,
+                100.0 * mean(&under_cloud)
+            );
+        }
+    }
+    let oracle: Vec<f64> = questions.iter().map(|q| f64::from(u8::from(q.edge_right || q.cloud_right))).collect();
+    let oracle_tokens: u64 = questions.iter().filter(|q| q.cloud_right && !q.edge_right).map(|q| q.cloud_tokens).sum();
+    println!("\noracle (the cloud exactly where only it is right): {:.1} % at ×{:.2} cloud tokens", 100.0 * mean(&oracle), oracle_tokens as f64 / cloud_tokens as f64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(edge_right: bool, cloud_right: bool, confidence: f32) -> Question {
+        Question { edge_right, cloud_right, cloud_tokens: 100, stated_answer: true, logprobs: vec![confidence] }
+    }
+
+    #[test]
+    fn the_cascade_sends_the_least_confident_share_to_the_cloud() {
+        let questions = [question(false, true, -3.0), question(true, true, -0.1), question(false, false, -2.0), question(true, false, -0.2)];
+        let confidence: Vec<f64> = questions.iter().map(|q| f64::from(q.logprobs[0])).collect();
+        let (correct, tokens) = cascade(&questions, &confidence, 0.5);
+        assert_eq!(correct, vec![1.0, 1.0, 0.0, 1.0], "the two least confident went to the cloud");
+        assert_eq!(tokens, 200);
+        let labels: Vec<bool> = questions.iter().map(|q| q.edge_right).collect();
+        assert_eq!(auc_with_interval(&confidence, &labels).0, 1.0, "a signal that ranks every right answer higher");
+    }
+}
