@@ -21,7 +21,8 @@ use crate::benchmark::{scoring, Record};
 /// sentence before it).
 const ANSWER_TAIL_TOKENS: usize = 8;
 
-/// One question the cascade's edge call answered, with the cloud's chain-of-thought beside it.
+/// One question the cascade's edge call answered (scored from that call's text), with the
+/// cloud's chain-of-thought result beside it.
 struct Question {
     edge_right: bool,
     cloud_right: bool,
@@ -49,24 +50,27 @@ fn signals() -> Vec<Signal> {
     ]
 }
 
-fn questions(dataset: Dataset, results: &Path, calls: &Path, data: &Path) -> Result<Vec<Question>> {
+/// The questions of a split whose `(results, calls)` hold an edge-cascade answer with token
+/// log-probabilities and both chain-of-thought results.
+fn load_questions(dataset: Dataset, split: &str, (results, calls): (&Path, &Path), data: &Path) -> Result<Vec<Question>> {
     let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
-    let items: HashMap<String, datasets::Item> = datasets::load(dataset, data, "dev", usize::MAX)?.into_iter().map(|i| (i.id.clone(), i)).collect();
+    let items: HashMap<String, datasets::Item> = datasets::load(dataset, data, split, usize::MAX)?.into_iter().map(|i| (i.id.clone(), i)).collect();
     let records: Vec<Record> = read(results)?.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).filter(|r| r.dataset == dataset.name()).collect();
     let calls: HashMap<String, CallRecord> = read(calls)?.lines().filter_map(|l| serde_json::from_str::<CallRecord>(l).ok()).map(|c| (c.key.clone(), c)).collect();
     let of = |strategy: &str| -> HashMap<&str, &Record> { records.iter().filter(|r| r.strategy == strategy && r.error.is_none()).map(|r| (r.id.as_str(), r)).collect() };
-    let (edge, cloud, cascade) = (of("edge-cot"), of("cloud-cot"), of("edge-cascade"));
+    let (cloud, cascade) = (of("cloud-cot"), of("edge-cascade"));
     let mut questions: Vec<Question> = cascade
         .iter()
         .filter_map(|(id, cascaded)| {
             // The cascade's first call is its edge answer, recorded with its log-probabilities.
             let edge_call = calls.get(&cascaded.timeline.iter().find(|s| s.side == Side::Edge)?.key)?;
             let cloud_answer = cloud.get(id)?;
+            let item = items.get(*id)?;
             Some(Question {
-                edge_right: edge.get(id)?.correct,
+                edge_right: scoring::score(dataset, item, &edge_call.text).0,
                 cloud_right: cloud_answer.correct,
                 cloud_tokens: cloud_answer.cloud_input_tokens + cloud_answer.cloud_output_tokens,
-                stated_answer: scoring::states_an_answer(dataset, items.get(*id)?, &edge_call.text),
+                stated_answer: scoring::states_an_answer(dataset, item, &edge_call.text),
                 logprobs: edge_call.token_logprobs.clone(),
             })
         })
@@ -101,64 +105,110 @@ fn auc_with_interval(scores: &[f64], labels: &[bool]) -> (f64, (f64, f64)) {
     (auc, (draws[10], draws[389]))
 }
 
-/// The cascade that sends the `share` least confident questions to the cloud: its per-question
-/// correctness and cloud tokens.
-fn cascade(questions: &[Question], confidence: &[f64], share: f64) -> (Vec<f64>, u64) {
-    let k = (share * questions.len() as f64).round() as usize;
-    let mut order: Vec<usize> = (0..questions.len()).collect();
+/// Which questions go to the cloud when the `share` least confident do.
+fn least_confident(confidence: &[f64], share: f64) -> Vec<bool> {
+    let k = (share * confidence.len() as f64).round() as usize;
+    let mut order: Vec<usize> = (0..confidence.len()).collect();
     order.sort_by(|a, b| confidence[*a].total_cmp(&confidence[*b]));
-    let escalated: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
-    let correct = questions.iter().enumerate().map(|(i, q)| f64::from(u8::from(if escalated.contains(&i) { q.cloud_right } else { q.edge_right }))).collect();
-    (correct, escalated.iter().map(|i| questions[*i].cloud_tokens).sum())
+    let mut escalated = vec![false; confidence.len()];
+    for i in order.into_iter().take(k) {
+        escalated[i] = true;
+    }
+    escalated
 }
 
-pub fn run(dataset: &str, results: &Path, calls: &Path, data: &Path) -> Result<()> {
-    let questions = questions(Dataset::parse(dataset)?, results, calls, data)?;
+/// The confidence under which the `share` least confident questions fall.
+fn threshold_at_share(confidence: &[f64], share: f64) -> f64 {
+    let mut sorted = confidence.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let k = ((share * sorted.len() as f64).round() as usize).min(sorted.len() - 1);
+    sorted[k]
+}
+
+/// The cascade's per-question correctness and cloud tokens when `escalated` go to the cloud.
+fn cascade(questions: &[Question], escalated: &[bool]) -> (Vec<f64>, u64) {
+    let correct = questions.iter().zip(escalated).map(|(q, up)| f64::from(u8::from(if *up { q.cloud_right } else { q.edge_right }))).collect();
+    (correct, questions.iter().zip(escalated).filter(|(_, up)| **up).map(|(q, _)| q.cloud_tokens).sum())
+}
+
+/// A table row: the cascade's cloud tokens, accuracy, gain over random escalation at the same
+/// share (paired interval) and difference to the cloud's chain-of-thought.
+fn cascade_row(questions: &[Question], escalated: &[bool]) -> String {
+    let share = escalated.iter().filter(|e| **e).count() as f64 / questions.len() as f64;
+    let (correct, tokens) = cascade(questions, escalated);
+    let cloud_tokens: u64 = questions.iter().map(|q| q.cloud_tokens).sum();
+    // Random at the same share: each question's expected correctness.
+    let over_random: Vec<f64> = questions.iter().zip(&correct).map(|(q, c)| c - (share * f64::from(u8::from(q.cloud_right)) + (1.0 - share) * f64::from(u8::from(q.edge_right)))).collect();
+    let (low, high) = bootstrap_interval(&over_random);
+    let under_cloud: Vec<f64> = questions.iter().zip(&correct).map(|(q, c)| c - f64::from(u8::from(q.cloud_right))).collect();
+    format!(
+        "{:.2} | ×{:.2} | {:.1} % | {:+.1} ({:+.1} to {:+.1}) | {:+.1}",
+        share,
+        tokens as f64 / cloud_tokens as f64,
+        100.0 * mean(&correct),
+        100.0 * mean(&over_random),
+        100.0 * low,
+        100.0 * high,
+        100.0 * mean(&under_cloud)
+    )
+}
+
+fn describe(split: &str, questions: &[Question]) {
+    let rate = |f: fn(&Question) -> bool| 100.0 * questions.iter().filter(|q| f(q)).count() as f64 / questions.len() as f64;
+    println!(
+        "{split}: {} questions, edge CoT right {:.1} %, cloud CoT right {:.1} %, only the cloud right {:.1} %",
+        questions.len(),
+        rate(|q| q.edge_right),
+        rate(|q| q.cloud_right),
+        rate(|q| q.cloud_right && !q.edge_right)
+    );
+}
+
+pub fn run(dataset: &str, dev: (&Path, &Path), train: Option<(&Path, &Path)>, data: &Path) -> Result<()> {
+    let dataset = Dataset::parse(dataset)?;
+    let questions = load_questions(dataset, "dev", dev, data)?;
     if questions.len() < 20 {
         bail!("{} questions have an edge-cascade answer with token log-probabilities, edge-cot and cloud-cot results: too few", questions.len());
     }
-    let n = questions.len() as f64;
+    describe("dev", &questions);
     let labels: Vec<bool> = questions.iter().map(|q| q.edge_right).collect();
-    let cloud_tokens: u64 = questions.iter().map(|q| q.cloud_tokens).sum();
-    let rate = |f: fn(&Question) -> bool| questions.iter().filter(|q| f(q)).count() as f64 / n;
-    println!(
-        "{} questions: edge CoT right {:.1} %, cloud CoT right {:.1} %, only the cloud right {:.1} %",
-        questions.len(),
-        100.0 * rate(|q| q.edge_right),
-        100.0 * rate(|q| q.cloud_right),
-        100.0 * rate(|q| q.cloud_right && !q.edge_right)
-    );
-    println!("\n| signal | ROC AUC for \"the edge is right\" (95 % CI) |\n|---|---|");
+    println!("\n| signal | ROC AUC for \"the edge is right\" on dev (95 % CI) |\n|---|---|");
     let signals = signals();
     let scored: Vec<Vec<f64>> = signals.iter().map(|(_, signal)| questions.iter().map(signal).collect()).collect();
     for ((name, _), scores) in signals.iter().zip(&scored) {
         let (auc, (low, high)) = auc_with_interval(scores, &labels);
         println!("| {name} | {auc:.3} ({low:.3} to {high:.3}) |");
     }
-    println!("\n| signal | share to the cloud | cloud tokens (× cloud CoT) | accuracy | − random at that share (95 % CI) | − cloud CoT |\n|---|---|---|---|---|---|");
-    let cloud_correct: Vec<f64> = questions.iter().map(|q| f64::from(u8::from(q.cloud_right))).collect();
+    println!("\nThe least confident share of dev questions to the cloud (the curve's points; no threshold fitted):\n");
+    println!("| signal | share to the cloud | cloud tokens (× cloud CoT) | accuracy | − random at that share (95 % CI) | − cloud CoT |\n|---|---|---|---|---|---|");
     for ((name, _), scores) in signals.iter().zip(&scored) {
         for share in [0.2, 0.3, 0.4, 0.5] {
-            let (correct, tokens) = cascade(&questions, scores, share);
-            // Random at the same share: each question's expected correctness.
-            let random: Vec<f64> = questions.iter().map(|q| share * f64::from(u8::from(q.cloud_right)) + (1.0 - share) * f64::from(u8::from(q.edge_right))).collect();
-            let over_random: Vec<f64> = correct.iter().zip(&random).map(|(c, r)| c - r).collect();
-            let (low, high) = bootstrap_interval(&over_random);
-            let under_cloud: Vec<f64> = correct.iter().zip(&cloud_correct).map(|(c, k)| c - k).collect();
-            println!(
-                "| {name} | {share:.1} | ×{:.2} | {:.1} % | {:+.1} ({:+.1} to {:+.1}) | {:+.1} |",
-                tokens as f64 / cloud_tokens as f64,
-                100.0 * mean(&correct),
-                100.0 * mean(&over_random),
-                100.0 * low,
-                100.0 * high,
-                100.0 * mean(&under_cloud)
-            );
+            println!("| {name} | {} |", cascade_row(&questions, &least_confident(scores, share)));
         }
     }
-    let oracle: Vec<f64> = questions.iter().map(|q| f64::from(u8::from(q.edge_right || q.cloud_right))).collect();
-    let oracle_tokens: u64 = questions.iter().filter(|q| q.cloud_right && !q.edge_right).map(|q| q.cloud_tokens).sum();
-    println!("\noracle (the cloud exactly where only it is right): {:.1} % at ×{:.2} cloud tokens", 100.0 * mean(&oracle), oracle_tokens as f64 / cloud_tokens as f64);
+    let oracle: Vec<bool> = questions.iter().map(|q| q.cloud_right && !q.edge_right).collect();
+    println!("| oracle: the cloud exactly where only it is right | {} |", cascade_row(&questions, &oracle));
+
+    if let Some(train) = train {
+        let trained = load_questions(dataset, "train", train, data)?;
+        if trained.is_empty() {
+            println!("\ntrain: no question has a cascade answer with log-probabilities yet");
+            return Ok(());
+        }
+        describe("\ntrain", &trained);
+        println!("\nThresholds set on train (the confidence under which that share of train questions falls), applied to dev:\n");
+        println!("| signal | train share | threshold | dev share to the cloud | cloud tokens (× cloud CoT) | accuracy | − random at that share (95 % CI) | − cloud CoT |\n|---|---|---|---|---|---|---|---|");
+        for ((name, signal), scores) in signals.iter().zip(&scored) {
+            let train_scores: Vec<f64> = trained.iter().map(signal).collect();
+            let train_labels: Vec<bool> = trained.iter().map(|q| q.edge_right).collect();
+            println!("| {name}: ROC AUC on train {:.3} | | | | | | | |", auc_with_interval(&train_scores, &train_labels).0);
+            for share in [0.2, 0.3, 0.4, 0.5] {
+                let threshold = threshold_at_share(&train_scores, share);
+                let escalated: Vec<bool> = scores.iter().map(|s| *s < threshold).collect();
+                println!("| | {share:.1} | {threshold:.3} | {} |", cascade_row(&questions, &escalated));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -174,9 +224,13 @@ mod tests {
     fn the_cascade_sends_the_least_confident_share_to_the_cloud() {
         let questions = [question(false, true, -3.0), question(true, true, -0.1), question(false, false, -2.0), question(true, false, -0.2)];
         let confidence: Vec<f64> = questions.iter().map(|q| f64::from(q.logprobs[0])).collect();
-        let (correct, tokens) = cascade(&questions, &confidence, 0.5);
+        let escalated = least_confident(&confidence, 0.5);
+        assert_eq!(escalated, vec![true, false, true, false]);
+        let (correct, tokens) = cascade(&questions, &escalated);
         assert_eq!(correct, vec![1.0, 1.0, 0.0, 1.0], "the two least confident went to the cloud");
         assert_eq!(tokens, 200);
+        let threshold = threshold_at_share(&confidence, 0.5);
+        assert_eq!(confidence.iter().map(|c| *c < threshold).collect::<Vec<_>>(), escalated, "a threshold at that share escalates the same questions");
         let labels: Vec<bool> = questions.iter().map(|q| q.edge_right).collect();
         assert_eq!(auc_with_interval(&confidence, &labels).0, 1.0, "a signal that ranks every right answer higher");
     }

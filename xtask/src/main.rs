@@ -68,13 +68,13 @@ enum Command {
     },
     /// Whether the edge knows when it is wrong: the edge cascade's confidence signals scored on
     /// the recorded edge answers (ROC AUC, and the cascade each makes against random escalation).
+    /// Reads docs/bench/<dataset>/ (dev) and, when present, docs/bench/<dataset>-train/ (where
+    /// thresholds are set before they are applied to dev).
     CascadeSignal {
         #[arg(long, default_value = "gsm8k")]
         dataset: String,
-        #[arg(long, default_value = "docs/bench/gsm8k/results.jsonl")]
-        results: std::path::PathBuf,
-        #[arg(long, default_value = "docs/bench/gsm8k/calls.jsonl")]
-        calls: std::path::PathBuf,
+        #[arg(long, default_value = "docs/bench")]
+        bench_dir: std::path::PathBuf,
         #[arg(long, default_value = "../shared/data")]
         data: std::path::PathBuf,
     },
@@ -175,7 +175,13 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
-        Command::CascadeSignal { dataset, results, calls, data } => cascade_signal::run(&dataset, &results, &calls, &data),
+        Command::CascadeSignal { dataset, bench_dir, data } => {
+            let (dev, train) = (bench_dir.join(&dataset), bench_dir.join(format!("{dataset}-train")));
+            let files = |dir: &std::path::Path| (dir.join("results.jsonl"), dir.join("calls.jsonl"));
+            let (dev_files, train_files) = (files(&dev), files(&train));
+            let train = train_files.0.exists().then_some((train_files.0.as_path(), train_files.1.as_path()));
+            cascade_signal::run(&dataset, (&dev_files.0, &dev_files.1), train, &data)
+        }
         Command::TrainQueryRouter { train, dev, data, weights } => train_query_router::run(&train, &dev, &data, &weights),
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,
