@@ -52,6 +52,7 @@ pub struct Summary {
     pub n: usize,
     pub accuracy: f64,
     pub interval: (f64, f64),
+    /// Measured latency over the results with no replayed call (NaN when there is none).
     pub latency_median: f64,
     pub latency_p90: f64,
     pub edge_tokens: f64,
@@ -86,7 +87,8 @@ fn modeled(record: &Record, calls: &CallLog, profile: &Profile) -> Option<f64> {
 pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Option<f64>) -> Summary {
     let n = records.len();
     let correct: Vec<f64> = records.iter().map(|r| f64::from(u8::from(r.correct))).collect();
-    let latency: Vec<f64> = records.iter().map(|r| r.latency_s).collect();
+    // A replayed call takes no time, so measured latency is read only where every call ran.
+    let latency: Vec<f64> = records.iter().filter(|r| r.replayed_calls == 0).map(|r| r.latency_s).collect();
     let modeled: Vec<f64> = records.iter().filter_map(|r| modeled_latency(r)).collect();
     let mean = |f: &dyn Fn(&Record) -> f64| records.iter().map(|r| f(r)).sum::<f64>() / n.max(1) as f64;
     let (steps, cloud_steps) = records.iter().fold((0usize, 0usize), |(s, c), r| {
@@ -118,6 +120,15 @@ pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Optio
         replayed: records.iter().filter(|r| r.replayed_calls > 0).count(),
         modeled_median: quantile(&modeled, 0.5),
         modeled_p90: quantile(&modeled, 0.9),
+    }
+}
+
+/// Seconds for the table, a dash where nothing was measured.
+fn seconds(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.1}")
+    } else {
+        "–".into()
     }
 }
 
@@ -177,7 +188,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         test_bed.edge_prefill_tps, test_bed.edge_decode_tps, test_bed.cloud_first_token_s, test_bed.cloud_decode_tps,
         errors.len(), 100.0 * quantile(&errors, 0.5), 100.0 * quantile(&absolute, 0.5), 100.0 * absolute.iter().copied().fold(f64::NAN, f64::max)
     );
-    md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s), median interpolated; tokens are means per question; cost is the total at the configured price; cloud share by steps = steps (or single calls) run on the cloud, by tokens = cloud tokens over all tokens; failures = questions with an error or a failed subtask; no answer = no answer could be extracted from the response; at cap = a call stopped at its token limit; replayed = questions with calls served from the call record, whose latency excludes those calls.\n\n");
+    md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s), median interpolated, measured over the results with no replayed call (– where every result has one); tokens are means per question; cost is the total at the configured price; cloud share by steps = steps (or single calls) run on the cloud, by tokens = cloud tokens over all tokens; failures = questions with an error or a failed subtask; no answer = no answer could be extracted from the response; at cap = a call stopped at its token limit; replayed = questions with calls served from the call record, whose latency excludes those calls.\n\n");
     for (dataset, strategies) in &by_dataset {
         let _ = writeln!(md, "## {dataset}\n");
         md.push_str("| strategy | n | accuracy (95% CI) | latency median / p90 s | modeled median / p90 s | edge tokens | cloud in / out tokens | cost | cloud share steps / tokens | failures | no answer | at cap | replayed |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -193,11 +204,13 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
             let s = summarise(rows, &modeled_deployment);
             let _ = writeln!(
                 md,
-                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} / {:.2} | {} | {} | {} | {} |",
-                s.n, s.accuracy, s.interval.0, s.interval.1, s.latency_median, s.latency_p90, s.modeled_median, s.modeled_p90, s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.cloud_token_share, s.failures, s.no_answer, s.hit_cap, s.replayed
+                "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {} / {} | {} / {} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} / {:.2} | {} | {} | {} | {} |",
+                s.n, s.accuracy, s.interval.0, s.interval.1, seconds(s.latency_median), seconds(s.latency_p90), seconds(s.modeled_median), seconds(s.modeled_p90), s.edge_tokens, s.cloud_input, s.cloud_output, s.cost, s.cloud_fraction, s.cloud_token_share, s.failures, s.no_answer, s.hit_cap, s.replayed
             );
             token_points.push((strategy.to_string(), s.cloud_input + s.cloud_output, s.accuracy));
-            latency_points.push((strategy.to_string(), s.latency_median, s.accuracy));
+            if s.latency_median.is_finite() {
+                latency_points.push((strategy.to_string(), s.latency_median, s.accuracy));
+            }
             if s.modeled_median.is_finite() {
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
@@ -210,10 +223,16 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
             let cloud_by_id: BTreeMap<&str, bool> = cloud.iter().map(|r| (r.id.as_str(), r.correct)).collect();
             let differences: Vec<f64> = hybrid.iter().filter_map(|r| cloud_by_id.get(r.id.as_str()).map(|c| f64::from(u8::from(r.correct)) - f64::from(u8::from(*c)))).collect();
             let (low, high) = bootstrap_interval(&differences);
+            // Measured medians over different subsets of questions do not compare: only when
+            // most results of both ran every call.
+            let measured = if 2 * h.replayed <= h.n && 2 * c.replayed <= c.n {
+                format!("×{:.2} measured", h.latency_median / c.latency_median)
+            } else {
+                format!("not measured ({} and {} of the results have replayed calls)", h.replayed, c.replayed)
+            };
             let _ = writeln!(
                 md,
-                "\n**Headline ({dataset}):** {hybrid_name} vs cloud-only chain-of-thought: median latency ×{:.2} measured, ×{:.2} modeled ({}), cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
-                h.latency_median / c.latency_median,
+                "\n**Headline ({dataset}):** {hybrid_name} vs cloud-only chain-of-thought: median latency {measured}, ×{:.2} modeled ({}), cloud tokens ×{:.2}, accuracy {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions).\n",
                 h.modeled_median / c.modeled_median,
                 deployment.name,
                 (h.cloud_input + h.cloud_output) / (c.cloud_input + c.cloud_output).max(1e-9),
