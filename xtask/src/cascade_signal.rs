@@ -14,7 +14,7 @@ use hybridflow_core::route::learned::roc_auc;
 
 use crate::benchmark::calls::CallRecord;
 use crate::benchmark::datasets::{self, Dataset};
-use crate::benchmark::report::bootstrap_interval;
+use crate::benchmark::report::{bootstrap_interval, bootstrap_statistic};
 use crate::benchmark::{scoring, Record};
 
 /// Tokens at the end of an answer that hold its answer line ("Answer: 42" and the end of the
@@ -84,25 +84,12 @@ fn load_questions(dataset: Dataset, split: &str, (results, calls): (&Path, &Path
 /// ROC AUC of `scores` for "the edge is right", with a bootstrap interval over questions.
 fn auc_with_interval(scores: &[f64], labels: &[bool]) -> (f64, (f64, f64)) {
     let as_f32: Vec<f32> = scores.iter().map(|s| *s as f32).collect();
-    let auc = roc_auc(&as_f32, labels);
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut draws: Vec<f64> = (0..400)
-        .map(|_| {
-            let picks: Vec<usize> = (0..labels.len())
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state % labels.len() as u64) as usize
-                })
-                .collect();
-            let s: Vec<f32> = picks.iter().map(|i| as_f32[*i]).collect();
-            let l: Vec<bool> = picks.iter().map(|i| labels[*i]).collect();
-            roc_auc(&s, &l)
-        })
-        .collect();
-    draws.sort_by(f64::total_cmp);
-    (auc, (draws[10], draws[389]))
+    let auc_of = |picks: &[usize]| {
+        let (s, l): (Vec<f32>, Vec<bool>) = picks.iter().map(|i| (as_f32[*i], labels[*i])).unzip();
+        roc_auc(&s, &l)
+    };
+    let all: Vec<usize> = (0..labels.len()).collect();
+    (auc_of(&all), bootstrap_statistic(labels.len(), auc_of))
 }
 
 /// Which questions go to the cloud when the `share` least confident do.

@@ -25,15 +25,26 @@ impl Rng {
     }
 }
 
-/// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
-pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
+/// 95% percentile-bootstrap interval of a statistic of `n` items (1,000 resamples): `statistic`
+/// gets the indices of one resample.
+pub fn bootstrap_statistic(n: usize, statistic: impl Fn(&[usize]) -> f64) -> (f64, f64) {
+    if n == 0 {
         return (f64::NAN, f64::NAN);
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut means: Vec<f64> = (0..1000).map(|_| (0..values.len()).map(|_| values[rng.below(values.len())]).sum::<f64>() / values.len() as f64).collect();
-    means.sort_by(f64::total_cmp);
-    (means[25], means[974])
+    let mut draws: Vec<f64> = (0..1000)
+        .map(|_| {
+            let picks: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
+            statistic(&picks)
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    (draws[25], draws[974])
+}
+
+/// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
+pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
+    bootstrap_statistic(values.len(), |picks| picks.iter().map(|i| values[*i]).sum::<f64>() / values.len() as f64)
 }
 
 /// The `q` quantile, interpolated between the two nearest values (the true median for even n).
