@@ -56,3 +56,52 @@ async fn no_cloud_request_once_the_daily_budget_is_spent() {
     drop(fresh);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Weights that answer every query on the edge first, then escalate with the given gain whatever
+/// the edge's confidence (a flat curve), so the test decides the outcome, not the fitted model.
+fn edge_first(escalation_gain: f64) -> RouterConfig {
+    use hybridflow_core::route::escalation::{EscalationModel, Logistic};
+    use hybridflow_core::route::learned::RouterWeights;
+    let builtin = RouterWeights::builtin();
+    // σ(b) − σ(−b) = gain for a flat curve (slope 0) with cloud bias b and edge bias −b.
+    let b = ((1.0 + escalation_gain) / (1.0 - escalation_gain)).ln();
+    let escalation = EscalationModel { edge_right: Logistic { bias: -b, slope: 0.0 }, cloud_right: Logistic { bias: b, slope: 0.0 }, measured_on: "test".into() };
+    let whole_query = hybridflow_core::route::learned::WholeQueryGain { gain: -1.0, ..builtin.whole_query.clone() };
+    RouterConfig { weights: RouterWeights { whole_query, escalation: Some(escalation), ..builtin }, ..RouterConfig::default() }
+}
+
+async fn ask_edge_first(edge: Arc<dyn ChatModel>, escalation_gain: f64) -> (hybridflow_core::exec::Answer, Vec<Event>) {
+    let cloud = test_cloud();
+    let guard = CloudGuard::unlimited(true);
+    let router = LearnedRouter::new(edge_first(escalation_gain), guard.clone(), None, None);
+    let scheduler = Scheduler::new(Models { edge: Some(edge), cloud: Some(Arc::new(cloud)) }, Arc::new(router), guard, ExecConfig::default()).unwrap();
+    run_collecting(&scheduler, QUESTION).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_answer_is_checked_by_its_real_confidence_and_escalated_only_when_the_gain_clears_the_threshold() {
+    let edge: Arc<dyn ChatModel> = Arc::new(EdgeModel::load(EdgeConfig::new(default_edge_model()), |_| {}).await.unwrap());
+    let checked = |events: &[Event]| {
+        events.iter().find_map(|e| match e {
+            Event::AnswerChecked { confidence, escalated, .. } => Some((*confidence, *escalated)),
+            _ => None,
+        })
+    };
+
+    // Gain 0.9 > threshold: the cloud answers in place of the edge.
+    let before = test_cloud_token_counter();
+    let (answer, events) = ask_edge_first(edge.clone(), 0.9).await;
+    assert!(test_cloud_token_counter() > before, "the escalation reached the cloud server");
+    let (confidence, escalated) = checked(&events).expect("the edge's answer was checked");
+    assert!(escalated && confidence.is_finite() && confidence < 0.0, "a real mean log-probability: {confidence}");
+    let reset = events.iter().position(|e| matches!(e, Event::AnswerReset)).expect("the edge's streamed answer is discarded");
+    assert!(events[reset..].iter().any(|e| matches!(e, Event::SubtaskStarted { side: Side::Cloud, reason, .. } if reason.starts_with("escalated"))), "{events:?}");
+    assert_eq!((answer.totals.edge.calls, answer.totals.cloud.calls), (1, 1), "both answers are counted");
+
+    // Gain 0.05 < threshold: the edge's answer stands and nothing reaches the cloud.
+    let before = test_cloud_token_counter();
+    let (answer, events) = ask_edge_first(edge, 0.05).await;
+    assert_eq!(test_cloud_token_counter(), before, "no request reached the cloud");
+    assert_eq!(checked(&events).map(|c| c.1), Some(false));
+    assert!(!answer.text.trim().is_empty() && answer.totals.cloud.calls == 0);
+}

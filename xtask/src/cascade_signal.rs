@@ -1,6 +1,7 @@
-//! Whether the edge knows when it is wrong: the edge cascade's confidence signals (its tokens'
+//! Whether the edge knows when it is wrong: confidence signals of an edge answer (its tokens'
 //! log-probabilities, and whether it stated an answer), scored on the benchmark's recorded edge
-//! answers. For each signal: how well it separates right edge answers from wrong ones (ROC AUC,
+//! answers: the edge cascade's (the benchmark's prompt) or the SDK's offline answers (its own
+//! prompt, the escalation's training data). For each signal: how well it separates right edge answers from wrong ones (ROC AUC,
 //! with a bootstrap interval over questions), and the cascade it would make — the least confident
 //! share of questions sent to the cloud's chain-of-thought — against sending the same share at
 //! random (the straight line between edge and cloud), with paired intervals.
@@ -10,59 +11,68 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hybridflow_core::model::Side;
+use hybridflow_core::route::escalation::confidence;
 use hybridflow_core::route::learned::roc_auc;
 
 use crate::benchmark::calls::CallRecord;
 use crate::benchmark::datasets::{self, Dataset};
-use crate::benchmark::report::{bootstrap_interval, bootstrap_statistic};
+use crate::benchmark::report::{bootstrap_interval, bootstrap_statistic, mean};
 use crate::benchmark::{scoring, Record};
 
 /// Tokens at the end of an answer that hold its answer line ("Answer: 42" and the end of the
 /// sentence before it).
 const ANSWER_TAIL_TOKENS: usize = 8;
 
-/// One question the cascade's edge call answered (scored from that call's text), with the
-/// cloud's chain-of-thought result beside it.
-struct Question {
-    edge_right: bool,
-    cloud_right: bool,
-    cloud_tokens: u64,
+/// One question an edge call answered with token log-probabilities (scored from that call's
+/// text), with the cloud's result for the same question beside it.
+pub struct Question {
+    pub edge_right: bool,
+    pub cloud_right: bool,
+    pub cloud_tokens: u64,
     stated_answer: bool,
-    logprobs: Vec<f32>,
+    pub logprobs: Vec<f32>,
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
+impl Question {
+    /// The SDK's confidence signal, computed by the SDK's own code.
+    pub fn confidence(&self) -> f64 {
+        confidence(&self.logprobs).unwrap_or(f64::NEG_INFINITY)
+    }
+}
+
+/// Which results pair up: the strategy whose edge call carries the log-probabilities, and the
+/// strategy whose result is the cloud's answer to the same question.
+#[derive(Clone, Copy)]
+pub struct Pairing<'a> {
+    pub edge: &'a str,
+    pub cloud: &'a str,
 }
 
 /// A named confidence signal, higher meaning more confident.
 type Signal = (&'static str, fn(&Question) -> f64);
 
 fn signals() -> Vec<Signal> {
-    fn logprob_mean(logprobs: &[f32]) -> f64 {
-        logprobs.iter().map(|l| f64::from(*l)).sum::<f64>() / logprobs.len().max(1) as f64
-    }
     vec![
-        ("mean token log-probability", |q| logprob_mean(&q.logprobs)),
+        ("mean token log-probability", Question::confidence),
         ("lowest token log-probability", |q| q.logprobs.iter().copied().fold(0.0f32, f32::min).into()),
-        ("mean log-probability of the last 8 tokens", |q| logprob_mean(&q.logprobs[q.logprobs.len().saturating_sub(ANSWER_TAIL_TOKENS)..])),
+        ("mean log-probability of the last 8 tokens", |q| confidence(&q.logprobs[q.logprobs.len().saturating_sub(ANSWER_TAIL_TOKENS)..]).unwrap_or(f64::NEG_INFINITY)),
         ("stated an answer (0 or 1)", |q| f64::from(u8::from(q.stated_answer))),
     ]
 }
 
-/// The questions of a split whose `(results, calls)` hold an edge-cascade answer with token
-/// log-probabilities and both chain-of-thought results.
-fn load_questions(dataset: Dataset, split: &str, (results, calls): (&Path, &Path), data: &Path) -> Result<Vec<Question>> {
+/// The questions of a split whose `(results, calls)` hold an answer of `pairing.edge` with token
+/// log-probabilities and a result of `pairing.cloud`.
+pub fn load_questions(dataset: Dataset, split: &str, (results, calls): (&Path, &Path), data: &Path, pairing: Pairing<'_>) -> Result<Vec<Question>> {
     let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
     let items: HashMap<String, datasets::Item> = datasets::load(dataset, data, split, usize::MAX)?.into_iter().map(|i| (i.id.clone(), i)).collect();
     let records: Vec<Record> = read(results)?.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).filter(|r| r.dataset == dataset.name()).collect();
     let calls: HashMap<String, CallRecord> = read(calls)?.lines().filter_map(|l| serde_json::from_str::<CallRecord>(l).ok()).map(|c| (c.key.clone(), c)).collect();
     let of = |strategy: &str| -> HashMap<&str, &Record> { records.iter().filter(|r| r.strategy == strategy && r.error.is_none()).map(|r| (r.id.as_str(), r)).collect() };
-    let (cloud, cascade) = (of("cloud-cot"), of("edge-cascade"));
+    let (cloud, cascade) = (of(pairing.cloud), of(pairing.edge));
     let mut questions: Vec<Question> = cascade
         .iter()
         .filter_map(|(id, cascaded)| {
-            // The cascade's first call is its edge answer, recorded with its log-probabilities.
+            // The first edge call is the answer, recorded with its log-probabilities.
             let edge_call = calls.get(&cascaded.timeline.iter().find(|s| s.side == Side::Edge)?.key)?;
             let cloud_answer = cloud.get(id)?;
             let item = items.get(*id)?;
@@ -82,7 +92,7 @@ fn load_questions(dataset: Dataset, split: &str, (results, calls): (&Path, &Path
 }
 
 /// ROC AUC of `scores` for "the edge is right", with a bootstrap interval over questions.
-fn auc_with_interval(scores: &[f64], labels: &[bool]) -> (f64, (f64, f64)) {
+pub fn auc_with_interval(scores: &[f64], labels: &[bool]) -> (f64, (f64, f64)) {
     let as_f32: Vec<f32> = scores.iter().map(|s| *s as f32).collect();
     let auc_of = |picks: &[usize]| {
         let (s, l): (Vec<f32>, Vec<bool>) = picks.iter().map(|i| (as_f32[*i], labels[*i])).unzip();
@@ -120,7 +130,7 @@ fn cascade(questions: &[Question], escalated: &[bool]) -> (Vec<f64>, u64) {
 
 /// A table row: the cascade's cloud tokens, accuracy, gain over random escalation at the same
 /// share (paired interval) and difference to the cloud's chain-of-thought.
-fn cascade_row(questions: &[Question], escalated: &[bool]) -> String {
+pub fn cascade_row(questions: &[Question], escalated: &[bool]) -> String {
     let share = escalated.iter().filter(|e| **e).count() as f64 / questions.len() as f64;
     let (correct, tokens) = cascade(questions, escalated);
     let cloud_tokens: u64 = questions.iter().map(|q| q.cloud_tokens).sum();
@@ -140,10 +150,10 @@ fn cascade_row(questions: &[Question], escalated: &[bool]) -> String {
     )
 }
 
-fn describe(split: &str, questions: &[Question]) {
+pub fn describe(split: &str, questions: &[Question]) {
     let rate = |f: fn(&Question) -> bool| 100.0 * questions.iter().filter(|q| f(q)).count() as f64 / questions.len() as f64;
     println!(
-        "{split}: {} questions, edge CoT right {:.1} %, cloud CoT right {:.1} %, only the cloud right {:.1} %",
+        "{split}: {} questions, edge right {:.1} %, cloud right {:.1} %, only the cloud right {:.1} %",
         questions.len(),
         rate(|q| q.edge_right),
         rate(|q| q.cloud_right),
@@ -151,11 +161,11 @@ fn describe(split: &str, questions: &[Question]) {
     );
 }
 
-pub fn run(dataset: &str, dev: (&Path, &Path), train: Option<(&Path, &Path)>, data: &Path) -> Result<()> {
+pub fn run(dataset: &str, dev: (&Path, &Path), train: Option<(&Path, &Path)>, data: &Path, pairing: Pairing<'_>) -> Result<()> {
     let dataset = Dataset::parse(dataset)?;
-    let questions = load_questions(dataset, "dev", dev, data)?;
+    let questions = load_questions(dataset, "dev", dev, data, pairing)?;
     if questions.len() < 20 {
-        bail!("{} questions have an edge-cascade answer with token log-probabilities, edge-cot and cloud-cot results: too few", questions.len());
+        bail!("{} questions have a {} answer with token log-probabilities and a {} result: too few", questions.len(), pairing.edge, pairing.cloud);
     }
     describe("dev", &questions);
     let labels: Vec<bool> = questions.iter().map(|q| q.edge_right).collect();
@@ -177,7 +187,7 @@ pub fn run(dataset: &str, dev: (&Path, &Path), train: Option<(&Path, &Path)>, da
     println!("| oracle: the cloud exactly where only it is right | {} |", cascade_row(&questions, &oracle));
 
     if let Some(train) = train {
-        let trained = load_questions(dataset, "train", train, data)?;
+        let trained = load_questions(dataset, "train", train, data, pairing)?;
         if trained.is_empty() {
             println!("\ntrain: no question has a cascade answer with log-probabilities yet");
             return Ok(());

@@ -77,6 +77,14 @@ enum Command {
         bench_dir: std::path::PathBuf,
         #[arg(long, default_value = "../shared/data")]
         data: std::path::PathBuf,
+        /// The strategy whose edge answers carry log-probabilities: `edge-cascade` (the
+        /// benchmark's prompt) or `hybridflow-offline` (the SDK's).
+        #[arg(long, default_value = "edge-cascade")]
+        edge_strategy: String,
+        /// The strategy whose result is the cloud's answer: `cloud-cot`, or `hybridflow-default`
+        /// (the SDK's own cloud answer, the one its escalation gets).
+        #[arg(long, default_value = "cloud-cot")]
+        cloud_strategy: String,
     },
     /// The query-level decision: the cloud's measured advantage on whole queries (gsm8k train,
     /// written into the weights) and a per-query learned model checked on dev against a rule and
@@ -175,12 +183,12 @@ fn main() -> anyhow::Result<()> {
         Command::BenchRouter => bench_router::run(),
         Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
         Command::TrainRouter { data, out } => train_router::run(&data, &out),
-        Command::CascadeSignal { dataset, bench_dir, data } => {
+        Command::CascadeSignal { dataset, bench_dir, data, edge_strategy, cloud_strategy } => {
             let (dev, train) = (bench_dir.join(&dataset), bench_dir.join(format!("{dataset}-train")));
             let files = |dir: &std::path::Path| (dir.join("results.jsonl"), dir.join("calls.jsonl"));
             let (dev_files, train_files) = (files(&dev), files(&train));
             let train = train_files.0.exists().then_some((train_files.0.as_path(), train_files.1.as_path()));
-            cascade_signal::run(&dataset, (&dev_files.0, &dev_files.1), train, &data)
+            cascade_signal::run(&dataset, (&dev_files.0, &dev_files.1), train, &data, cascade_signal::Pairing { edge: &edge_strategy, cloud: &cloud_strategy })
         }
         Command::TrainQueryRouter { train, dev, data, weights } => train_query_router::run(&train, &dev, &data, &weights),
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {

@@ -1,6 +1,8 @@
 //! The query-level decision's numbers, from the benchmark's edge and cloud chain-of-thought
 //! results: the cloud's advantage on whole queries, measured on gsm8k train and written into the
-//! router weights; and whether a learned per-query model (the router's own features and logistic
+//! router weights; the escalation model (P(edge right) and P(cloud right) against the confidence
+//! of the SDK's own edge answers, `hybridflow-offline` on train), written there too and checked
+//! on dev; and whether a learned per-query model (the router's own features and logistic
 //! model, applied to the whole query) finds the queries where the cloud helps better than a
 //! zero-parameter rule or chance, checked on dev questions it never saw.
 
@@ -10,10 +12,12 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use hybridflow_core::plan::planner::direct_plan;
 use hybridflow_core::route::features::{features, GraphPosition};
+use hybridflow_core::route::escalation::{EscalationModel, Logistic};
 use hybridflow_core::route::learned::{roc_auc, Example, RouterWeights, WholeQueryGain};
 
 use crate::benchmark::datasets::{self, Dataset};
-use crate::benchmark::report::bootstrap_interval;
+use crate::benchmark::report::{bootstrap_interval, mean};
+use crate::cascade_signal::{self, auc_with_interval, cascade_row, load_questions, Pairing};
 use crate::benchmark::Record;
 
 /// One question answered by both sides.
@@ -65,10 +69,6 @@ fn accuracy(rows: &[Paired], on_cloud: &dyn Fn(usize) -> f64) -> Vec<f64> {
     rows.iter().enumerate().map(|(i, p)| on_cloud(i) * f64::from(u8::from(p.cloud_right)) + (1.0 - on_cloud(i)) * f64::from(u8::from(p.edge_right))).collect()
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
 /// Accuracy when the `share` of questions with the highest scores go to the cloud, against random
 /// routing at the same share (its expectation per question), with the paired interval.
 fn at_share(dev: &[Paired], scores: &[f64], share: f64) -> (f64, f64, (f64, f64)) {
@@ -108,8 +108,9 @@ pub fn run(train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result
             train_rows.len()
         ),
     };
+    weights.escalation = fit_escalation(train, dev, data)?.or(weights.escalation);
     std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
-    println!("wrote the whole-query gain into {}", weights_path.display());
+    println!("wrote the whole-query gain and the escalation model into {}", weights_path.display());
 
     if dev_rows.len() < 10 {
         println!("dev: {} paired questions, too few to evaluate a per-query model", dev_rows.len());
@@ -137,4 +138,50 @@ pub fn run(train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result
         println!("| {share:.2} | {learned_accuracy:.3} | {rule_accuracy:.3} | {random_accuracy:.3} | {:+.3} ({low:+.3} to {high:+.3}) |", learned_accuracy - random_accuracy);
     }
     Ok(())
+}
+
+/// Gains at which the dev check escalates (the router's threshold runs from 0.15 up as budgets are
+/// used).
+const ESCALATION_THRESHOLDS: [f64; 5] = [0.05, 0.15, 0.25, 0.35, 0.45];
+
+/// Fits the escalation model on the SDK's offline edge answers on train (their confidence, and
+/// whether they and the cloud's chain-of-thought were right), then shows on dev what it escalates
+/// at several thresholds against the SDK's own cloud answers. `None` when train has too few.
+fn fit_escalation(train: &Path, dev: &Path, data: &Path) -> Result<Option<EscalationModel>> {
+    let calls = |results: &Path| results.with_file_name("calls.jsonl");
+    let train_pairing = Pairing { edge: "hybridflow-offline", cloud: "cloud-cot" };
+    let questions = load_questions(Dataset::Gsm8k, "train", (train, &calls(train)), data, train_pairing)?;
+    if questions.len() < 20 {
+        println!("escalation: {} train questions have an offline SDK answer with log-probabilities; too few to fit, the weights keep theirs", questions.len());
+        return Ok(None);
+    }
+    cascade_signal::describe("\nescalation, train", &questions);
+    let confidence: Vec<f64> = questions.iter().map(cascade_signal::Question::confidence).collect();
+    let fit = |label: fn(&cascade_signal::Question) -> bool| Logistic::fit(&confidence, &questions.iter().map(label).collect::<Vec<_>>()).context("the escalation model cannot be fitted on this data");
+    let model = EscalationModel {
+        edge_right: fit(|q| q.edge_right)?,
+        cloud_right: fit(|q| q.cloud_right)?,
+        measured_on: format!(
+            "gsm8k train, {} questions: the SDK's offline edge answers (Qwen2.5-Coder-0.5B, `hybridflow-offline`) and cloud Qwen2.5-Coder-1.5B chain-of-thought (docs/bench/gsm8k-train); `cargo xtask train-query-router`",
+            questions.len()
+        ),
+    };
+    println!("escalation model: P(edge right) = σ({:.3} + {:.3}·c), P(cloud right) = σ({:.3} + {:.3}·c), c = mean token log-probability", model.edge_right.bias, model.edge_right.slope, model.cloud_right.bias, model.cloud_right.slope);
+
+    let dev_pairing = Pairing { edge: "hybridflow-offline", cloud: "hybridflow-default" };
+    let dev_questions = load_questions(Dataset::Gsm8k, "dev", (dev, &calls(dev)), data, dev_pairing).unwrap_or_default();
+    if dev_questions.len() < 20 {
+        println!("escalation, dev: {} questions with offline SDK answers; no check", dev_questions.len());
+        return Ok(Some(model));
+    }
+    cascade_signal::describe("escalation, dev (cloud: the SDK's own answer)", &dev_questions);
+    let dev_confidence: Vec<f64> = dev_questions.iter().map(cascade_signal::Question::confidence).collect();
+    let (auc, (low, high)) = auc_with_interval(&dev_confidence, &dev_questions.iter().map(|q| q.edge_right).collect::<Vec<_>>());
+    println!("ROC AUC of the confidence for \"the edge is right\" on dev: {auc:.3} ({low:.3} to {high:.3})");
+    println!("\n| escalate when the gain exceeds | share to the cloud | cloud tokens (× the SDK's cloud answer) | accuracy | − random at that share (95 % CI) | − the SDK's cloud answer |\n|---|---|---|---|---|---|");
+    for threshold in ESCALATION_THRESHOLDS {
+        let escalated: Vec<bool> = dev_confidence.iter().map(|c| model.gain(*c) > threshold).collect();
+        println!("| {threshold:.2} | {} |", cascade_row(&dev_questions, &escalated));
+    }
+    Ok(Some(model))
 }

@@ -232,9 +232,15 @@ pub enum Event {
     SubtaskStarted { id: String, side: Side, reason: String, attempt: i32, explanation: Option<RouteExplanation>, served_by: String },
     /// Generated text of a subtask, or of the final answer (`subtask_id` null).
     Token { subtask_id: Option<String>, text: String },
-    /// Discard the answer text streamed so far: the attempt that wrote it failed; the next
-    /// attempt (a retry or the fallback, if any) streams the answer again from its start.
+    /// Discard the answer text streamed so far: the attempt that wrote it failed, or the edge's
+    /// answer was escalated; the next attempt (a retry, the fallback or the cloud's answer)
+    /// streams the answer again from its start.
     AnswerReset,
+    /// The edge's one-step answer was checked. `confidence`: the mean natural log-probability of
+    /// its tokens (0 = certain, lower = less sure). `escalated`: the query goes to the cloud,
+    /// whose answer replaces the edge's (`AnswerReset` follows); if the cloud is then refused or
+    /// fails, the edge's answer is streamed again.
+    AnswerChecked { confidence: f64, escalated: bool, reason: String, explanation: Option<RouteExplanation> },
     /// A subtask ended: `latencyMs` spans all its attempts, the tokens are the last attempt's
     /// (0 when it failed).
     SubtaskFinished {
@@ -320,6 +326,7 @@ impl From<exec::Event> for Event {
             }
             exec::Event::Token { subtask_id, text } => Event::Token { subtask_id, text },
             exec::Event::AnswerReset => Event::AnswerReset,
+            exec::Event::AnswerChecked { confidence, escalated, reason, explanation: e } => Event::AnswerChecked { confidence, escalated, reason, explanation: explanation(e) },
             exec::Event::SubtaskFinished { id, report } => {
                 Event::SubtaskFinished {
                     id,

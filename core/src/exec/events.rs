@@ -22,9 +22,15 @@ pub enum Event {
     SubtaskStarted { id: String, side: Side, reason: String, attempt: u32, explanation: Option<Explanation>, served_by: String },
     /// Generated text: of a subtask, or of the final answer (`id: None`).
     Token { subtask_id: Option<String>, text: String },
-    /// Discard the answer's text streamed so far: the attempt that wrote it failed. The next
-    /// attempt (a retry or the fallback, if any) streams the answer again from its start.
+    /// Discard the answer's text streamed so far: the attempt that wrote it failed, or its edge
+    /// answer was escalated. The next attempt (a retry, the fallback or the cloud's answer)
+    /// streams the answer again from its start.
     AnswerReset,
+    /// The edge's one-step answer was checked: `confidence` is the mean natural log-probability
+    /// of its tokens (0 = certain). `escalated`: the query goes to the cloud, whose answer
+    /// replaces the edge's (after `AnswerReset`); if the cloud then fails, the edge's answer is
+    /// streamed again.
+    AnswerChecked { confidence: f64, escalated: bool, reason: String, explanation: Option<Explanation> },
     SubtaskFinished { id: String, report: SubtaskReport },
     /// The final synthesis started (multi-step plans only).
     AnswerStarted { side: Side, reason: String, attempt: u32, explanation: Option<Explanation>, served_by: String },

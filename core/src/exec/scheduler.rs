@@ -18,6 +18,7 @@ use crate::model::{ChatModel, ChatRequest, FinishReason, Message, ModelError, Si
 use crate::plan::planner::{self, DirectReason, PlanEvent, PlanOutcome, PlannerConfig};
 use crate::plan::{Subtask, ValidatedPlan};
 use crate::route::calibration::results_agree;
+use crate::route::escalation;
 use crate::route::{CalibrationProbe, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 
 /// Which model writes the plan.
@@ -170,9 +171,30 @@ struct StepRun {
     cost: f64,
 }
 
+/// What one step asks of a model.
+struct StepCall {
+    /// The subtask's id; `None` for the synthesis.
+    id: Option<String>,
+    /// Its tokens are the answer's (the synthesis, or a one-step plan's only subtask).
+    is_answer: bool,
+    /// A one-step answer: on the edge it reports its confidence, and the cloud may replace it
+    /// ([`Step::Escalation`]).
+    escalable: bool,
+    messages: Vec<Message>,
+    max_tokens: u32,
+}
+
+impl StepCall {
+    fn name(&self) -> &str {
+        self.id.as_deref().unwrap_or("answer")
+    }
+}
+
 /// The outcome of a step with all its attempts.
 struct StepResult {
     run: Result<StepRun, StepFailure>,
+    /// The edge's answer that an escalation replaced with the cloud's (its cost counts too).
+    replaced: Option<StepRun>,
     /// Attempts made; usage of failed ones is unknown (their stream broke), only successes count.
     attempts: u32,
     last_side: Side,
@@ -355,6 +377,9 @@ impl Scheduler {
                     totals.subtasks += 1;
                     let outcome = match result.run {
                         Ok(run) => {
+                            if let Some(replaced) = &result.replaced {
+                                totals.add(replaced.side, &replaced.usage, replaced.cost);
+                            }
                             totals.add(run.side, &run.usage, run.cost);
                             if run.usage.finish_reason == FinishReason::Length {
                                 cut_by_token_limit.insert(id.clone());
@@ -393,7 +418,9 @@ impl Scheduler {
                 validated.subtasks.iter().map(|s| (s, result_of(&s.id).map_err(|_| "failed or skipped"))).collect();
             let messages = prompts::synthesis_messages(query, &results);
             let decision = self.route(query, Step::Synthesis { plan: &validated }, &budget);
-            let result = self.execute(&query_id, &budget, None, true, messages, config.answer_max_tokens, decision, events).await;
+            let call = StepCall { id: None, is_answer: true, escalable: false, messages, max_tokens: config.answer_max_tokens };
+            let attempts = self.attempt_plan(&decision);
+            let result = self.execute(&query_id, &budget, &call, decision, attempts, 0, events).await;
             let run = result.run.map_err(answer_failed)?;
             totals.add(run.side, &run.usage, run.cost);
             (run.text, run.usage.finish_reason == FinishReason::Length)
@@ -485,13 +512,18 @@ impl Scheduler {
             let step = if is_answer { Step::WholeQuery } else { Step::Subtask { subtask, plan: validated } };
             let decision = self.route(query, step, budget);
             let scheduler = self.clone();
+            let query = query.to_owned();
             let query_id = query_id.to_owned();
             let budget = budget.clone();
             let id = subtask.id.clone();
             let sink = events.clone();
             let max_tokens = if is_answer { config.answer_max_tokens } else { config.subtask_max_tokens };
+            let call = StepCall { id: Some(id.clone()), is_answer, escalable: is_answer, messages, max_tokens };
             let handle = running.spawn(async move {
-                let result = scheduler.execute(&query_id, &budget, Some(id.clone()), is_answer, messages, max_tokens, decision, &sink).await;
+                let routed = decision.side;
+                let attempts = scheduler.attempt_plan(&decision);
+                let result = scheduler.execute(&query_id, &budget, &call, decision, attempts, 0, &sink).await;
+                let result = scheduler.escalate_if_unsure(&query, &query_id, &budget, &call, routed, result, &sink).await;
                 (id, result)
             });
             status.insert(subtask.id.clone(), Status::Running(handle));
@@ -501,24 +533,66 @@ impl Scheduler {
         }
     }
 
-    /// Runs one step (a subtask, or the synthesis when `id` is `None`): the routed side up to
-    /// `attempts_per_side` times, then the other side once. The tokens of a step that `is_answer`
-    /// (the synthesis, or a one-step plan's subtask) are streamed as the answer's (no subtask id). Each cloud attempt is admitted by the
-    /// guard when its turn comes; after a refusal the step makes no other cloud attempt.
-    #[allow(clippy::too_many_arguments)]
-    async fn execute(&self, query_id: &str, budget: &Arc<QueryBudget>, id: Option<String>, is_answer: bool, messages: Vec<Message>, max_tokens: u32, decision: RouteDecision, events: &EventSink) -> StepResult {
-        let started = Instant::now();
-        let config = &self.shared.config;
-        let mut plan: Vec<(Side, String)> = (0..config.attempts_per_side.max(1))
+    /// The attempts of a routed step: the routed side up to `attempts_per_side` times, then the
+    /// other side once.
+    fn attempt_plan(&self, decision: &RouteDecision) -> Vec<(Side, String)> {
+        let mut plan: Vec<(Side, String)> = (0..self.shared.config.attempts_per_side.max(1))
             .map(|n| (decision.side, if n == 0 { decision.reason.clone() } else { "retry after an error".into() }))
             .collect();
         if self.shared.models.get(other(decision.side)).is_some() {
             plan.push((other(decision.side), format!("fallback to the {:?} after errors", other(decision.side)).to_lowercase()));
         }
+        plan
+    }
+
+    /// After the edge answered a whole query as routed: asks the policy whether its confidence
+    /// warrants the cloud ([`Step::Escalation`]), and if so streams the cloud's answer in place of
+    /// the edge's. If the cloud is refused or fails, the edge's answer stands and is streamed again.
+    #[allow(clippy::too_many_arguments)]
+    async fn escalate_if_unsure(&self, query: &str, query_id: &str, budget: &Arc<QueryBudget>, call: &StepCall, routed: Side, first: StepResult, events: &EventSink) -> StepResult {
+        let confidence = match &first.run {
+            Ok(edge) if call.escalable && routed == Side::Edge && edge.side == Side::Edge && self.shared.models.cloud.is_some() => escalation::confidence(&edge.usage.token_logprobs),
+            _ => None,
+        };
+        let Some(confidence) = confidence else { return first };
+        let decision = self.route(query, Step::Escalation { confidence }, budget);
+        let escalated = decision.side == Side::Cloud;
+        log::debug!("{}: the edge's confidence {confidence:.3}: {} ({})", call.name(), if escalated { "escalated to the cloud" } else { "kept" }, decision.reason);
+        events.emit(Event::AnswerChecked { confidence, escalated, reason: decision.reason.clone(), explanation: decision.explanation });
+        if !escalated {
+            return first;
+        }
+        events.emit(Event::AnswerReset);
+        let reason = format!("escalated: {}", decision.reason);
+        let attempts = vec![(Side::Cloud, reason); self.shared.config.attempts_per_side.max(1) as usize];
+        let second = self.execute(query_id, budget, call, decision, attempts, first.attempts, events).await;
+        let (first_run, second_run) = (first.run.expect("checked above"), second.run);
+        let (run, replaced) = match second_run {
+            Ok(cloud) => (cloud, Some(first_run)),
+            Err(failure) => {
+                log::warn!("{}: the escalation failed ({}); the edge's answer stands", call.name(), failure.message);
+                events.emit(Event::AnswerReset);
+                events.emit(Event::Token { subtask_id: None, text: first_run.text.clone() });
+                (first_run, None)
+            }
+        };
+        StepResult { last_side: run.side, run: Ok(run), replaced, attempts: first.attempts + second.attempts, latency: first.latency + second.latency }
+    }
+
+    /// Runs one step (a subtask, or the synthesis when `call.id` is `None`) through `plan`, the
+    /// sides to try in order, until one succeeds. The tokens of a step that `is_answer` are
+    /// streamed as the answer's (no subtask id). Each cloud attempt is admitted by the guard when
+    /// its turn comes; after a refusal the step makes no other cloud attempt. Attempts are
+    /// numbered after `earlier_attempts` (an escalation continues its edge answer's numbering).
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(&self, query_id: &str, budget: &Arc<QueryBudget>, call: &StepCall, decision: RouteDecision, plan: Vec<(Side, String)>, earlier_attempts: u32, events: &EventSink) -> StepResult {
+        let started = Instant::now();
+        let StepCall { id, is_answer, messages, max_tokens, .. } = call;
+        let (is_answer, max_tokens) = (*is_answer, *max_tokens);
         let step_name = || id.clone().map_or(StepName::Answer, |id| StepName::Subtask { id });
         let mut errors = Vec::new();
         let mut cause = FailureCause::Model;
-        let mut attempts = 0;
+        let mut attempts = earlier_attempts;
         let mut last_side = decision.side;
         let mut cloud_refused = false;
         let mut used_cloud = false;
@@ -529,7 +603,10 @@ impl Scheduler {
             if side == Side::Cloud && cloud_refused {
                 continue;
             }
-            let request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
+            let mut request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
+            if side == Side::Edge && call.escalable && self.shared.models.cloud.is_some() {
+                request = request.with_token_logprobs();
+            }
             let _slot = match side {
                 Side::Edge => self.shared.edge_slots.acquire().await,
                 Side::Cloud => self.shared.cloud_slots.acquire().await,
@@ -595,7 +672,7 @@ impl Scheduler {
             self.shared.guard.ledger().flushed().await;
         }
         let run = outcome.ok_or_else(|| StepFailure { cause, message: errors.join("; ") });
-        StepResult { run, attempts, last_side, latency: started.elapsed() }
+        StepResult { run, replaced: None, attempts: attempts - earlier_attempts, last_side, latency: started.elapsed() }
     }
 
     /// Runs a calibration probe in the background, so the user does not wait for it: the step

@@ -14,8 +14,10 @@ use crate::route::Fixed;
 
 /// Answers planning requests with `plan_json` (in 5-character pieces, `piece_delay` apart) and
 /// step requests with `result of <task>` after `step_delay`; steps listed in `failing` error out.
+/// Asked for token log-probabilities, it reports `token_logprob` for each token.
 struct ScriptedModel {
     side: Side,
+    token_logprob: f32,
     plan_json: String,
     piece_delay: Duration,
     step_delay: Duration,
@@ -25,7 +27,7 @@ struct ScriptedModel {
 
 impl ScriptedModel {
     fn new(side: Side, plan_json: &str, step_delay: Duration) -> Self {
-        Self { side, plan_json: plan_json.into(), piece_delay: Duration::ZERO, step_delay, failing: Vec::new(), log: Mutex::new(Vec::new()) }
+        Self { side, token_logprob: -0.1, plan_json: plan_json.into(), piece_delay: Duration::ZERO, step_delay, failing: Vec::new(), log: Mutex::new(Vec::new()) }
     }
 
     fn runs(&self) -> Vec<(String, Instant, Instant)> {
@@ -76,6 +78,7 @@ impl ChatModel for ScriptedModel {
             let text = format!("result of {step}");
             // Every step writes 5 tokens: a smaller limit cuts it.
             let usage = if request.max_tokens < 5 { Usage { finish_reason: FinishReason::Length, ..usage } } else { usage };
+            let usage = if request.token_logprobs { Usage { token_logprobs: vec![self.token_logprob; 5], ..usage } } else { usage };
             Ok(TokenStream::new(futures::stream::iter([Ok(StreamEvent::Delta(text)), Ok(StreamEvent::Finished(usage))]).boxed(), CancelHandle::default()))
         })
     }
@@ -228,6 +231,7 @@ impl RoutePolicy for RecordingPolicy {
     fn route(&self, request: &crate::route::RouteRequest<'_>) -> RouteDecision {
         let step = match request.step {
             crate::route::Step::WholeQuery => "WholeQuery",
+            crate::route::Step::Escalation { .. } => "Escalation",
             crate::route::Step::Plan => "Plan",
             crate::route::Step::Subtask { .. } => "Subtask",
             crate::route::Step::Synthesis { .. } => "Synthesis",
@@ -448,4 +452,115 @@ async fn a_fallback_the_policy_forbids_does_not_happen() {
     assert_eq!(refused, vec![&StepName::Subtask { id: "a".into() }], "the refused fallback is reported");
     let skipped = events.iter().any(|e| matches!(e, Event::SubtaskFinished { id, report } if id == "b" && matches!(report.outcome, SubtaskOutcome::Skipped { .. })));
     assert!(skipped, "its dependent is skipped");
+}
+
+/// The whole query on the edge; an escalation to the cloud below a confidence.
+struct EscalatingPolicy {
+    below: f64,
+}
+
+impl RoutePolicy for EscalatingPolicy {
+    fn route(&self, request: &crate::route::RouteRequest<'_>) -> RouteDecision {
+        match request.step {
+            crate::route::Step::Escalation { confidence } if confidence < self.below => RouteDecision::new(Side::Cloud, "unsure"),
+            _ => RouteDecision::new(Side::Edge, "edge first"),
+        }
+    }
+}
+
+/// An edge whose answers have the given confidence, a cloud, and the escalating policy.
+fn escalating(edge_logprob: f32, cloud: ScriptedModel, guard: Arc<CloudGuard>) -> (Scheduler, Arc<ScriptedModel>, Arc<ScriptedModel>) {
+    let mut edge = ScriptedModel::new(Side::Edge, "", Duration::from_millis(1));
+    edge.token_logprob = edge_logprob;
+    let (edge, cloud) = (Arc::new(edge), Arc::new(cloud));
+    let models = Models { edge: Some(edge.clone()), cloud: Some(cloud.clone()) };
+    let scheduler = Scheduler::new(models, Arc::new(EscalatingPolicy { below: -0.5 }), guard, ExecConfig::default()).unwrap();
+    (scheduler, edge, cloud)
+}
+
+fn checked(events: &[Event]) -> Vec<(f64, bool)> {
+    events.iter().filter_map(|e| match e { Event::AnswerChecked { confidence, escalated, .. } => Some((*confidence, *escalated)), _ => None }).collect()
+}
+
+/// The answer's text as a listener rebuilds it: tokens without a subtask id since the last reset.
+fn streamed_answer(events: &[Event]) -> String {
+    let since = events.iter().rposition(|e| matches!(e, Event::AnswerReset)).map_or(0, |i| i + 1);
+    events[since..].iter().filter_map(|e| match e { Event::Token { subtask_id: None, text } => Some(text.as_str()), _ => None }).collect()
+}
+
+#[tokio::test]
+async fn an_unsure_edge_answer_is_replaced_by_the_clouds() {
+    let (scheduler, edge, cloud) = escalating(-1.0, ScriptedModel::new(Side::Cloud, "", Duration::from_millis(1)), CloudGuard::unlimited(true));
+    let (answer, events) = run(&scheduler, "What is 6 times 7?").await;
+    let answer = answer.unwrap();
+    assert_eq!((edge.runs().len(), cloud.runs().len()), (1, 1), "the edge answered, then the cloud");
+    let (confidence, escalated) = checked(&events)[0];
+    assert!((confidence + 1.0).abs() < 1e-6 && escalated, "{:?}", checked(&events));
+    let order: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SubtaskStarted { side: Side::Edge, .. } => Some("edge"),
+            Event::AnswerChecked { .. } => Some("checked"),
+            Event::AnswerReset => Some("reset"),
+            Event::SubtaskStarted { side: Side::Cloud, reason, attempt: 2, .. } if reason.starts_with("escalated") => Some("cloud"),
+            Event::Answer { .. } => Some("answer"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["edge", "checked", "reset", "cloud", "answer"]);
+    assert_eq!((answer.totals.edge.calls, answer.totals.cloud.calls), (1, 1), "both answers are paid for");
+    assert_eq!(streamed_answer(&events), answer.text);
+}
+
+#[tokio::test]
+async fn a_confident_edge_answer_stands() {
+    let (scheduler, _, cloud) = escalating(-0.1, ScriptedModel::new(Side::Cloud, "", Duration::from_millis(1)), CloudGuard::unlimited(true));
+    let (answer, events) = run(&scheduler, "What is 6 times 7?").await;
+    let answer = answer.unwrap();
+    assert!(cloud.runs().is_empty());
+    assert_eq!(checked(&events).iter().map(|c| c.1).collect::<Vec<_>>(), [false]);
+    assert!(!events.iter().any(|e| matches!(e, Event::AnswerReset)));
+    assert_eq!((answer.totals.edge.calls, answer.totals.cloud.calls), (1, 0));
+}
+
+#[tokio::test]
+async fn an_escalation_that_fails_or_is_refused_leaves_the_edge_answer() {
+    // The cloud fails on every attempt.
+    let mut failing = ScriptedModel::new(Side::Cloud, "", Duration::from_millis(1));
+    failing.failing = vec!["direct: What is 6 times 7?".into()];
+    let (scheduler, _, cloud) = escalating(-1.0, failing, CloudGuard::unlimited(true));
+    let (answer, events) = run(&scheduler, "What is 6 times 7?").await;
+    let answer = answer.unwrap();
+    assert!(cloud.runs().is_empty());
+    assert_eq!(answer.text, "result of direct: What is 6 times 7?");
+    assert_eq!(streamed_answer(&events), answer.text, "the edge's answer is streamed again");
+    assert_eq!((answer.totals.edge.calls, answer.totals.cloud.calls), (1, 0));
+
+    // The policy forbids the cloud: the escalation is never sent.
+    let guard = CloudGuard::unlimited(true);
+    guard.set_policy(crate::device::AppPolicy { offload: crate::device::Offload::Never, ..Default::default() });
+    let (scheduler, _, cloud) = escalating(-1.0, ScriptedModel::new(Side::Cloud, "", Duration::from_millis(1)), guard);
+    let (answer, events) = run(&scheduler, "What is 6 times 7?").await;
+    assert!(cloud.runs().is_empty(), "nothing reached the cloud");
+    assert!(events.iter().any(|e| matches!(e, Event::CloudRefused { step: StepName::Subtask { .. }, gate: crate::guard::Gate::PolicyNeverOffload })));
+    assert_eq!(streamed_answer(&events), answer.unwrap().text);
+}
+
+#[tokio::test]
+async fn only_a_one_step_answer_routed_to_the_edge_is_checked() {
+    // Routed to the cloud: nothing to check, and no log-probabilities asked of anyone.
+    let edge = Arc::new(ScriptedModel::new(Side::Edge, "", Duration::from_millis(1)));
+    let cloud = Arc::new(ScriptedModel::new(Side::Cloud, "", Duration::from_millis(1)));
+    let models = Models { edge: Some(edge.clone()), cloud: Some(cloud.clone()) };
+    let scheduler = Scheduler::new(models, Arc::new(Fixed(Side::Cloud)), CloudGuard::unlimited(true), ExecConfig::default()).unwrap();
+    let (_, events) = run(&scheduler, "What is 6 times 7?").await;
+    assert!(checked(&events).is_empty());
+    // No cloud configured: nothing to escalate to.
+    let (answer, events) = run(&scheduler_without_cloud(), "What is 6 times 7?").await;
+    assert!(answer.is_ok() && checked(&events).is_empty());
+}
+
+fn scheduler_without_cloud() -> Scheduler {
+    let edge = Arc::new(ScriptedModel::new(Side::Edge, "", Duration::from_millis(1)));
+    Scheduler::new(Models { edge: Some(edge), cloud: None }, Arc::new(EscalatingPolicy { below: 0.0 }), CloudGuard::unlimited(false), ExecConfig::default()).unwrap()
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::escalation::EscalationModel;
 use super::features::{Features, DENSE_FEATURES, HASH_BUCKETS};
 
 pub const WEIGHTS_FORMAT: &str = "hybridflow-router-logistic";
@@ -28,6 +29,10 @@ pub struct RouterWeights {
     /// questions: docs/router.md). `cargo xtask train-query-router` measures it.
     #[serde(default)]
     pub whole_query: WholeQueryGain,
+    /// Whether to escalate a whole query the edge answered, from its confidence; absent, the
+    /// edge's answers are kept. `cargo xtask train-query-router` fits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationModel>,
 }
 
 /// The cloud's advantage on whole queries, with where it was measured.
@@ -118,6 +123,7 @@ impl RouterWeights {
             sparse: vec![0.0; HASH_BUCKETS],
             helps_when_results_differ: prior_helps_when_results_differ(),
             whole_query: WholeQueryGain::default(),
+            escalation: None,
         };
         for epoch in 0..epochs {
             let rate = learning_rate / (1.0 + epoch as f32 * 0.1);

@@ -5,9 +5,11 @@
 //! - [`features`]: what the learned model sees (same code for training and inference);
 //! - [`learned`]: the logistic model, its weights file, training and ROC AUC;
 //! - [`calibration`]: the on-device correction of its probability from calibration probes;
+//! - [`escalation`]: the edge's confidence in a whole-query answer, and what escalating it gains;
 //! - [`router`]: utility, budget-adaptive threshold, statistics, persistence.
 
 pub mod calibration;
+pub mod escalation;
 pub mod features;
 pub mod learned;
 pub mod router;
@@ -23,6 +25,9 @@ use crate::plan::{Difficulty, Subtask, ValidatedPlan};
 pub enum Step<'a> {
     /// The whole query answered in one step, without a plan: the query-level decision.
     WholeQuery,
+    /// The whole query again, on the cloud, after the edge answered it with this `confidence`
+    /// ([`escalation::confidence`]): keep the edge's answer (edge) or replace it (cloud).
+    Escalation { confidence: f64 },
     /// Writing the plan.
     Plan,
     Subtask { subtask: &'a Subtask, plan: Option<&'a ValidatedPlan> },
@@ -122,6 +127,7 @@ impl RoutePolicy for ByDifficulty {
         let (wants_cloud, why) = match request.step {
             Step::Plan => (true, "planning a multi-step query"),
             Step::WholeQuery => (false, "no difficulty hint for an unplanned query"),
+            Step::Escalation { .. } => (false, "no difficulty hint for an unplanned query"),
             Step::Subtask { subtask, .. } if subtask.difficulty == Difficulty::Hard => (true, "planner marked the subtask hard"),
             Step::Subtask { .. } => (false, "planner marked the subtask easy or medium"),
             Step::Synthesis { plan } if plan.subtasks.len() > 2 => (true, "combining many results"),

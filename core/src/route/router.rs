@@ -148,7 +148,8 @@ impl LearnedRouter {
         let prompt_tokens = (request.query.len() / 4) as u64 + 200;
         let tokens = u64::from(expected_tokens);
         let step_money = self.guard.price().cost_of(prompt_tokens, tokens);
-        let t_edge = stats.edge_first_token_seconds + tokens as f64 / stats.edge_tokens_per_second.max(0.1);
+        // An escalation's edge answer is already written: only the cloud's time is extra.
+        let t_edge = if matches!(request.step, Step::Escalation { .. }) { 0.0 } else { stats.edge_first_token_seconds + tokens as f64 / stats.edge_tokens_per_second.max(0.1) };
         let t_cloud = stats.cloud_first_token_seconds[network_index(device.network)] + tokens as f64 / stats.cloud_tokens_per_second.max(0.1);
         let step = Spend { tokens: prompt_tokens + tokens, money: step_money, time: Duration::from_secs_f64(t_cloud) };
         let mut texts = vec![request.query];
@@ -162,6 +163,7 @@ impl LearnedRouter {
         let quality = match (logit, request.step) {
             (Some(logit), _) => stats.calibration.apply(logit),
             (None, Step::WholeQuery) => f64::from(self.config.weights.whole_query.gain),
+            (None, Step::Escalation { confidence }) => self.config.weights.escalation.as_ref().map_or(0.0, |model| model.gain(confidence)),
             // Planning and synthesis have no learned estimate: a neutral probability.
             (None, _) => 0.5,
         };
@@ -216,6 +218,8 @@ impl RoutePolicy for LearnedRouter {
                 self.decide(request, Some((subtask, position)), subtask.expected_tokens)
             }
             Step::WholeQuery => self.decide(request, None, self.config.weights.whole_query.answer_tokens),
+            Step::Escalation { .. } if self.config.weights.escalation.is_none() => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
+            Step::Escalation { .. } => self.decide(request, None, self.config.weights.whole_query.answer_tokens),
             Step::Plan => self.decide(request, None, 256),
             Step::Synthesis { .. } => self.decide(request, None, 192),
         }
@@ -410,6 +414,27 @@ mod tests {
         router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
         let offline = route_step(&router, Step::WholeQuery, &fresh());
         assert_eq!((offline.side, offline.explanation.unwrap().gate), (Side::Edge, Some(Gate::Offline)));
+    }
+
+    #[test]
+    fn an_unsure_edge_answer_is_escalated_while_its_gain_clears_the_rising_threshold() {
+        use crate::route::escalation::{EscalationModel, Logistic};
+        let model = EscalationModel { edge_right: Logistic { bias: 3.0, slope: 10.0 }, cloud_right: Logistic { bias: 0.5, slope: 1.0 }, measured_on: "test".into() };
+        let weights = RouterWeights { escalation: Some(model.clone()), ..RouterWeights::builtin() };
+        let guard = guard(Budgets { per_query: Limits { cloud_tokens: Some(4_000), ..Limits::default() }, ..Budgets::default() }, None);
+        let router = LearnedRouter::new(RouterConfig { weights, ..RouterConfig::default() }, guard.clone(), None, None);
+        let query = fresh();
+        let unsure = route_step(&router, Step::Escalation { confidence: -0.8 }, &query);
+        let sure = route_step(&router, Step::Escalation { confidence: -0.05 }, &query);
+        assert_eq!(unsure.explanation.unwrap().quality, model.gain(-0.8), "the learned escalation gain");
+        assert_eq!((unsure.side, sure.side), (Side::Cloud, Side::Edge), "{unsure:?} {sure:?}");
+        // Most of the budget used: the threshold passes even the unsure answer's gain.
+        spend(&guard, &query, "a", 3_600, 0.0);
+        let late = route_step(&router, Step::Escalation { confidence: -0.8 }, &query);
+        assert_eq!(late.side, Side::Edge, "{late:?}");
+        // Without a fitted model the edge's answer stands.
+        let plain = LearnedRouter::new(RouterConfig { weights: RouterWeights { escalation: None, ..RouterWeights::builtin() }, ..RouterConfig::default() }, guard, None, None);
+        assert_eq!(route_step(&plain, Step::Escalation { confidence: -5.0 }, &fresh()).side, Side::Edge);
     }
 
     #[test]

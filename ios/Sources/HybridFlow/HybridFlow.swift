@@ -2976,6 +2976,14 @@ public enum Event: Equatable, Hashable {
      */
     case answerReset
     /**
+     * The edge's one-step answer was checked. `confidence`: the mean natural log-probability of
+     * its tokens (0 = certain, lower = less sure). `escalated`: the query goes to the cloud,
+     * whose answer replaces the edge's (`AnswerReset` follows); if the cloud is then refused or
+     * fails, the edge's answer is streamed again.
+     */
+    case answerChecked(confidence: Double, escalated: Bool, reason: String, explanation: RouteExplanation?
+    )
+    /**
      * A subtask ended: `latencyMs` spans all its attempts, the tokens are the last attempt's
      * (0 when it failed).
      */
@@ -3036,16 +3044,19 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         
         case 5: return .answerReset
         
-        case 6: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterInt64.read(from: &buf), attempts: try FfiConverterInt32.read(from: &buf), promptTokens: try FfiConverterInt32.read(from: &buf), completionTokens: try FfiConverterInt32.read(from: &buf)
+        case 6: return .answerChecked(confidence: try FfiConverterDouble.read(from: &buf), escalated: try FfiConverterBool.read(from: &buf), reason: try FfiConverterString.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf)
         )
         
-        case 7: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf), servedBy: try FfiConverterString.read(from: &buf)
+        case 7: return .subtaskFinished(id: try FfiConverterString.read(from: &buf), side: try FfiConverterOptionTypeSide.read(from: &buf), outcome: try FfiConverterTypeSubtaskOutcome.read(from: &buf), latencyMs: try FfiConverterInt64.read(from: &buf), attempts: try FfiConverterInt32.read(from: &buf), promptTokens: try FfiConverterInt32.read(from: &buf), completionTokens: try FfiConverterInt32.read(from: &buf)
         )
         
-        case 8: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
+        case 8: return .answerStarted(side: try FfiConverterTypeSide.read(from: &buf), reason: try FfiConverterString.read(from: &buf), attempt: try FfiConverterInt32.read(from: &buf), explanation: try FfiConverterOptionTypeRouteExplanation.read(from: &buf), servedBy: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .answer(text: try FfiConverterString.read(from: &buf), truncated: try FfiConverterBool.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
+        case 9: return .cloudRefused(step: try FfiConverterTypeQueryStep.read(from: &buf), gate: try FfiConverterTypeGate.read(from: &buf)
+        )
+        
+        case 10: return .answer(text: try FfiConverterString.read(from: &buf), truncated: try FfiConverterBool.read(from: &buf), totals: try FfiConverterTypeTotals.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3089,8 +3100,16 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(5))
         
         
-        case let .subtaskFinished(id,side,outcome,latencyMs,attempts,promptTokens,completionTokens):
+        case let .answerChecked(confidence,escalated,reason,explanation):
             writeInt(&buf, Int32(6))
+            FfiConverterDouble.write(confidence, into: &buf)
+            FfiConverterBool.write(escalated, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterOptionTypeRouteExplanation.write(explanation, into: &buf)
+            
+        
+        case let .subtaskFinished(id,side,outcome,latencyMs,attempts,promptTokens,completionTokens):
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(id, into: &buf)
             FfiConverterOptionTypeSide.write(side, into: &buf)
             FfiConverterTypeSubtaskOutcome.write(outcome, into: &buf)
@@ -3101,7 +3120,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .answerStarted(side,reason,attempt,explanation,servedBy):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
             FfiConverterTypeSide.write(side, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             FfiConverterInt32.write(attempt, into: &buf)
@@ -3110,13 +3129,13 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .cloudRefused(step,gate):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
             FfiConverterTypeQueryStep.write(step, into: &buf)
             FfiConverterTypeGate.write(gate, into: &buf)
             
         
         case let .answer(text,truncated,totals):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(text, into: &buf)
             FfiConverterBool.write(truncated, into: &buf)
             FfiConverterTypeTotals.write(totals, into: &buf)

@@ -100,7 +100,12 @@ impl View {
             }
             Event::AnswerReset => {
                 self.end_stream();
-                println!("! that attempt failed: the answer starts again");
+                println!("! the answer so far is discarded: it starts again");
+            }
+            Event::AnswerChecked { confidence, escalated, reason, .. } => {
+                self.end_stream();
+                let verdict = if *escalated { "escalated to the cloud" } else { "the edge's answer stands" };
+                println!("? the edge's confidence (mean token log-probability) {confidence:.3}: {verdict} ({reason})");
             }
             Event::SubtaskFinished { id, report } => {
                 self.end_stream();

@@ -150,6 +150,8 @@ final class ChatModel {
             if let id { update(id) { $0.tokens += 1 } } else { turn.answer += text }
         case .subtaskFinished(let id, _, let outcome, _, _, _, _): update(id) { $0.outcome = outcome }
         case .answerStarted, .answerReset: turn.answer = ""
+        case .answerChecked(_, let escalated, _, _):
+            if escalated { turn.planning = "the phone was unsure: asking the cloud…" }
         case .cloudRefused(let step, let gate):
             if case .subtask(let id) = step { update(id) { $0.reason = "kept on the phone: \(gate)" } } else { turn.planning = "kept on the phone: \(gate)" }
         case .answer(let text, _, let totals):

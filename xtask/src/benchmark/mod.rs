@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use hybridflow_core::device::AppPolicy;
+use hybridflow_core::device::{AppPolicy, DeviceState, Network};
 use hybridflow_core::exec::{Decomposition, EventSink, ExecConfig, Models, Scheduler, Totals};
 use hybridflow_core::guard::{Budgets, CloudGuard, Ledger, Limits};
 use hybridflow_core::model::cloud::{CloudConfig, CloudModel, Price};
@@ -33,13 +33,14 @@ use datasets::{Dataset, Item};
 /// Query-level routing of the RouteLLM kind is not among them: it needs no run of its own, as a
 /// whole-query router's result is the chosen side's chain-of-thought result, already recorded for
 /// both sides (`cargo xtask train-query-router` scores it exactly).
-pub const STRATEGIES: [&str; 12] = [
+pub const STRATEGIES: [&str; 13] = [
     "edge-direct",
     "edge-cot",
     "cloud-direct",
     "cloud-cot",
     "edge-cascade",
     "hybridflow-default",
+    "hybridflow-offline",
     "hybridflow-final-steps-rule",
     "hybridflow-learned",
     "hybridflow-threshold",
@@ -99,6 +100,7 @@ impl RoutePolicy for RandomRouter {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         let step = match request.step {
             Step::WholeQuery => "query".to_string(),
+            Step::Escalation { .. } => "escalation".to_string(),
             Step::Plan => "plan".to_string(),
             Step::Subtask { subtask, .. } => subtask.id.clone(),
             Step::Synthesis { .. } => "synthesis".to_string(),
@@ -120,6 +122,7 @@ impl RoutePolicy for FinalStepsRule {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         let (side, why) = match request.step {
             Step::WholeQuery => (Side::Cloud, "rule: an unplanned query"),
+            Step::Escalation { .. } => (Side::Edge, "rule: the edge's answer stands"),
             Step::Plan => (Side::Edge, "rule: plan on the edge"),
             Step::Subtask { subtask, plan: Some(plan) } if plan.fan_out(&subtask.id) == 0 => (Side::Cloud, "rule: nothing depends on this step"),
             Step::Subtask { .. } => (Side::Edge, "rule: an inner step"),
@@ -132,7 +135,9 @@ impl RoutePolicy for FinalStepsRule {
 /// HybridFlow as an app runs it: one engine for every question (router statistics, calibration
 /// and spending carry over), the default configuration (decomposition off), state persisted
 /// beside the results. `hybridflow-default` sets no budget; `hybridflow-budget-<tokens>` sets a
-/// monthly cloud-token limit, so a run over the questions measures one point of the budget sweep.
+/// monthly cloud-token limit, so a run over the questions measures one point of the budget sweep;
+/// `hybridflow-offline` is the default on a phone with no network: every answer is the edge's,
+/// with its confidence recorded (the escalation model's training data).
 struct DefaultEngine {
     scheduler: Scheduler,
 }
@@ -259,7 +264,8 @@ impl Bench {
     fn default_engine(&mut self, strategy: &str) -> Result<&DefaultEngine> {
         if !self.default_engines.contains_key(strategy) {
             let (budgets, state_dir) = match monthly_token_budget(strategy) {
-                None => (Budgets::default(), self.state_dir.clone()),
+                None if strategy == "hybridflow-default" => (Budgets::default(), self.state_dir.clone()),
+                None => (Budgets::default(), self.state_dir.with_extension(format!("state-{strategy}"))),
                 Some(tokens) => (
                     Budgets { per_month: Limits { cloud_tokens: Some(tokens), ..Limits::default() }, ..Budgets::default() },
                     self.state_dir.with_extension(format!("state-{strategy}")),
@@ -268,6 +274,9 @@ impl Bench {
             let store = Arc::new(hybridflow_core::store::Store::open(&state_dir)?);
             let writer = Arc::new(hybridflow_core::store::StoreWriter::start(store)?);
             let guard = Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(budgets, Some(writer.clone())), None, self.price));
+            if strategy == "hybridflow-offline" {
+                guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+            }
             let router = Arc::new(LearnedRouter::new(RouterConfig::default(), guard.clone(), Some(writer), None));
             let models = Models { edge: Some(self.edge.clone()), cloud: Some(self.cloud.clone()) };
             self.default_engines.insert(strategy.to_string(), DefaultEngine { scheduler: Scheduler::new(models, router, guard, ExecConfig::default())? });
@@ -297,7 +306,7 @@ impl Bench {
             "cloud-direct" => self.single_call(Side::Cloud, item, DIRECT, strategy).await,
             "cloud-cot" => self.single_call(Side::Cloud, item, COT, strategy).await,
             "edge-cascade" => self.cascade(item, strategy).await,
-            shipped if shipped == "hybridflow-default" || monthly_token_budget(shipped).is_some() => {
+            shipped if matches!(shipped, "hybridflow-default" | "hybridflow-offline") || monthly_token_budget(shipped).is_some() => {
                 Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await
             }
             "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,

@@ -43,6 +43,11 @@ pub fn bootstrap_statistic(n: usize, statistic: impl Fn(&[usize]) -> f64) -> (f6
 }
 
 /// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
+/// The mean (0 for no values).
+pub fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
 pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
     bootstrap_statistic(values.len(), |picks| picks.iter().map(|i| values[*i]).sum::<f64>() / values.len() as f64)
 }

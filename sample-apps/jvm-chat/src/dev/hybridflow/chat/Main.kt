@@ -149,7 +149,12 @@ private suspend fun ask(client: HybridFlowClient, question: String) {
                 }
                 is Event.AnswerReset -> {
                     endStream()
-                    println("! that attempt failed: the answer starts again")
+                    println("! the answer so far is discarded: it starts again")
+                }
+                is Event.AnswerChecked -> {
+                    endStream()
+                    val verdict = if (event.escalated) "escalated to the cloud" else "the edge's answer stands"
+                    println("? the edge's confidence (mean token log-probability) ${"%.3f".format(event.confidence)}: $verdict (${event.reason})")
                 }
                 is Event.SubtaskFinished -> {
                     endStream()

@@ -3904,6 +3904,24 @@ sealed class Event {
     
     
     /**
+     * The edge's one-step answer was checked. `confidence`: the mean natural log-probability of
+     * its tokens (0 = certain, lower = less sure). `escalated`: the query goes to the cloud,
+     * whose answer replaces the edge's (`AnswerReset` follows); if the cloud is then refused or
+     * fails, the edge's answer is streamed again.
+     */
+    data class AnswerChecked(
+        val `confidence`: kotlin.Double, 
+        val `escalated`: kotlin.Boolean, 
+        val `reason`: kotlin.String, 
+        val `explanation`: dev.hybridflow.RouteExplanation?) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * A subtask ended: `latencyMs` spans all its attempts, the tokens are the last attempt's
      * (0 when it failed).
      */
@@ -4008,7 +4026,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 )
             5 -> Event.AnswerReset
-            6 -> Event.SubtaskFinished(
+            6 -> Event.AnswerChecked(
+                FfiConverterDouble.read(buf),
+                FfiConverterBoolean.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterOptionalTypeRouteExplanation.read(buf),
+                )
+            7 -> Event.SubtaskFinished(
                 FfiConverterString.read(buf),
                 FfiConverterOptionalTypeSide.read(buf),
                 FfiConverterTypeSubtaskOutcome.read(buf),
@@ -4017,18 +4041,18 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterInt.read(buf),
                 FfiConverterInt.read(buf),
                 )
-            7 -> Event.AnswerStarted(
+            8 -> Event.AnswerStarted(
                 FfiConverterTypeSide.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterInt.read(buf),
                 FfiConverterOptionalTypeRouteExplanation.read(buf),
                 FfiConverterString.read(buf),
                 )
-            8 -> Event.CloudRefused(
+            9 -> Event.CloudRefused(
                 FfiConverterTypeQueryStep.read(buf),
                 FfiConverterTypeGate.read(buf),
                 )
-            9 -> Event.Answer(
+            10 -> Event.Answer(
                 FfiConverterString.read(buf),
                 FfiConverterBoolean.read(buf),
                 FfiConverterTypeTotals.read(buf),
@@ -4079,6 +4103,16 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
+            )
+        }
+        is Event.AnswerChecked -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.`confidence`)
+                + FfiConverterBoolean.allocationSize(value.`escalated`)
+                + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterOptionalTypeRouteExplanation.allocationSize(value.`explanation`)
             )
         }
         is Event.SubtaskFinished -> {
@@ -4159,8 +4193,16 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 buf.putInt(5)
                 Unit
             }
-            is Event.SubtaskFinished -> {
+            is Event.AnswerChecked -> {
                 buf.putInt(6)
+                FfiConverterDouble.write(value.`confidence`, buf)
+                FfiConverterBoolean.write(value.`escalated`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterOptionalTypeRouteExplanation.write(value.`explanation`, buf)
+                Unit
+            }
+            is Event.SubtaskFinished -> {
+                buf.putInt(7)
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterOptionalTypeSide.write(value.`side`, buf)
                 FfiConverterTypeSubtaskOutcome.write(value.`outcome`, buf)
@@ -4171,7 +4213,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.AnswerStarted -> {
-                buf.putInt(7)
+                buf.putInt(8)
                 FfiConverterTypeSide.write(value.`side`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterInt.write(value.`attempt`, buf)
@@ -4180,13 +4222,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.CloudRefused -> {
-                buf.putInt(8)
+                buf.putInt(9)
                 FfiConverterTypeQueryStep.write(value.`step`, buf)
                 FfiConverterTypeGate.write(value.`gate`, buf)
                 Unit
             }
             is Event.Answer -> {
-                buf.putInt(9)
+                buf.putInt(10)
                 FfiConverterString.write(value.`text`, buf)
                 FfiConverterBoolean.write(value.`truncated`, buf)
                 FfiConverterTypeTotals.write(value.`totals`, buf)

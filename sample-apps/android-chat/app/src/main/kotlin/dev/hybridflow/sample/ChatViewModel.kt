@@ -184,6 +184,7 @@ class ChatViewModel(application: Application) : AndroidViewModel(application) {
             }
             is Event.SubtaskFinished -> update(event.id) { it.copy(outcome = event.outcome) }
             is Event.AnswerStarted, is Event.AnswerReset -> turn.answer.value = ""
+            is Event.AnswerChecked -> if (event.escalated) turn.planning.value = "the phone was unsure: asking the cloud…"
             is Event.CloudRefused -> when (val step = event.step) {
                 is QueryStep.Subtask -> update(step.id) { it.copy(reason = "kept on the phone: ${event.gate}") }
                 else -> turn.planning.value = "kept on the phone: ${event.gate}"
