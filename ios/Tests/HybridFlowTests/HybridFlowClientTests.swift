@@ -248,6 +248,16 @@ final class HybridFlowClientTests: XCTestCase {
             XCTAssertEqual(side, .edge)
             XCTAssertEqual(gate, .offline)
         }
+        // The edge's one-step answer is checked by its real confidence; the gate keeps it.
+        let checks = events.compactMap { event -> (Double, Bool, Gate?)? in
+            if case .answerChecked(let confidence, let escalated, _, let explanation) = event { return (confidence, escalated, explanation?.gate) } else { return nil }
+        }
+        XCTAssertEqual(checks.count, 1)
+        if let (confidence, escalated, gate) = checks.first {
+            XCTAssertTrue(confidence < 0 && confidence.isFinite, "a mean log-probability: \(confidence)")
+            XCTAssertFalse(escalated)
+            XCTAssertEqual(gate, .offline)
+        }
         guard case .answer(_, _, let totals) = events.last else { return XCTFail("no answer") }
         XCTAssertEqual(totals.cloud.calls, 0)
         let statistics = try await client.routerStatistics()

@@ -251,6 +251,11 @@ class HybridFlowClientTest {
             assertEquals(Side.EDGE, it.side)
             assertEquals(Gate.OFFLINE, it.explanation?.gate)
         }
+        // The edge's one-step answer is checked by its real confidence; the gate keeps it.
+        val checked = events.filterIsInstance<Event.AnswerChecked>().single()
+        assertTrue("a mean log-probability: ${checked.confidence}", checked.confidence < 0.0 && checked.confidence.isFinite())
+        assertFalse(checked.escalated)
+        assertEquals(Gate.OFFLINE, checked.explanation?.gate)
         assertEquals(0, (events.last() as Event.Answer).totals.cloud.calls)
         assertNotNull(client.routerStatistics())
     }
