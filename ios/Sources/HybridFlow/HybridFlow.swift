@@ -2971,8 +2971,9 @@ public enum Event: Equatable, Hashable {
     case token(subtaskId: String?, text: String
     )
     /**
-     * Discard the answer text streamed so far: the attempt that wrote it failed; the next
-     * attempt (a retry or the fallback, if any) streams the answer again from its start.
+     * Discard the answer text streamed so far: the attempt that wrote it failed, or the edge's
+     * answer was escalated; the next attempt (a retry, the fallback or the cloud's answer)
+     * streams the answer again from its start.
      */
     case answerReset
     /**

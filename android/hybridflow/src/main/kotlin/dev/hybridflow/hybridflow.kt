@@ -3897,8 +3897,9 @@ sealed class Event {
     }
     
     /**
-     * Discard the answer text streamed so far: the attempt that wrote it failed; the next
-     * attempt (a retry or the fallback, if any) streams the answer again from its start.
+     * Discard the answer text streamed so far: the attempt that wrote it failed, or the edge's
+     * answer was escalated; the next attempt (a retry, the fallback or the cloud's answer)
+     * streams the answer again from its start.
      */
     object AnswerReset : Event()
     
