@@ -17,7 +17,7 @@ use hybridflow_core::route::learned::roc_auc;
 use crate::benchmark::calls::CallRecord;
 use crate::benchmark::datasets::{self, Dataset};
 use crate::benchmark::report::{bootstrap_interval, bootstrap_statistic, mean};
-use crate::benchmark::{scoring, Record};
+use crate::benchmark::{monthly_token_budget, scoring, Record};
 
 /// Tokens at the end of an answer that hold its answer line ("Answer: 42" and the end of the
 /// sentence before it).
@@ -161,6 +161,40 @@ pub fn describe(split: &str, questions: &[Question]) {
     );
 }
 
+/// The SDK's budget sweep (`hybridflow-budget-<tokens>` results) against the line between
+/// `pairing.edge` and `pairing.cloud`: each question's result against its expected correctness
+/// when the same share of the cloud strategy's tokens went to random questions, the edge
+/// answering the others (meaningful when the pair is the SDK's own offline and default answers).
+fn budget_sweep(dataset: Dataset, results: &Path, pairing: Pairing<'_>) -> Result<()> {
+    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
+    let records: Vec<Record> = text.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).filter(|r| r.dataset == dataset.name() && r.error.is_none()).collect();
+    let of = |strategy: &str| -> HashMap<&str, &Record> { records.iter().filter(|r| r.strategy == strategy).map(|r| (r.id.as_str(), r)).collect() };
+    let (edge, cloud) = (of(pairing.edge), of(pairing.cloud));
+    let mut budgeted: Vec<&str> = records.iter().map(|r| r.strategy.as_str()).filter(|s| monthly_token_budget(s).is_some()).collect();
+    budgeted.sort_by_key(|s| monthly_token_budget(s));
+    budgeted.dedup();
+    if budgeted.is_empty() {
+        return Ok(());
+    }
+    let tokens = |r: &Record| (r.cloud_input_tokens + r.cloud_output_tokens) as f64;
+    let right = |r: &Record| f64::from(u8::from(r.correct));
+    println!("\nThe budget sweep against the line between {} and {}:\n", pairing.edge, pairing.cloud);
+    println!("| strategy | questions | accuracy | share of {}'s cloud tokens | − random at that share (95 % CI) |\n|---|---|---|---|---|", pairing.cloud);
+    for strategy in budgeted {
+        let rows: Vec<(&Record, &Record, &Record)> = of(strategy).into_iter().filter_map(|(id, r)| Some((r, *edge.get(id)?, *cloud.get(id)?))).collect();
+        let cloud_tokens: f64 = rows.iter().map(|(_, _, c)| tokens(c)).sum();
+        if rows.is_empty() || cloud_tokens == 0.0 {
+            continue;
+        }
+        let share = rows.iter().map(|(r, _, _)| tokens(r)).sum::<f64>() / cloud_tokens;
+        let over_random: Vec<f64> = rows.iter().map(|(r, e, c)| right(r) - (share * right(c) + (1.0 - share) * right(e))).collect();
+        let (low, high) = bootstrap_interval(&over_random);
+        let accuracy = mean(&rows.iter().map(|(r, _, _)| right(r)).collect::<Vec<_>>());
+        println!("| {strategy} | {} | {:.1} % | {share:.2} | {:+.1} ({:+.1} to {:+.1}) |", rows.len(), 100.0 * accuracy, 100.0 * mean(&over_random), 100.0 * low, 100.0 * high);
+    }
+    Ok(())
+}
+
 pub fn run(dataset: &str, dev: (&Path, &Path), train: Option<(&Path, &Path)>, data: &Path, pairing: Pairing<'_>) -> Result<()> {
     let dataset = Dataset::parse(dataset)?;
     let questions = load_questions(dataset, "dev", dev, data, pairing)?;
@@ -185,11 +219,12 @@ pub fn run(dataset: &str, dev: (&Path, &Path), train: Option<(&Path, &Path)>, da
     }
     let oracle: Vec<bool> = questions.iter().map(|q| q.cloud_right && !q.edge_right).collect();
     println!("| oracle: the cloud exactly where only it is right | {} |", cascade_row(&questions, &oracle));
+    budget_sweep(dataset, dev.0, pairing)?;
 
     if let Some(train) = train {
         let trained = load_questions(dataset, "train", train, data, pairing)?;
         if trained.is_empty() {
-            println!("\ntrain: no question has a cascade answer with log-probabilities yet");
+            println!("\ntrain: no question has a {} answer with log-probabilities and a {} result", pairing.edge, pairing.cloud);
             return Ok(());
         }
         describe("\ntrain", &trained);
