@@ -142,7 +142,7 @@ pub fn run(train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result
 
 /// Gains at which the dev check escalates (the router's threshold runs from 0.15 up as budgets are
 /// used).
-const ESCALATION_THRESHOLDS: [f64; 5] = [0.05, 0.15, 0.25, 0.35, 0.45];
+const ESCALATION_THRESHOLDS: [f64; 7] = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65];
 
 /// Fits the escalation model on the SDK's offline edge answers on train (their confidence, and
 /// whether they and the cloud's chain-of-thought were right), then shows on dev what it escalates
