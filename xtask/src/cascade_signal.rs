@@ -102,6 +102,12 @@ pub fn auc_with_interval(scores: &[f64], labels: &[bool]) -> (f64, (f64, f64)) {
     (auc_of(&all), bootstrap_statistic(labels.len(), auc_of))
 }
 
+/// A question's expected correctness when it goes to the cloud with probability `share` (random
+/// routing at that share: the straight line between edge and cloud).
+pub fn at_random(share: f64, edge_right: bool, cloud_right: bool) -> f64 {
+    share * f64::from(u8::from(cloud_right)) + (1.0 - share) * f64::from(u8::from(edge_right))
+}
+
 /// Which questions go to the cloud when the `share` least confident do.
 fn least_confident(confidence: &[f64], share: f64) -> Vec<bool> {
     let k = (share * confidence.len() as f64).round() as usize;
@@ -135,7 +141,7 @@ pub fn cascade_row(questions: &[Question], escalated: &[bool]) -> String {
     let (correct, tokens) = cascade(questions, escalated);
     let cloud_tokens: u64 = questions.iter().map(|q| q.cloud_tokens).sum();
     // Random at the same share: each question's expected correctness.
-    let over_random: Vec<f64> = questions.iter().zip(&correct).map(|(q, c)| c - (share * f64::from(u8::from(q.cloud_right)) + (1.0 - share) * f64::from(u8::from(q.edge_right)))).collect();
+    let over_random: Vec<f64> = questions.iter().zip(&correct).map(|(q, c)| c - at_random(share, q.edge_right, q.cloud_right)).collect();
     let (low, high) = bootstrap_interval(&over_random);
     let under_cloud: Vec<f64> = questions.iter().zip(&correct).map(|(q, c)| c - f64::from(u8::from(q.cloud_right))).collect();
     format!(
@@ -181,13 +187,15 @@ fn budget_sweep(dataset: Dataset, results: &Path, pairing: Pairing<'_>) -> Resul
     println!("\nThe budget sweep against the line between {} and {}:\n", pairing.edge, pairing.cloud);
     println!("| strategy | questions | accuracy | share of {}'s cloud tokens | − random at that share (95 % CI) |\n|---|---|---|---|---|", pairing.cloud);
     for strategy in budgeted {
-        let rows: Vec<(&Record, &Record, &Record)> = of(strategy).into_iter().filter_map(|(id, r)| Some((r, *edge.get(id)?, *cloud.get(id)?))).collect();
+        let mut rows: Vec<(&Record, &Record, &Record)> = of(strategy).into_iter().filter_map(|(id, r)| Some((r, *edge.get(id)?, *cloud.get(id)?))).collect();
+        // A fixed order, so the bootstrap draws the same questions on every run.
+        rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let cloud_tokens: f64 = rows.iter().map(|(_, _, c)| tokens(c)).sum();
         if rows.is_empty() || cloud_tokens == 0.0 {
             continue;
         }
         let share = rows.iter().map(|(r, _, _)| tokens(r)).sum::<f64>() / cloud_tokens;
-        let over_random: Vec<f64> = rows.iter().map(|(r, e, c)| right(r) - (share * right(c) + (1.0 - share) * right(e))).collect();
+        let over_random: Vec<f64> = rows.iter().map(|(r, e, c)| right(r) - at_random(share, e.correct, c.correct)).collect();
         let (low, high) = bootstrap_interval(&over_random);
         let accuracy = mean(&rows.iter().map(|(r, _, _)| right(r)).collect::<Vec<_>>());
         println!("| {strategy} | {} | {:.1} % | {share:.2} | {:+.1} ({:+.1} to {:+.1}) |", rows.len(), 100.0 * accuracy, 100.0 * mean(&over_random), 100.0 * low, 100.0 * high);

@@ -17,7 +17,7 @@ use hybridflow_core::route::learned::{roc_auc, Example, RouterWeights, WholeQuer
 
 use crate::benchmark::datasets::{self, Dataset};
 use crate::benchmark::report::{bootstrap_interval, mean};
-use crate::cascade_signal::{self, auc_with_interval, cascade_row, load_questions, Pairing};
+use crate::cascade_signal::{self, at_random, auc_with_interval, cascade_row, load_questions, Pairing};
 use crate::benchmark::Record;
 
 /// One question answered by both sides.
@@ -66,7 +66,7 @@ fn example(p: &Paired) -> Example {
 }
 
 fn accuracy(rows: &[Paired], on_cloud: &dyn Fn(usize) -> f64) -> Vec<f64> {
-    rows.iter().enumerate().map(|(i, p)| on_cloud(i) * f64::from(u8::from(p.cloud_right)) + (1.0 - on_cloud(i)) * f64::from(u8::from(p.edge_right))).collect()
+    rows.iter().enumerate().map(|(i, p)| at_random(on_cloud(i), p.edge_right, p.cloud_right)).collect()
 }
 
 /// Accuracy when the `share` of questions with the highest scores go to the cloud, against random

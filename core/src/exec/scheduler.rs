@@ -177,9 +177,6 @@ struct StepCall {
     id: Option<String>,
     /// Its tokens are the answer's (the synthesis, or a one-step plan's only subtask).
     is_answer: bool,
-    /// A one-step answer: on the edge it reports its confidence, and the cloud may replace it
-    /// ([`Step::Escalation`]).
-    escalable: bool,
     messages: Vec<Message>,
     max_tokens: u32,
 }
@@ -187,6 +184,12 @@ struct StepCall {
 impl StepCall {
     fn name(&self) -> &str {
         self.id.as_deref().unwrap_or("answer")
+    }
+
+    /// A one-step answer (an answer with a subtask id, not the synthesis): on the edge it reports
+    /// its confidence, and the cloud may replace it ([`Step::Escalation`]).
+    fn escalable(&self) -> bool {
+        self.is_answer && self.id.is_some()
     }
 }
 
@@ -418,7 +421,7 @@ impl Scheduler {
                 validated.subtasks.iter().map(|s| (s, result_of(&s.id).map_err(|_| "failed or skipped"))).collect();
             let messages = prompts::synthesis_messages(query, &results);
             let decision = self.route(query, Step::Synthesis { plan: &validated }, &budget);
-            let call = StepCall { id: None, is_answer: true, escalable: false, messages, max_tokens: config.answer_max_tokens };
+            let call = StepCall { id: None, is_answer: true, messages, max_tokens: config.answer_max_tokens };
             let attempts = self.attempt_plan(&decision);
             let result = self.execute(&query_id, &budget, &call, decision, attempts, 0, events).await;
             let run = result.run.map_err(answer_failed)?;
@@ -518,7 +521,7 @@ impl Scheduler {
             let id = subtask.id.clone();
             let sink = events.clone();
             let max_tokens = if is_answer { config.answer_max_tokens } else { config.subtask_max_tokens };
-            let call = StepCall { id: Some(id.clone()), is_answer, escalable: is_answer, messages, max_tokens };
+            let call = StepCall { id: Some(id.clone()), is_answer, messages, max_tokens };
             let handle = running.spawn(async move {
                 let routed = decision.side;
                 let attempts = scheduler.attempt_plan(&decision);
@@ -551,7 +554,7 @@ impl Scheduler {
     #[allow(clippy::too_many_arguments)]
     async fn escalate_if_unsure(&self, query: &str, query_id: &str, budget: &Arc<QueryBudget>, call: &StepCall, routed: Side, first: StepResult, events: &EventSink) -> StepResult {
         let confidence = match &first.run {
-            Ok(edge) if call.escalable && routed == Side::Edge && edge.side == Side::Edge && self.shared.models.cloud.is_some() => escalation::confidence(&edge.usage.token_logprobs),
+            Ok(edge) if call.escalable() && routed == Side::Edge && edge.side == Side::Edge && self.shared.models.cloud.is_some() => escalation::confidence(&edge.usage.token_logprobs),
             _ => None,
         };
         let Some(confidence) = confidence else { return first };
@@ -604,7 +607,7 @@ impl Scheduler {
                 continue;
             }
             let mut request = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
-            if side == Side::Edge && call.escalable && self.shared.models.cloud.is_some() {
+            if side == Side::Edge && call.escalable() && self.shared.models.cloud.is_some() {
                 request = request.with_token_logprobs();
             }
             let _slot = match side {
