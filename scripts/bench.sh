@@ -4,7 +4,7 @@
 #   cloud Qwen2.5-Coder-1.5B-Instruct Q4_K_M on llama-server, pinned to CPU 1
 # Usage: scripts/bench.sh <dataset> <questions> [strategies, comma-separated] [extra xtask bench args]
 # Results and the call record go to docs/bench/<dataset>/ and resume: run it again to go on.
-# HYBRIDFLOW_BENCH_SPLIT=train runs the gsm8k train split instead (data for training the routers;
+# HYBRIDFLOW_BENCH_SPLIT=train runs the train split instead (data for training the routers;
 # never evaluated on), into docs/bench/<dataset>-train/.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

@@ -121,7 +121,7 @@ enum Command {
         output_price: f64,
         #[arg(long, default_value = "../shared/data")]
         data: std::path::PathBuf,
-        /// dev (evaluation) or train (gsm8k: data for training the routers, never evaluated on).
+        /// dev (evaluation) or train (data for training the routers, never evaluated on: gsm8k's own file, mmlu-stem's carved from its dev file).
         #[arg(long, default_value = "dev")]
         split: String,
         #[arg(long, default_value = "docs/bench/results.jsonl")]

@@ -113,6 +113,34 @@ impl RoutePolicy for RandomRouter {
     }
 }
 
+/// Cloud tokens and all tokens per strategy so far (the results file's and this run's): the random
+/// baseline is matched to the learned router's share of cloud tokens, not of steps (a plan or a
+/// synthesis on the cloud costs many times a short step).
+#[derive(Default)]
+struct TokenShares(HashMap<String, (u64, u64)>);
+
+impl TokenShares {
+    fn add(&mut self, record: &Record) {
+        let cloud = record.cloud_input_tokens + record.cloud_output_tokens;
+        let (cloud_tokens, all_tokens) = self.0.entry(record.strategy.clone()).or_default();
+        *cloud_tokens += cloud;
+        *all_tokens += cloud + record.edge_tokens;
+    }
+
+    fn share(&self, strategy: &str) -> Option<f64> {
+        self.0.get(strategy).filter(|(_, all)| *all > 0).map(|(cloud, all)| *cloud as f64 / *all as f64)
+    }
+
+    /// The random baseline's probability of sending a step to the cloud: the learned router's
+    /// cloud-token share so far, corrected by how far random's own share has fallen short of it
+    /// (or gone past it), so that over a run the two shares meet.
+    fn random_cloud_probability(&self) -> f64 {
+        let target = self.share("hybridflow-learned").unwrap_or(0.5);
+        let own = self.share("hybridflow-random").unwrap_or(target);
+        (2.0 * target - own).clamp(0.0, 1.0)
+    }
+}
+
 /// The best zero-parameter rule found in the profiled data (docs/router.md: the last step on the
 /// cloud scores as well as the learned router): the steps nothing depends on and the synthesis on
 /// the cloud; planning and every inner step on the edge.
@@ -183,8 +211,7 @@ struct Bench {
     edge: Arc<dyn ChatModel>,
     cloud: Arc<dyn ChatModel>,
     price: Price,
-    /// Share of steps the learned router sent to the cloud so far (for the random baseline).
-    learned_cloud_fraction: f64,
+    token_shares: TokenShares,
     dataset: Dataset,
     /// Where the default engine keeps its state (each budgeted engine: beside it, named for it).
     state_dir: std::path::PathBuf,
@@ -310,14 +337,12 @@ impl Bench {
                 Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await
             }
             "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,
-            "hybridflow-learned" => {
-                let (record, text) = self.hybrid(item, strategy, learned(), false).await;
-                let steps = record.subtasks.max(1) as f64;
-                self.learned_cloud_fraction = 0.8 * self.learned_cloud_fraction + 0.2 * (record.subtasks_on_cloud as f64 / steps);
-                (record, text)
-            }
+            "hybridflow-learned" => self.hybrid(item, strategy, learned(), false).await,
             "hybridflow-threshold" => self.hybrid(item, strategy, Arc::new(ByDifficulty), false).await,
-            "hybridflow-random" => self.hybrid(item, strategy, Arc::new(RandomRouter { cloud_fraction: self.learned_cloud_fraction }), false).await,
+            "hybridflow-random" => {
+                let cloud_fraction = self.token_shares.random_cloud_probability();
+                self.hybrid(item, strategy, Arc::new(RandomRouter { cloud_fraction }), false).await
+            }
             "hybridflow-chained" => self.hybrid(item, strategy, learned(), true).await,
             "hybridflow-edge-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Edge)), false).await,
             other => return Err(unknown_strategy(other)),
@@ -360,17 +385,19 @@ pub fn run(options: Options<'_>) -> Result<()> {
         }
     }
     let items = datasets::load(dataset, options.data_dir, options.split, options.questions)?;
-    let done: HashSet<(String, String)> = std::fs::File::open(options.out)
+    let earlier: Vec<Record> = std::fs::File::open(options.out)
         .map(|f| {
             std::io::BufReader::new(f)
                 .lines()
                 .map_while(Result::ok)
                 .filter_map(|l| serde_json::from_str::<Record>(&l).ok())
                 .filter(|r| r.dataset == dataset.name())
-                .map(|r| (r.id, r.strategy))
                 .collect()
         })
         .unwrap_or_default();
+    let mut token_shares = TokenShares::default();
+    earlier.iter().for_each(|r| token_shares.add(r));
+    let done: HashSet<(String, String)> = earlier.into_iter().map(|r| (r.id, r.strategy)).collect();
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -391,7 +418,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
         let edge: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(edge, log.clone(), timeline.clone()));
         let cloud: Arc<dyn ChatModel> = Arc::new(calls::Recorded::new(cloud, log.clone(), timeline.clone()));
         let state_dir = options.out.with_extension("state");
-        let mut bench = Bench { edge, cloud, price: options.price, learned_cloud_fraction: 0.5, dataset, state_dir, default_engines: HashMap::new() };
+        let mut bench = Bench { edge, cloud, price: options.price, token_shares, dataset, state_dir, default_engines: HashMap::new() };
         for item in &items {
             for strategy in &options.strategies {
                 if done.contains(&(item.id.clone(), strategy.clone())) {
@@ -408,6 +435,7 @@ pub fn run(options: Options<'_>) -> Result<()> {
                 record.replayed_calls = record.timeline.iter().filter(|span| span.replayed).count() as u64;
                 record.hit_token_cap = record.timeline.iter().any(|span| log.get(&span.key).is_some_and(|c| c.finish_reason == hybridflow_core::model::FinishReason::Length));
                 record.response = text;
+                bench.token_shares.add(&record);
                 writeln!(output, "{}", serde_json::to_string(&record)?)?;
                 output.flush()?;
                 finished += 1;
@@ -430,6 +458,25 @@ pub fn run(options: Options<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn result(strategy: &str, cloud_tokens: u64, edge_tokens: u64) -> Record {
+        let item = Item { id: "q".into(), question: String::new(), answer: String::new(), answer_id: None };
+        Record { cloud_output_tokens: cloud_tokens, edge_tokens, ..record_from_totals(&item, strategy, &Totals::default(), Duration::ZERO) }
+    }
+
+    #[test]
+    fn random_is_steered_to_the_learned_routers_cloud_token_share() {
+        let mut shares = TokenShares::default();
+        assert_eq!(shares.random_cloud_probability(), 0.5, "nothing measured yet");
+        shares.add(&result("hybridflow-learned", 300, 700));
+        assert!((shares.random_cloud_probability() - 0.3).abs() < 1e-9, "random starts at the learned share");
+        shares.add(&result("hybridflow-random", 500, 500));
+        assert!((shares.random_cloud_probability() - 0.1).abs() < 1e-9, "random overshot: it is steered down");
+        shares.add(&result("hybridflow-random", 0, 3000));
+        assert!((shares.random_cloud_probability() - 0.475).abs() < 1e-9, "random fell short (0.125): it is steered up");
+        shares.add(&result("hybridflow-learned", 9000, 0));
+        assert_eq!(shares.random_cloud_probability(), 1.0, "clamped to a probability");
+    }
 
     #[test]
     fn a_budget_strategy_names_its_monthly_cloud_tokens() {
