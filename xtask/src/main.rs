@@ -12,6 +12,7 @@ mod train_query_router;
 mod train_router;
 
 use clap::{Parser, Subcommand};
+use benchmark::datasets::Dataset;
 
 #[derive(Parser)]
 #[command(about = "HybridFlow chores")]
@@ -90,10 +91,13 @@ enum Command {
     /// written into the weights) and a per-query learned model checked on dev against a rule and
     /// random routing.
     TrainQueryRouter {
-        #[arg(long, default_value = "docs/bench/gsm8k-train/results.jsonl")]
-        train: std::path::PathBuf,
-        #[arg(long, default_value = "docs/bench/gsm8k/results.jsonl")]
-        dev: std::path::PathBuf,
+        /// The dataset whose train and dev results are read (`<bench-dir>/<dataset>-train/`,
+        /// `<bench-dir>/<dataset>/`). Only gsm8k's numbers are written into the weights: the
+        /// others are checked and reported.
+        #[arg(long, default_value = "gsm8k")]
+        dataset: String,
+        #[arg(long, default_value = "docs/bench")]
+        bench_dir: std::path::PathBuf,
         #[arg(long, default_value = "../shared/data")]
         data: std::path::PathBuf,
         #[arg(long, default_value = "core/assets/router-weights.json")]
@@ -190,7 +194,10 @@ fn main() -> anyhow::Result<()> {
             let train = train_files.0.exists().then_some((train_files.0.as_path(), train_files.1.as_path()));
             cascade_signal::run(&dataset, (&dev_files.0, &dev_files.1), train, &data, cascade_signal::Pairing { edge: &edge_strategy, cloud: &cloud_strategy })
         }
-        Command::TrainQueryRouter { train, dev, data, weights } => train_query_router::run(&train, &dev, &data, &weights),
+        Command::TrainQueryRouter { dataset, bench_dir, data, weights } => {
+            let results = |dir: String| bench_dir.join(dir).join("results.jsonl");
+            train_query_router::run(Dataset::parse(&dataset)?, &results(format!("{dataset}-train")), &results(dataset.clone()), &data, &weights)
+        }
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,
             questions,

@@ -1,6 +1,6 @@
 //! The query-level decision's numbers, from the benchmark's edge and cloud chain-of-thought
 //! results: the cloud's advantage on whole queries, measured on gsm8k train and written into the
-//! router weights; the escalation model (P(edge right) and P(cloud right) against the confidence
+//! router weights (other datasets, mmlu-stem's carved train split for one, are checked only); the escalation model (P(edge right) and P(cloud right) against the confidence
 //! of the SDK's own edge answers, `hybridflow-offline` on train), written there too and checked
 //! on dev; and whether a learned per-query model (the router's own features and logistic
 //! model, applied to the whole query) finds the queries where the cloud helps better than a
@@ -34,7 +34,7 @@ impl Paired {
     }
 }
 
-fn paired(results: &Path, split: &str, data: &Path) -> Result<Vec<Paired>> {
+fn paired(dataset: Dataset, results: &Path, split: &str, data: &Path) -> Result<Vec<Paired>> {
     let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
     let mut by_id: BTreeMap<String, (Option<Record>, Option<Record>)> = BTreeMap::new();
     for record in text.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()) {
@@ -45,7 +45,7 @@ fn paired(results: &Path, split: &str, data: &Path) -> Result<Vec<Paired>> {
             _ => {}
         }
     }
-    let questions: BTreeMap<String, String> = datasets::load(Dataset::Gsm8k, data, split, usize::MAX)?.into_iter().map(|i| (i.id, i.question)).collect();
+    let questions: BTreeMap<String, String> = datasets::load(dataset, data, split, usize::MAX)?.into_iter().map(|i| (i.id, i.question)).collect();
     Ok(by_id
         .into_iter()
         .filter_map(|(id, pair)| match pair {
@@ -82,9 +82,9 @@ fn at_share(dev: &[Paired], scores: &[f64], share: f64) -> (f64, f64, (f64, f64)
     (mean(&routed), mean(&random), bootstrap_interval(&differences))
 }
 
-pub fn run(train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result<()> {
-    let train_rows = paired(train, "train", data)?;
-    let dev_rows = paired(dev, "dev", data)?;
+pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result<()> {
+    let train_rows = paired(dataset, train, "train", data)?;
+    let dev_rows = paired(dataset, dev, "dev", data)?;
     if train_rows.is_empty() {
         bail!("no question in {} has both edge-cot and cloud-cot results", train.display());
     }
@@ -104,13 +104,21 @@ pub fn run(train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result
         gain: gain as f32,
         answer_tokens: answer_tokens as u32,
         measured_on: format!(
-            "gsm8k train, {} questions, edge Qwen2.5-Coder-0.5B vs cloud Qwen2.5-Coder-1.5B chain-of-thought (docs/bench/gsm8k-train); `cargo xtask train-query-router`",
+            "{} train, {} questions, edge Qwen2.5-Coder-0.5B vs cloud Qwen2.5-Coder-1.5B chain-of-thought (docs/bench/{0}-train); `cargo xtask train-query-router`",
+            dataset.name(),
             train_rows.len()
         ),
     };
-    weights.escalation = fit_escalation(train, dev, data)?.or(weights.escalation);
-    std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
-    println!("wrote the whole-query gain and the escalation model into {}", weights_path.display());
+    let escalation = fit_escalation(dataset, train, dev, data)?;
+    // The SDK ships one set of query-level numbers, measured on math word problems; other
+    // datasets are checked against them, not written.
+    if dataset == Dataset::Gsm8k {
+        weights.escalation = escalation.or(weights.escalation);
+        std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
+        println!("wrote the whole-query gain and the escalation model into {}", weights_path.display());
+    } else {
+        println!("{}: checked only; {} keeps the numbers measured on gsm8k", dataset.name(), weights_path.display());
+    }
 
     if dev_rows.len() < 10 {
         println!("dev: {} paired questions, too few to evaluate a per-query model", dev_rows.len());
@@ -147,10 +155,10 @@ const ESCALATION_THRESHOLDS: [f64; 7] = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.6
 /// Fits the escalation model on the SDK's offline edge answers on train (their confidence, and
 /// whether they and the cloud's chain-of-thought were right), then shows on dev what it escalates
 /// at several thresholds against the SDK's own cloud answers. `None` when train has too few.
-fn fit_escalation(train: &Path, dev: &Path, data: &Path) -> Result<Option<EscalationModel>> {
+fn fit_escalation(dataset: Dataset, train: &Path, dev: &Path, data: &Path) -> Result<Option<EscalationModel>> {
     let calls = |results: &Path| results.with_file_name("calls.jsonl");
     let train_pairing = Pairing { edge: "hybridflow-offline", cloud: "cloud-cot" };
-    let questions = load_questions(Dataset::Gsm8k, "train", (train, &calls(train)), data, train_pairing)?;
+    let questions = load_questions(dataset, "train", (train, &calls(train)), data, train_pairing)?;
     if questions.len() < 20 {
         println!("escalation: {} train questions have an offline SDK answer with log-probabilities; too few to fit, the weights keep theirs", questions.len());
         return Ok(None);
@@ -162,14 +170,15 @@ fn fit_escalation(train: &Path, dev: &Path, data: &Path) -> Result<Option<Escala
         edge_right: fit(|q| q.edge_right)?,
         cloud_right: fit(|q| q.cloud_right)?,
         measured_on: format!(
-            "gsm8k train, {} questions: the SDK's offline edge answers (Qwen2.5-Coder-0.5B, `hybridflow-offline`) and cloud Qwen2.5-Coder-1.5B chain-of-thought (docs/bench/gsm8k-train); `cargo xtask train-query-router`",
+            "{} train, {} questions: the SDK's offline edge answers (Qwen2.5-Coder-0.5B, `hybridflow-offline`) and cloud Qwen2.5-Coder-1.5B chain-of-thought (docs/bench/{0}-train); `cargo xtask train-query-router`",
+            dataset.name(),
             questions.len()
         ),
     };
     println!("escalation model: P(edge right) = σ({:.3} + {:.3}·c), P(cloud right) = σ({:.3} + {:.3}·c), c = mean token log-probability", model.edge_right.bias, model.edge_right.slope, model.cloud_right.bias, model.cloud_right.slope);
 
     let dev_pairing = Pairing { edge: "hybridflow-offline", cloud: "hybridflow-default" };
-    let dev_questions = load_questions(Dataset::Gsm8k, "dev", (dev, &calls(dev)), data, dev_pairing).unwrap_or_default();
+    let dev_questions = load_questions(dataset, "dev", (dev, &calls(dev)), data, dev_pairing).unwrap_or_default();
     if dev_questions.len() < 20 {
         println!("escalation, dev: {} questions with offline SDK answers; no check", dev_questions.len());
         return Ok(Some(model));
