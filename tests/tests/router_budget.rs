@@ -66,8 +66,9 @@ fn edge_first(escalation_gain: f64) -> RouterConfig {
     // σ(b) − σ(−b) = gain for a flat curve (slope 0) with cloud bias b and edge bias −b.
     let b = ((1.0 + escalation_gain) / (1.0 - escalation_gain)).ln();
     let escalation = EscalationModel { edge_right: Logistic { bias: -b, slope: 0.0 }, cloud_right: Logistic { bias: b, slope: 0.0 }, measured_on: "test".into() };
-    let whole_query = hybridflow_core::route::learned::WholeQueryGain { gain: -1.0, ..builtin.whole_query.clone() };
-    RouterConfig { weights: RouterWeights { whole_query, escalation: Some(escalation), ..builtin }, ..RouterConfig::default() }
+    let whole_query = hybridflow_core::route::learned::WholeQueryGain { gain: -1.0, ..builtin.open.whole_query.clone() };
+    let open = hybridflow_core::route::learned::QueryLevel { whole_query, escalation: Some(escalation) };
+    RouterConfig { weights: RouterWeights { open, ..builtin }, ..RouterConfig::default() }
 }
 
 async fn ask_edge_first(edge: Arc<dyn ChatModel>, escalation_gain: f64) -> (hybridflow_core::exec::Answer, Vec<Event>) {

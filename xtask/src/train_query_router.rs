@@ -1,6 +1,7 @@
 //! The query-level decision's numbers, from the benchmark's edge and cloud chain-of-thought
 //! results: the cloud's advantage on whole queries, measured on gsm8k train and written into the
-//! router weights (other datasets, mmlu-stem's carved train split for one, are checked only); the escalation model (P(edge right) and P(cloud right) against the confidence
+//! router weights (gsm8k's as the numbers of open questions, mmlu-stem's, from its carved train
+//! split, as those of multiple-choice ones); the escalation model (P(edge right) and P(cloud right) against the confidence
 //! of the SDK's own edge answers, `hybridflow-offline` on train), written there too and checked
 //! on dev; and whether a learned per-query model (the router's own features and logistic
 //! model, applied to the whole query) finds the queries where the cloud helps better than a
@@ -13,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use hybridflow_core::plan::planner::direct_plan;
 use hybridflow_core::route::features::{features, GraphPosition};
 use hybridflow_core::route::escalation::{EscalationModel, Logistic};
-use hybridflow_core::route::learned::{roc_auc, Example, RouterWeights, WholeQueryGain};
+use hybridflow_core::route::learned::{roc_auc, Example, QueryLevel, RouterWeights, WholeQueryGain};
 
 use crate::benchmark::datasets::{self, Dataset};
 use crate::benchmark::report::{bootstrap_interval, mean};
@@ -100,7 +101,7 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
     );
 
     let mut weights: RouterWeights = serde_json::from_str(&std::fs::read_to_string(weights_path)?)?;
-    weights.whole_query = WholeQueryGain {
+    let whole_query = WholeQueryGain {
         gain: gain as f32,
         answer_tokens: answer_tokens as u32,
         measured_on: format!(
@@ -110,15 +111,16 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
         ),
     };
     let escalation = fit_escalation(dataset, train, dev, data)?;
-    // The SDK ships one set of query-level numbers, measured on math word problems; other
-    // datasets are checked against them, not written.
-    if dataset == Dataset::Gsm8k {
-        weights.escalation = escalation.or(weights.escalation);
-        std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
-        println!("wrote the whole-query gain and the escalation model into {}", weights_path.display());
-    } else {
-        println!("{}: checked only; {} keeps the numbers measured on gsm8k", dataset.name(), weights_path.display());
-    }
+    // gsm8k's numbers are those of open questions; mmlu-stem's those of multiple-choice ones.
+    let (kind, level) = match dataset {
+        Dataset::Gsm8k => ("open", &mut weights.open),
+        Dataset::MmluStem => ("multiple-choice", weights.multiple_choice.get_or_insert_with(QueryLevel::default)),
+        other => bail!("{} has no kind of query of its own in the router weights (gsm8k: open, mmlu-stem: multiple choice)", other.name()),
+    };
+    level.whole_query = whole_query;
+    level.escalation = escalation.or(level.escalation.take());
+    std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
+    println!("wrote the {kind} questions' whole-query gain and escalation model into {}", weights_path.display());
 
     if dev_rows.len() < 10 {
         println!("dev: {} paired questions, too few to evaluate a per-query model", dev_rows.len());

@@ -32,8 +32,10 @@ fn example(r: &ProfiledSubtask) -> Example {
 fn train(records: &[&ProfiledSubtask], trained_on: String) -> RouterWeights {
     let examples: Vec<Example> = records.iter().map(|r| example(r)).collect();
     let mut weights = RouterWeights::train(&examples, 30, 0.3, 1e-3, trained_on);
-    // Measured by `cargo xtask train-query-router` from other data: kept.
-    weights.whole_query = RouterWeights::builtin().whole_query;
+    // The query-level numbers are measured by `cargo xtask train-query-router` from other data:
+    // kept.
+    let builtin = RouterWeights::builtin();
+    (weights.open, weights.multiple_choice) = (builtin.open, builtin.multiple_choice);
     let disagreements: Vec<&&ProfiledSubtask> = records.iter().filter(|r| !r.results_agree).collect();
     if !disagreements.is_empty() {
         weights.helps_when_results_differ = disagreements.iter().filter(|r| r.cloud_helps).count() as f32 / disagreements.len() as f32;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::escalation::EscalationModel;
 use super::features::{Features, DENSE_FEATURES, HASH_BUCKETS};
+use super::query_kind::QueryKind;
 
 pub const WEIGHTS_FORMAT: &str = "hybridflow-router-logistic";
 pub const WEIGHTS_VERSION: u32 = 1;
@@ -24,6 +25,18 @@ pub struct RouterWeights {
     /// disagreement (`route::calibration`).
     #[serde(default = "prior_helps_when_results_differ")]
     pub helps_when_results_differ: f32,
+    /// The query-level numbers of open questions (measured on gsm8k), and of any query when no
+    /// kind of its own is measured.
+    #[serde(flatten)]
+    pub open: QueryLevel,
+    /// The query-level numbers of multiple-choice questions (measured on mmlu-stem's train split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiple_choice: Option<QueryLevel>,
+}
+
+/// What the router knows about answering a whole query of one kind in one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryLevel {
     /// The query-level decision's quality: how much more often the cloud than the edge answered a
     /// whole query right in the training data (no per-query feature predicted it better on held-out
     /// questions: docs/router.md). `cargo xtask train-query-router` measures it.
@@ -96,6 +109,14 @@ impl RouterWeights {
         Ok(weights)
     }
 
+    /// The query-level numbers for this kind of query.
+    pub fn query_level(&self, kind: QueryKind) -> &QueryLevel {
+        match (kind, &self.multiple_choice) {
+            (QueryKind::MultipleChoice, Some(numbers)) => numbers,
+            _ => &self.open,
+        }
+    }
+
     /// The model's score before the sigmoid (what the on-device calibration rescales).
     pub fn logit(&self, features: &Features) -> f32 {
         let dense: f32 = self.dense.iter().zip(&features.dense).map(|(w, x)| w * x).sum();
@@ -122,8 +143,8 @@ impl RouterWeights {
             dense: vec![0.0; DENSE_FEATURES.len()],
             sparse: vec![0.0; HASH_BUCKETS],
             helps_when_results_differ: prior_helps_when_results_differ(),
-            whole_query: WholeQueryGain::default(),
-            escalation: None,
+            open: QueryLevel::default(),
+            multiple_choice: None,
         };
         for epoch in 0..epochs {
             let rate = learning_rate / (1.0 + epoch as f32 * 0.1);

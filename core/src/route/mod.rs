@@ -6,12 +6,14 @@
 //! - [`learned`]: the logistic model, its weights file, training and ROC AUC;
 //! - [`calibration`]: the on-device correction of its probability from calibration probes;
 //! - [`escalation`]: the edge's confidence in a whole-query answer, and what escalating it gains;
+//! - [`query_kind`]: open or multiple-choice, which picks the query-level numbers;
 //! - [`router`]: utility, budget-adaptive threshold, statistics, persistence.
 
 pub mod calibration;
 pub mod escalation;
 pub mod features;
 pub mod learned;
+pub mod query_kind;
 pub mod router;
 
 use serde::{Deserialize, Serialize};

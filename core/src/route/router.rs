@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::Calibration;
 use super::features::{features, fnv1a, GraphPosition};
-use super::learned::RouterWeights;
+use super::learned::{QueryLevel, RouterWeights};
+use super::query_kind::QueryKind;
 use super::{CalibrationProbe, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::Network;
 use crate::guard::{CloudGuard, Gate, Spend, Verdict};
@@ -132,6 +133,11 @@ impl LearnedRouter {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The measured query-level numbers for the kind of the request's query.
+    fn query_level(&self, request: &RouteRequest<'_>) -> &QueryLevel {
+        self.config.weights.query_level(QueryKind::of(request.query))
+    }
+
     /// The threshold for a budget use in 0..=1: smooth (quadratic), from the base to 1.
     pub fn threshold(&self, budget_used: f64) -> f64 {
         let base = self.config.utility.base_threshold;
@@ -162,8 +168,8 @@ impl LearnedRouter {
         let logit = subtask.map(|(s, position)| f64::from(self.config.weights.logit(&features(request.query, s, position))));
         let quality = match (logit, request.step) {
             (Some(logit), _) => stats.calibration.apply(logit),
-            (None, Step::WholeQuery) => f64::from(self.config.weights.whole_query.gain),
-            (None, Step::Escalation { confidence }) => self.config.weights.escalation.as_ref().map_or(0.0, |model| model.gain(confidence)),
+            (None, Step::WholeQuery) => f64::from(self.query_level(request).whole_query.gain),
+            (None, Step::Escalation { confidence }) => self.query_level(request).escalation.as_ref().map_or(0.0, |model| model.gain(confidence)),
             // Planning and synthesis have no learned estimate: a neutral probability.
             (None, _) => 0.5,
         };
@@ -217,9 +223,9 @@ impl RoutePolicy for LearnedRouter {
                 });
                 self.decide(request, Some((subtask, position)), subtask.expected_tokens)
             }
-            Step::WholeQuery => self.decide(request, None, self.config.weights.whole_query.answer_tokens),
-            Step::Escalation { .. } if self.config.weights.escalation.is_none() => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
-            Step::Escalation { .. } => self.decide(request, None, self.config.weights.whole_query.answer_tokens),
+            Step::WholeQuery => self.decide(request, None, self.query_level(request).whole_query.answer_tokens),
+            Step::Escalation { .. } if self.query_level(request).escalation.is_none() => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
+            Step::Escalation { .. } => self.decide(request, None, self.query_level(request).whole_query.answer_tokens),
             Step::Plan => self.decide(request, None, 256),
             Step::Synthesis { .. } => self.decide(request, None, 192),
         }
@@ -401,7 +407,7 @@ mod tests {
         let query = fresh();
         let unused = route_step(&router, Step::WholeQuery, &query);
         let explanation = unused.explanation.unwrap();
-        assert_eq!(explanation.quality, f64::from(RouterWeights::builtin().whole_query.gain), "the measured whole-query gain");
+        assert_eq!(explanation.quality, f64::from(RouterWeights::builtin().open.whole_query.gain), "the measured whole-query gain");
         assert_eq!(unused.side, Side::Cloud, "{unused:?}");
         assert!(unused.probe.is_none(), "whole queries are not calibration probes");
         // Three quarters used: the threshold is above the gain, the query stays on the edge.
@@ -417,10 +423,31 @@ mod tests {
     }
 
     #[test]
+    fn a_multiple_choice_query_is_routed_by_the_numbers_of_its_kind() {
+        use crate::route::learned::WholeQueryGain;
+        let builtin = RouterWeights::builtin();
+        let multiple_choice = QueryLevel { whole_query: WholeQueryGain { gain: 0.01, answer_tokens: 100, measured_on: "test".into() }, escalation: None };
+        let weights = RouterWeights { multiple_choice: Some(multiple_choice), ..builtin.clone() };
+        let router = LearnedRouter::new(RouterConfig { weights, ..RouterConfig::default() }, guard(Budgets::default(), None), None, None);
+        let budget = fresh();
+        let ask = |query: &str, step: Step<'_>| router.route(&RouteRequest { query, step, cloud_available: true, edge_available: true, budget: &budget });
+        let choice = "Which planet is largest?\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth";
+        let open = "Which planet is the largest in the solar system?";
+        let (choice_decision, open_decision) = (ask(choice, Step::WholeQuery), ask(open, Step::WholeQuery));
+        assert_eq!(choice_decision.explanation.unwrap().quality, 0.01_f32 as f64, "{choice_decision:?}");
+        assert_eq!(open_decision.explanation.unwrap().quality, f64::from(builtin.open.whole_query.gain));
+        assert_eq!((choice_decision.side, open_decision.side), (Side::Edge, Side::Cloud), "a small gain does not clear the threshold");
+        // The open questions' escalation model is not applied to a kind that has none of its own.
+        let escalation = ask(choice, Step::Escalation { confidence: -5.0 });
+        assert_eq!((escalation.side, escalation.explanation), (Side::Edge, None), "{escalation:?}");
+    }
+
+    #[test]
     fn an_unsure_edge_answer_is_escalated_while_its_gain_clears_the_rising_threshold() {
         use crate::route::escalation::{EscalationModel, Logistic};
         let model = EscalationModel { edge_right: Logistic { bias: 3.0, slope: 10.0 }, cloud_right: Logistic { bias: 0.5, slope: 1.0 }, measured_on: "test".into() };
-        let weights = RouterWeights { escalation: Some(model.clone()), ..RouterWeights::builtin() };
+        let builtin = RouterWeights::builtin();
+        let weights = RouterWeights { open: QueryLevel { escalation: Some(model.clone()), ..builtin.open.clone() }, ..builtin };
         let guard = guard(Budgets { per_query: Limits { cloud_tokens: Some(4_000), ..Limits::default() }, ..Budgets::default() }, None);
         let router = LearnedRouter::new(RouterConfig { weights, ..RouterConfig::default() }, guard.clone(), None, None);
         let query = fresh();
@@ -433,7 +460,7 @@ mod tests {
         let late = route_step(&router, Step::Escalation { confidence: -0.8 }, &query);
         assert_eq!(late.side, Side::Edge, "{late:?}");
         // Without a fitted model the edge's answer stands.
-        let plain = LearnedRouter::new(RouterConfig { weights: RouterWeights { escalation: None, ..RouterWeights::builtin() }, ..RouterConfig::default() }, guard, None, None);
+        let plain = LearnedRouter::new(RouterConfig { weights: RouterWeights { open: QueryLevel { escalation: None, ..RouterWeights::builtin().open }, ..RouterWeights::builtin() }, ..RouterConfig::default() }, guard, None, None);
         assert_eq!(route_step(&plain, Step::Escalation { confidence: -5.0 }, &fresh()).side, Side::Edge);
     }
 
