@@ -42,6 +42,9 @@ fn paired(dataset: Dataset, results: &Path, split: &str, data: &Path) -> Result<
         let entry = by_id.entry(record.id.clone()).or_default();
         match record.strategy.as_str() {
             "edge-cot" => entry.0 = Some(record),
+            // The SDK's own edge answer is the same request with log-probabilities: it stands in
+            // where the benchmark's edge-cot was not run.
+            "hybridflow-offline" if entry.0.is_none() => entry.0 = Some(record),
             "cloud-cot" => entry.1 = Some(record),
             _ => {}
         }
@@ -87,7 +90,7 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
     let train_rows = paired(dataset, train, "train", data)?;
     let dev_rows = paired(dataset, dev, "dev", data)?;
     if train_rows.is_empty() {
-        bail!("no question in {} has both edge-cot and cloud-cot results", train.display());
+        bail!("no question in {} has both an edge answer (edge-cot or hybridflow-offline) and a cloud-cot result", train.display());
     }
     let rate = |rows: &[Paired], f: fn(&Paired) -> bool| rows.iter().filter(|p| f(p)).count() as f64 / rows.len().max(1) as f64;
     let gain = rate(&train_rows, |p| p.cloud_right) - rate(&train_rows, |p| p.edge_right);
@@ -118,7 +121,11 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
         other => bail!("{} has no kind of query of its own in the router weights (gsm8k: open, mmlu-stem: multiple choice)", other.name()),
     };
     level.whole_query = whole_query;
-    level.escalation = escalation.or(level.escalation.take());
+    match escalation {
+        EscalationFit::Fitted(model) => level.escalation = Some(model),
+        EscalationFit::NoSignal => level.escalation = None,
+        EscalationFit::TooFew => {}
+    }
     std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
     println!("wrote the {kind} questions' whole-query gain and escalation model into {}", weights_path.display());
 
@@ -154,19 +161,35 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
 /// used).
 const ESCALATION_THRESHOLDS: [f64; 7] = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65];
 
+/// What training found for a kind of question's escalation model.
+enum EscalationFit {
+    /// Too few train questions: the weights keep the model they have.
+    TooFew,
+    /// On train the confidence does not tell right edge answers from wrong ones (the 95 %
+    /// interval of its ROC AUC holds 0.5): no model, so that kind's answers are not escalated.
+    NoSignal,
+    Fitted(EscalationModel),
+}
+
 /// Fits the escalation model on the SDK's offline edge answers on train (their confidence, and
 /// whether they and the cloud's chain-of-thought were right), then shows on dev what it escalates
-/// at several thresholds against the SDK's own cloud answers. `None` when train has too few.
-fn fit_escalation(dataset: Dataset, train: &Path, dev: &Path, data: &Path) -> Result<Option<EscalationModel>> {
+/// at several thresholds against the SDK's own cloud answers.
+fn fit_escalation(dataset: Dataset, train: &Path, dev: &Path, data: &Path) -> Result<EscalationFit> {
     let calls = |results: &Path| results.with_file_name("calls.jsonl");
     let train_pairing = Pairing { edge: "hybridflow-offline", cloud: "cloud-cot" };
     let questions = load_questions(dataset, "train", (train, &calls(train)), data, train_pairing)?;
     if questions.len() < 20 {
         println!("escalation: {} train questions have an offline SDK answer with log-probabilities; too few to fit, the weights keep theirs", questions.len());
-        return Ok(None);
+        return Ok(EscalationFit::TooFew);
     }
     cascade_signal::describe("\nescalation, train", &questions);
     let confidence: Vec<f64> = questions.iter().map(cascade_signal::Question::confidence).collect();
+    let (auc, (low, high)) = auc_with_interval(&confidence, &questions.iter().map(|q| q.edge_right).collect::<Vec<_>>());
+    println!("ROC AUC of the confidence for \"the edge is right\" on train: {auc:.3} ({low:.3} to {high:.3})");
+    if (low..=high).contains(&0.5) {
+        println!("escalation: no signal on train; {} answers are not escalated", dataset.name());
+        return Ok(EscalationFit::NoSignal);
+    }
     let fit = |label: fn(&cascade_signal::Question) -> bool| Logistic::fit(&confidence, &questions.iter().map(label).collect::<Vec<_>>()).context("the escalation model cannot be fitted on this data");
     let model = EscalationModel {
         edge_right: fit(|q| q.edge_right)?,
@@ -183,7 +206,7 @@ fn fit_escalation(dataset: Dataset, train: &Path, dev: &Path, data: &Path) -> Re
     let dev_questions = load_questions(dataset, "dev", (dev, &calls(dev)), data, dev_pairing).unwrap_or_default();
     if dev_questions.len() < 20 {
         println!("escalation, dev: {} questions with offline SDK answers; no check", dev_questions.len());
-        return Ok(Some(model));
+        return Ok(EscalationFit::Fitted(model));
     }
     cascade_signal::describe("escalation, dev (cloud: the SDK's own answer)", &dev_questions);
     let dev_confidence: Vec<f64> = dev_questions.iter().map(cascade_signal::Question::confidence).collect();
@@ -194,5 +217,5 @@ fn fit_escalation(dataset: Dataset, train: &Path, dev: &Path, data: &Path) -> Re
         let escalated: Vec<bool> = dev_confidence.iter().map(|c| model.gain(*c) > threshold).collect();
         println!("| {threshold:.2} | {} |", cascade_row(&dev_questions, &escalated));
     }
-    Ok(Some(model))
+    Ok(EscalationFit::Fitted(model))
 }
