@@ -108,8 +108,9 @@ pub fn at_random(share: f64, edge_right: bool, cloud_right: bool) -> f64 {
     share * f64::from(u8::from(cloud_right)) + (1.0 - share) * f64::from(u8::from(edge_right))
 }
 
-/// Which questions go to the cloud when the `share` least confident do.
-fn least_confident(confidence: &[f64], share: f64) -> Vec<bool> {
+/// Which questions go to the cloud when the `share` least confident do (the `share` with the
+/// lowest scores, ties in question order).
+pub fn least_confident(confidence: &[f64], share: f64) -> Vec<bool> {
     let k = (share * confidence.len() as f64).round() as usize;
     let mut order: Vec<usize> = (0..confidence.len()).collect();
     order.sort_by(|a, b| confidence[*a].total_cmp(&confidence[*b]));

@@ -18,7 +18,7 @@ use hybridflow_core::route::learned::{roc_auc, Example, QueryLevel, RouterWeight
 
 use crate::benchmark::datasets::{self, Dataset};
 use crate::benchmark::report::{bootstrap_interval, mean};
-use crate::cascade_signal::{self, at_random, auc_with_interval, cascade_row, load_questions, Pairing};
+use crate::cascade_signal::{self, at_random, auc_with_interval, cascade_row, least_confident, load_questions, Pairing};
 use crate::benchmark::Record;
 
 /// One question answered by both sides.
@@ -76,11 +76,10 @@ fn accuracy(rows: &[Paired], on_cloud: &dyn Fn(usize) -> f64) -> Vec<f64> {
 /// Accuracy when the `share` of questions with the highest scores go to the cloud, against random
 /// routing at the same share (its expectation per question), with the paired interval.
 fn at_share(dev: &[Paired], scores: &[f64], share: f64) -> (f64, f64, (f64, f64)) {
-    let k = (share * dev.len() as f64).round() as usize;
-    let mut order: Vec<usize> = (0..dev.len()).collect();
-    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-    let chosen: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
-    let routed = accuracy(dev, &|i| f64::from(u8::from(chosen.contains(&i))));
+    let negated: Vec<f64> = scores.iter().map(|s| -s).collect();
+    let chosen = least_confident(&negated, share);
+    let routed = accuracy(dev, &|i| f64::from(u8::from(chosen[i])));
+    let k = chosen.iter().filter(|c| **c).count();
     let random = accuracy(dev, &|_| k as f64 / dev.len() as f64);
     let differences: Vec<f64> = routed.iter().zip(&random).map(|(r, c)| r - c).collect();
     (mean(&routed), mean(&random), bootstrap_interval(&differences))
