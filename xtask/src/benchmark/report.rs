@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::calls::{CallLog, CallRecord};
+use hybridflow_core::model::Side;
 use super::latency::{self, Profile};
 use super::{monthly_token_budget, Record, STRATEGIES};
 
@@ -189,6 +190,17 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
     let commits: std::collections::BTreeSet<&str> = records.iter().map(|r| r.commit.as_str()).collect();
     let mut md = String::from("# Benchmark results\n\n");
     let _ = writeln!(md, "Produced by `{command}` from `{}` (commits: {}).\n", results.display(), commits.into_iter().collect::<Vec<_>>().join(", "));
+    // Every call ever made is in the record once (replays are not): their time is what the
+    // benchmark cost, including calls of results since removed and run again.
+    let made: Vec<CallRecord> = std::io::BufReader::new(std::fs::File::open(calls)?).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect();
+    let hours = |side: Side| made.iter().filter(|c| c.side == side).map(|c| c.total_ms).sum::<f64>() / 3_600_000.0;
+    let _ = writeln!(
+        md,
+        "Cost of the benchmark so far: {} model calls in the call record, {:.1} h on the edge and {:.1} h on the cloud (each call's measured time; edge and cloud ran on their own cores, at once in the decomposing strategies; model loading not counted).\n",
+        made.len(),
+        hours(Side::Edge),
+        hours(Side::Cloud)
+    );
     // The latency model, validated: the test bed's own speeds against the measured wall time, on
     // the results whose calls all ran (none replayed).
     let errors: Vec<f64> = records
