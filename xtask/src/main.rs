@@ -92,8 +92,8 @@ enum Command {
     /// random routing.
     TrainQueryRouter {
         /// The dataset whose train and dev results are read (`<bench-dir>/<dataset>-train/`,
-        /// `<bench-dir>/<dataset>/`). Only gsm8k's numbers are written into the weights: the
-        /// others are checked and reported.
+        /// `<bench-dir>/<dataset>/`): gsm8k's numbers are written into the weights as those of
+        /// open questions, mmlu-stem's as those of multiple-choice questions.
         #[arg(long, default_value = "gsm8k")]
         dataset: String,
         #[arg(long, default_value = "docs/bench")]
@@ -194,10 +194,7 @@ fn main() -> anyhow::Result<()> {
             let train = train_files.0.exists().then_some((train_files.0.as_path(), train_files.1.as_path()));
             cascade_signal::run(&dataset, (&dev_files.0, &dev_files.1), train, &data, cascade_signal::Pairing { edge: &edge_strategy, cloud: &cloud_strategy })
         }
-        Command::TrainQueryRouter { dataset, bench_dir, data, weights } => {
-            let results = |dir: String| bench_dir.join(dir).join("results.jsonl");
-            train_query_router::run(Dataset::parse(&dataset)?, &results(format!("{dataset}-train")), &results(dataset.clone()), &data, &weights)
-        }
+        Command::TrainQueryRouter { dataset, bench_dir, data, weights } => train_query_router::run(Dataset::parse(&dataset)?, &bench_dir, &data, &weights),
         Command::Bench { dataset, questions, strategies, cloud_url, cloud_model, input_price, output_price, data, split, out, calls, edge_model } => benchmark::run(benchmark::Options {
             dataset: &dataset,
             questions,

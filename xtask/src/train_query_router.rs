@@ -85,7 +85,10 @@ fn at_share(dev: &[Paired], scores: &[f64], share: f64) -> (f64, f64, (f64, f64)
     (mean(&routed), mean(&random), bootstrap_interval(&differences))
 }
 
-pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path: &Path) -> Result<()> {
+/// `bench_dir` holds `<dataset>-train/results.jsonl` and `<dataset>/results.jsonl`.
+pub fn run(dataset: Dataset, bench_dir: &Path, data: &Path, weights_path: &Path) -> Result<()> {
+    let results = |dir: String| bench_dir.join(dir).join("results.jsonl");
+    let (train, dev) = (&results(format!("{}-train", dataset.name())), &results(dataset.name().to_owned()));
     let train_rows = paired(dataset, train, "train", data)?;
     let dev_rows = paired(dataset, dev, "dev", data)?;
     if train_rows.is_empty() {
@@ -127,6 +130,11 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
     }
     std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
     println!("wrote the {kind} questions' whole-query gain and escalation model into {}", weights_path.display());
+    if let Some(multiple_choice) = &weights.multiple_choice {
+        let open_dev = paired(Dataset::Gsm8k, &results(Dataset::Gsm8k.name().to_owned()), "dev", data).unwrap_or_default();
+        let choice_dev = paired(Dataset::MmluStem, &results(Dataset::MmluStem.name().to_owned()), "dev", data).unwrap_or_default();
+        mixed_workload(&open_dev, &choice_dev, f64::from(weights.open.whole_query.gain), f64::from(multiple_choice.whole_query.gain));
+    }
 
     if dev_rows.len() < 10 {
         println!("dev: {} paired questions, too few to evaluate a per-query model", dev_rows.len());
@@ -154,6 +162,35 @@ pub fn run(dataset: Dataset, train: &Path, dev: &Path, data: &Path, weights_path
         println!("| {share:.2} | {learned_accuracy:.3} | {rule_accuracy:.3} | {random_accuracy:.3} | {:+.3} ({low:+.3} to {high:+.3}) |", learned_accuracy - random_accuracy);
     }
     Ok(())
+}
+
+/// The two kinds' whole-query gains as a query-level router on a mixed workload (gsm8k and
+/// mmlu-stem dev questions together): at each share of questions on the cloud, the kind with the
+/// larger gain goes first (within a kind, at random), against random routing of all at the same
+/// share. Exact expected accuracies from both sides' recorded answers, paired bootstrap interval.
+fn mixed_workload(open: &[Paired], choice: &[Paired], open_gain: f64, choice_gain: f64) {
+    if open.is_empty() || choice.is_empty() {
+        return;
+    }
+    let total = (open.len() + choice.len()) as f64;
+    let (first, second) = if open_gain >= choice_gain { (open, choice) } else { (choice, open) };
+    println!(
+        "\nmixed workload, {} gsm8k (open, gain {open_gain:.3}) and {} mmlu-stem (multiple choice, gain {choice_gain:.3}) dev questions:",
+        open.len(),
+        choice.len()
+    );
+    println!("| cloud share | the larger gain first | random | difference (95% CI) |\n|---|---|---|---|");
+    for share in [0.25, 0.5, 0.75] {
+        let on_cloud = share * total;
+        let first_share = (on_cloud / first.len() as f64).min(1.0);
+        let second_share = ((on_cloud - first.len() as f64).max(0.0) / second.len() as f64).min(1.0);
+        let expect = |rows: &[Paired], share: f64| rows.iter().map(|p| at_random(share, p.edge_right, p.cloud_right)).collect::<Vec<f64>>();
+        let by_kind: Vec<f64> = [expect(first, first_share), expect(second, second_share)].concat();
+        let random: Vec<f64> = [expect(first, share), expect(second, share)].concat();
+        let differences: Vec<f64> = by_kind.iter().zip(&random).map(|(k, r)| k - r).collect();
+        let (low, high) = bootstrap_interval(&differences);
+        println!("| {share:.2} | {:.3} | {:.3} | {:+.3} ({low:+.3} to {high:+.3}) |", mean(&by_kind), mean(&random), mean(&differences));
+    }
 }
 
 /// Gains at which the dev check escalates (the router's threshold runs from 0.15 up as budgets are
