@@ -223,9 +223,18 @@ impl RoutePolicy for LearnedRouter {
                 });
                 self.decide(request, Some((subtask, position)), subtask.expected_tokens)
             }
-            Step::WholeQuery => self.decide(request, None, self.query_level(request).whole_query.answer_tokens),
-            Step::Escalation { .. } if self.query_level(request).escalation.is_none() => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
-            Step::Escalation { .. } => self.decide(request, None, self.query_level(request).whole_query.answer_tokens),
+            Step::WholeQuery | Step::Escalation { .. } => {
+                let kind = QueryKind::of(request.query);
+                let numbers = self.config.weights.query_level(kind);
+                let mut decision = match (request.step, &numbers.escalation) {
+                    (Step::Escalation { .. }, None) => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
+                    _ => self.decide(request, None, numbers.whole_query.answer_tokens),
+                };
+                if kind == QueryKind::MultipleChoice {
+                    decision.reason = format!("multiple-choice question: {}", decision.reason);
+                }
+                decision
+            }
             Step::Plan => self.decide(request, None, 256),
             Step::Synthesis { .. } => self.decide(request, None, 192),
         }
@@ -437,6 +446,7 @@ mod tests {
         assert_eq!(choice_decision.explanation.unwrap().quality, 0.01_f32 as f64, "{choice_decision:?}");
         assert_eq!(open_decision.explanation.unwrap().quality, f64::from(builtin.open.whole_query.gain));
         assert_eq!((choice_decision.side, open_decision.side), (Side::Edge, Side::Cloud), "a small gain does not clear the threshold");
+        assert!(choice_decision.reason.starts_with("multiple-choice question: gain"), "the events say which numbers decided: {choice_decision:?}");
         // The open questions' escalation model is not applied to a kind that has none of its own.
         let escalation = ask(choice, Step::Escalation { confidence: -5.0 });
         assert_eq!((escalation.side, escalation.explanation), (Side::Edge, None), "{escalation:?}");
