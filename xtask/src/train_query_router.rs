@@ -131,9 +131,11 @@ pub fn run(dataset: Dataset, bench_dir: &Path, data: &Path, weights_path: &Path)
     std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
     println!("wrote the {kind} questions' whole-query gain and escalation model into {}", weights_path.display());
     if let Some(multiple_choice) = &weights.multiple_choice {
-        let open_dev = paired(Dataset::Gsm8k, &results(Dataset::Gsm8k.name().to_owned()), "dev", data).unwrap_or_default();
-        let choice_dev = paired(Dataset::MmluStem, &results(Dataset::MmluStem.name().to_owned()), "dev", data).unwrap_or_default();
-        mixed_workload(&open_dev, &choice_dev, f64::from(weights.open.whole_query.gain), f64::from(multiple_choice.whole_query.gain));
+        // This dataset's dev questions are read already; only the other kind's are read here.
+        let other = if dataset == Dataset::Gsm8k { Dataset::MmluStem } else { Dataset::Gsm8k };
+        let other_rows = paired(other, &results(other.name().to_owned()), "dev", data).unwrap_or_default();
+        let (open_dev, choice_dev) = if dataset == Dataset::Gsm8k { (&dev_rows, &other_rows) } else { (&other_rows, &dev_rows) };
+        mixed_workload(open_dev, choice_dev, f64::from(weights.open.whole_query.gain), f64::from(multiple_choice.whole_query.gain));
     }
 
     if dev_rows.len() < 10 {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::Calibration;
 use super::features::{features, fnv1a, GraphPosition};
-use super::learned::{QueryLevel, RouterWeights};
+use super::learned::RouterWeights;
 use super::query_kind::QueryKind;
 use super::{CalibrationProbe, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::Network;
@@ -133,18 +133,13 @@ impl LearnedRouter {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The measured query-level numbers for the kind of the request's query.
-    fn query_level(&self, request: &RouteRequest<'_>) -> &QueryLevel {
-        self.config.weights.query_level(QueryKind::of(request.query))
-    }
-
     /// The threshold for a budget use in 0..=1: smooth (quadratic), from the base to 1.
     pub fn threshold(&self, budget_used: f64) -> f64 {
         let base = self.config.utility.base_threshold;
         base + (1.0 - base) * budget_used.clamp(0.0, 1.0).powi(2)
     }
 
-    fn decide(&self, request: &RouteRequest<'_>, subtask: Option<(&Subtask, GraphPosition)>, expected_tokens: u32) -> RouteDecision {
+    fn decide(&self, request: &RouteRequest<'_>, estimate: Estimate<'_>, expected_tokens: u32) -> RouteDecision {
         let device = self.guard.device();
         let policy = self.guard.policy();
         let stats = self.stats();
@@ -159,19 +154,18 @@ impl LearnedRouter {
         let t_cloud = stats.cloud_first_token_seconds[network_index(device.network)] + tokens as f64 / stats.cloud_tokens_per_second.max(0.1);
         let step = Spend { tokens: prompt_tokens + tokens, money: step_money, time: Duration::from_secs_f64(t_cloud) };
         let mut texts = vec![request.query];
-        if let Some((s, _)) = subtask {
+        if let Estimate::Learned(s, _) = estimate {
             texts.push(&s.task);
         }
         let view = self.guard.evaluate(&texts, request.edge_available, request.budget, step);
         let (verdict, budget) = (view.verdict, view.budget);
 
-        let logit = subtask.map(|(s, position)| f64::from(self.config.weights.logit(&features(request.query, s, position))));
-        let quality = match (logit, request.step) {
-            (Some(logit), _) => stats.calibration.apply(logit),
-            (None, Step::WholeQuery) => f64::from(self.query_level(request).whole_query.gain),
-            (None, Step::Escalation { confidence }) => self.query_level(request).escalation.as_ref().map_or(0.0, |model| model.gain(confidence)),
-            // Planning and synthesis have no learned estimate: a neutral probability.
-            (None, _) => 0.5,
+        let (logit, quality) = match estimate {
+            Estimate::Learned(s, position) => {
+                let logit = f64::from(self.config.weights.logit(&features(request.query, s, position)));
+                (Some(logit), stats.calibration.apply(logit))
+            }
+            Estimate::Measured(quality) => (None, quality),
         };
         let battery_factor = if device.charging { 0.5 } else { 1.0 + (1.0 - f64::from(device.battery_level)).clamp(0.0, 1.0) };
         let energy = RADIO_WATTS[network_index(device.network)] * t_cloud - COMPUTE_WATTS * t_edge;
@@ -186,8 +180,8 @@ impl LearnedRouter {
             Verdict::Open => (Side::Edge, format!("gain {gain:.3} <= threshold {threshold:.3}"), None),
         };
         // Probe only while every budget is less than half used: learning never eats the end of one.
-        let probe = match (verdict, side, logit, subtask) {
-            (Verdict::Open, Side::Edge, Some(logit), Some((s, _))) if budget.used < 0.5 && sampled(request.query, &s.task, f64::from(policy.calibration_probe_rate)) => {
+        let probe = match (verdict, side, logit, estimate) {
+            (Verdict::Open, Side::Edge, Some(logit), Estimate::Learned(s, _)) if budget.used < 0.5 && sampled(request.query, &s.task, f64::from(policy.calibration_probe_rate)) => {
                 Some(CalibrationProbe { logit })
             }
             _ => None,
@@ -206,6 +200,16 @@ impl LearnedRouter {
     }
 }
 
+/// Where a step's quality (the probability that the cloud changes the outcome for the better)
+/// comes from.
+#[derive(Clone, Copy)]
+enum Estimate<'a> {
+    /// The learned model on a subtask's features, calibrated on the device.
+    Learned(&'a Subtask, GraphPosition),
+    /// A number measured offline (a whole query, an escalation), or the neutral prior.
+    Measured(f64),
+}
+
 /// A deterministic sample of `rate` of the subtasks: the same query and task are always (or never)
 /// probed, so decisions stay identical for identical inputs.
 fn sampled(query: &str, task: &str, rate: f64) -> bool {
@@ -221,22 +225,25 @@ impl RoutePolicy for LearnedRouter {
                     fan_in: subtask.depends_on.len(),
                     fan_out: p.fan_out(&subtask.id),
                 });
-                self.decide(request, Some((subtask, position)), subtask.expected_tokens)
+                self.decide(request, Estimate::Learned(subtask, position), subtask.expected_tokens)
             }
             Step::WholeQuery | Step::Escalation { .. } => {
                 let kind = QueryKind::of(request.query);
                 let numbers = self.config.weights.query_level(kind);
+                let tokens = numbers.whole_query.answer_tokens;
                 let mut decision = match (request.step, &numbers.escalation) {
+                    (Step::Escalation { confidence }, Some(model)) => self.decide(request, Estimate::Measured(model.gain(confidence)), tokens),
                     (Step::Escalation { .. }, None) => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
-                    _ => self.decide(request, None, numbers.whole_query.answer_tokens),
+                    _ => self.decide(request, Estimate::Measured(f64::from(numbers.whole_query.gain)), tokens),
                 };
                 if kind == QueryKind::MultipleChoice {
                     decision.reason = format!("multiple-choice question: {}", decision.reason);
                 }
                 decision
             }
-            Step::Plan => self.decide(request, None, 256),
-            Step::Synthesis { .. } => self.decide(request, None, 192),
+            // Planning and synthesis have no learned estimate: a neutral probability.
+            Step::Plan => self.decide(request, Estimate::Measured(0.5), 256),
+            Step::Synthesis { .. } => self.decide(request, Estimate::Measured(0.5), 192),
         }
     }
 
@@ -290,6 +297,7 @@ mod tests {
     use crate::model::{FinishReason, TokenCount, Usage};
     use crate::plan::{Difficulty, SubtaskKind};
     use crate::route::features::{DENSE_FEATURES, HASH_BUCKETS};
+    use crate::route::learned::QueryLevel;
 
     fn temp_store(name: &str) -> (Arc<Store>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("hybridflow-router-{name}-{}", std::process::id()));
