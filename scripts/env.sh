@@ -31,6 +31,10 @@ ensure_apt_packages() {
 # mistral.rs compiles once per machine and `cargo test --release` reuses it.
 build_workspace() {
   log "building the workspace (release; a first build takes ~30 minutes on 2 cores)"
+  # llama-cpp-sys-2's build script links ggml's libraries beside the binaries and panics on a
+  # dangling link an earlier build left there (its existence check follows the link), which
+  # happens when it is rebuilt, e.g. after a dependency changes: remove such links first.
+  find "$CARGO_TARGET_DIR/release" -maxdepth 2 -xtype l -name 'lib*.so*' -delete 2>/dev/null || true
   (cd "$HYBRIDFLOW_ROOT" && cargo build --release --locked --workspace --all-targets)
 }
 

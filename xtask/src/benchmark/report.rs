@@ -43,14 +43,31 @@ pub fn bootstrap_statistic(n: usize, statistic: impl Fn(&[usize]) -> f64) -> (f6
     (draws[25], draws[974])
 }
 
-/// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
 /// The mean (0 for no values).
 pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
+/// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
 pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
     bootstrap_statistic(values.len(), |picks| picks.iter().map(|i| values[*i]).sum::<f64>() / values.len() as f64)
+}
+
+/// `a` minus `b` in accuracy over the questions both answered: the mean of the per-question
+/// differences and its 95% bootstrap interval.
+#[derive(Debug)]
+pub struct PairedDifference {
+    pub n: usize,
+    pub mean: f64,
+    pub interval: (f64, f64),
+}
+
+impl PairedDifference {
+    pub fn of(a: &[&Record], b: &[&Record]) -> Self {
+        let b_by_id: BTreeMap<&str, bool> = b.iter().map(|r| (r.id.as_str(), r.correct)).collect();
+        let differences: Vec<f64> = a.iter().filter_map(|r| b_by_id.get(r.id.as_str()).map(|b| f64::from(u8::from(r.correct)) - f64::from(u8::from(*b)))).collect();
+        Self { n: differences.len(), mean: mean(&differences), interval: bootstrap_interval(&differences) }
+    }
 }
 
 /// The `q` quantile, interpolated between the two nearest values (the true median for even n).
@@ -247,10 +264,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         for (hybrid_name, hybrid) in headlines.filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
             let (h, c) = (summarise(hybrid, &modeled_deployment), summarise(cloud, &modeled_deployment));
-            // Paired difference over the questions both strategies answered.
-            let cloud_by_id: BTreeMap<&str, bool> = cloud.iter().map(|r| (r.id.as_str(), r.correct)).collect();
-            let differences: Vec<f64> = hybrid.iter().filter_map(|r| cloud_by_id.get(r.id.as_str()).map(|c| f64::from(u8::from(r.correct)) - f64::from(u8::from(*c)))).collect();
-            let (low, high) = bootstrap_interval(&differences);
+            let paired = PairedDifference::of(hybrid, cloud);
             // Measured medians over different subsets of questions do not compare: only when
             // most results of both ran every call.
             let measured = if 2 * h.replayed <= h.n && 2 * c.replayed <= c.n {
@@ -265,10 +279,34 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 deployment.name,
                 (h.cloud_input + h.cloud_output) / (c.cloud_input + c.cloud_output).max(1e-9),
                 100.0 * (h.accuracy - c.accuracy),
-                100.0 * low,
-                100.0 * high,
-                differences.len()
+                100.0 * paired.interval.0,
+                100.0 * paired.interval.1,
+                paired.n
             );
+        }
+        // Issue 15's test of the learned subtask router: it must beat the best zero-parameter
+        // rule and random routing at its cloud-token share on the questions all of them ran.
+        if let Some(learned) = strategies.get("hybridflow-learned") {
+            let share = |rows: &[&Record]| summarise(rows, &modeled_deployment).cloud_token_share;
+            let comparisons: Vec<String> = ["hybridflow-random", "hybridflow-final-steps-rule"]
+                .into_iter()
+                .filter_map(|name| strategies.get(name).map(|rows| (name, rows)))
+                .map(|(name, rows)| {
+                    let paired = PairedDifference::of(learned, rows);
+                    format!(
+                        "vs {name} {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions; cloud-token share {:.2} against {:.2})",
+                        100.0 * paired.mean,
+                        100.0 * paired.interval.0,
+                        100.0 * paired.interval.1,
+                        paired.n,
+                        share(learned),
+                        share(rows)
+                    )
+                })
+                .collect();
+            if !comparisons.is_empty() {
+                let _ = writeln!(md, "\n**The learned router against its baselines ({dataset}):** accuracy {}.\n", comparisons.join("; "));
+            }
         }
         for (name, title, label, points) in [
             ("tokens", "accuracy vs cloud tokens per question", "cloud tokens per question", &token_points),
@@ -291,6 +329,22 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paired_difference_counts_only_the_questions_both_answered() {
+        let answer = |id: &str, correct: bool| {
+            let item = super::super::datasets::Item { id: id.into(), question: String::new(), answer: String::new(), answer_id: None };
+            Record { correct, ..super::super::record_from_totals(&item, "s", &hybridflow_core::exec::Totals::default(), std::time::Duration::ZERO) }
+        };
+        let a = [answer("q1", true), answer("q2", true), answer("q3", false), answer("only-a", true)];
+        let b = [answer("q1", false), answer("q2", true), answer("q3", true), answer("only-b", false)];
+        let paired = PairedDifference::of(&a.iter().collect::<Vec<_>>(), &b.iter().collect::<Vec<_>>());
+        assert_eq!(paired.n, 3);
+        assert!(paired.mean.abs() < 1e-12, "one won, one lost, one tied");
+        assert!(paired.interval.0 < 0.0 && paired.interval.1 > 0.0, "{paired:?}");
+        let better = PairedDifference::of(&a.iter().collect::<Vec<_>>(), &[&answer("q1", false), &answer("q2", false)]);
+        assert_eq!((better.n, better.mean), (2, 1.0));
+    }
 
     #[test]
     fn bootstrap_interval_brackets_the_mean_and_narrows_with_n() {
