@@ -329,12 +329,15 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::benchmark::datasets::Item;
+    use crate::benchmark::record_from_totals;
+    use hybridflow_core::exec::Totals;
 
     #[test]
     fn a_paired_difference_counts_only_the_questions_both_answered() {
         let answer = |id: &str, correct: bool| {
-            let item = super::super::datasets::Item { id: id.into(), question: String::new(), answer: String::new(), answer_id: None };
-            Record { correct, ..super::super::record_from_totals(&item, "s", &hybridflow_core::exec::Totals::default(), std::time::Duration::ZERO) }
+            let item = Item { id: id.into(), question: String::new(), answer: String::new(), answer_id: None };
+            Record { correct, ..record_from_totals(&item, "s", &Totals::default(), std::time::Duration::ZERO) }
         };
         let a = [answer("q1", true), answer("q2", true), answer("q3", false), answer("only-a", true)];
         let b = [answer("q1", false), answer("q2", true), answer("q3", true), answer("only-b", false)];
