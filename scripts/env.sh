@@ -27,6 +27,11 @@ ensure_apt_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Adds a Rust target to the toolchain if it is missing (offline once added).
+ensure_rust_target() {
+  rustup target list --installed | grep -qx "$1" || rustup target add "$1" >&2
+}
+
 # One release build of every target (library, apps, xtask, tests) with one feature set, so
 # mistral.rs compiles once per machine and `cargo test --release` reuses it.
 build_workspace() {

@@ -25,7 +25,7 @@ record() { # <target> <status of its check>
 
 check_android() { # <rust target> <gcc prefix, empty for the host's>
   local target=$1 gcc=$2 var=${1//-/_} status=0
-  rustup target list --installed | grep -q "^$target\$" || rustup target add "$target" >&2
+  ensure_rust_target "$target"
   log "type-checking hybridflow-ffi for $target"
   env "CC_$var=${gcc}gcc" "CXX_$var=${gcc}g++" "AR_$var=${gcc}ar" \
     "CFLAGS_$var=-D_GNU_SOURCE" "CXXFLAGS_$var=-D_GNU_SOURCE" \
@@ -49,7 +49,7 @@ ios_sysroot() {
 # metal`); clang's Darwin `__nonnull` keyword macro would hide glibc's attribute macro.
 check_ios() {
   local target=aarch64-apple-ios var=aarch64_apple_ios status=0 sysroot
-  rustup target list --installed | grep -q "^$target\$" || rustup target add "$target" >&2
+  ensure_rust_target "$target"
   sysroot="$(ios_sysroot)"
   log "type-checking hybridflow-ffi for $target (iOS SDK stand-in: $sysroot)"
   env SDKROOT="$sysroot" IPHONEOS_DEPLOYMENT_TARGET=15.0 AWS_LC_SYS_CMAKE_BUILDER=0 MISTRALRS_METAL_PRECOMPILE=0 \
