@@ -62,10 +62,17 @@ pub struct PairedDifference {
     pub interval: (f64, f64),
 }
 
+/// The results of `a` and of `b` on the questions both answered, in `a`'s order: statistics that
+/// compare two strategies are read over the same questions.
+fn on_common_questions<'r>(a: &[&'r Record], b: &[&'r Record]) -> (Vec<&'r Record>, Vec<&'r Record>) {
+    let b_by_id: BTreeMap<&str, &Record> = b.iter().map(|r| (r.id.as_str(), *r)).collect();
+    a.iter().filter_map(|r| b_by_id.get(r.id.as_str()).map(|other| (*r, *other))).unzip()
+}
+
 impl PairedDifference {
     pub fn of(a: &[&Record], b: &[&Record]) -> Self {
-        let b_by_id: BTreeMap<&str, bool> = b.iter().map(|r| (r.id.as_str(), r.correct)).collect();
-        let differences: Vec<f64> = a.iter().filter_map(|r| b_by_id.get(r.id.as_str()).map(|b| f64::from(u8::from(r.correct)) - f64::from(u8::from(*b)))).collect();
+        let (a, b) = on_common_questions(a, b);
+        let differences: Vec<f64> = a.iter().zip(&b).map(|(a, b)| f64::from(u8::from(a.correct)) - f64::from(u8::from(b.correct))).collect();
         Self { n: differences.len(), mean: mean(&differences), interval: bootstrap_interval(&differences) }
     }
 }
@@ -244,9 +251,9 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         let mut budgeted: Vec<&str> = strategies.keys().copied().filter(|s| monthly_token_budget(s).is_some()).collect();
         budgeted.sort_by_key(|s| monthly_token_budget(s));
         let in_order: Vec<&str> = STRATEGIES.iter().copied().chain(budgeted.iter().copied()).collect();
+        let summaries: BTreeMap<&str, Summary> = strategies.iter().map(|(name, rows)| (*name, summarise(rows, &modeled_deployment))).collect();
         for &strategy in &in_order {
-            let Some(rows) = strategies.get(strategy) else { continue };
-            let s = summarise(rows, &modeled_deployment);
+            let Some(s) = summaries.get(strategy) else { continue };
             let _ = writeln!(
                 md,
                 "| {strategy} | {} | {:.3} ({:.3}–{:.3}) | {} / {} | {} / {} | {:.0} | {:.0} / {:.0} | {:.5} | {:.2} / {:.2} | {} | {} | {} | {} |",
@@ -263,8 +270,11 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         let headlines = ["hybridflow-default", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
         for (hybrid_name, hybrid) in headlines.filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
-            let (h, c) = (summarise(hybrid, &modeled_deployment), summarise(cloud, &modeled_deployment));
-            let paired = PairedDifference::of(hybrid, cloud);
+            // Every ratio over the questions both ran: a strategy run on part of the dataset
+            // is compared with cloud CoT on that part.
+            let (hybrid, cloud) = on_common_questions(hybrid, cloud);
+            let (h, c) = (summarise(&hybrid, &modeled_deployment), summarise(&cloud, &modeled_deployment));
+            let paired = PairedDifference::of(&hybrid, &cloud);
             // Measured medians over different subsets of questions do not compare: only when
             // most results of both ran every call.
             let measured = if 2 * h.replayed <= h.n && 2 * c.replayed <= c.n {
@@ -278,7 +288,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 h.modeled_median / c.modeled_median,
                 deployment.name,
                 (h.cloud_input + h.cloud_output) / (c.cloud_input + c.cloud_output).max(1e-9),
-                100.0 * (h.accuracy - c.accuracy),
+                100.0 * paired.mean,
                 100.0 * paired.interval.0,
                 100.0 * paired.interval.1,
                 paired.n
@@ -292,6 +302,8 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 .into_iter()
                 .filter_map(|name| strategies.get(name).map(|rows| (name, rows)))
                 .map(|(name, rows)| {
+                    let (learned, rows) = on_common_questions(learned, rows);
+                    let (learned, rows) = (learned.as_slice(), rows.as_slice());
                     let paired = PairedDifference::of(learned, rows);
                     format!(
                         "vs {name} {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions; cloud-token share {:.2} against {:.2})",
