@@ -33,7 +33,7 @@ use datasets::{Dataset, Item};
 /// Query-level routing of the RouteLLM kind is not among them: it needs no run of its own, as a
 /// whole-query router's result is the chosen side's chain-of-thought result, already recorded for
 /// both sides (`cargo xtask train-query-router` scores it exactly).
-pub const STRATEGIES: [&str; 13] = [
+pub const STRATEGIES: [&str; 14] = [
     "edge-direct",
     "edge-cot",
     "cloud-direct",
@@ -42,6 +42,7 @@ pub const STRATEGIES: [&str; 13] = [
     "hybridflow-default",
     "hybridflow-offline",
     "hybridflow-final-steps-rule",
+    "hybridflow-cloud-plan-rule",
     "hybridflow-learned",
     "hybridflow-threshold",
     "hybridflow-random",
@@ -143,15 +144,18 @@ impl TokenShares {
 
 /// The best zero-parameter rule found in the profiled data (docs/router.md: the last step on the
 /// cloud scores as well as the learned router): the steps nothing depends on and the synthesis on
-/// the cloud; planning and every inner step on the edge.
-struct FinalStepsRule;
+/// the cloud; every inner step on the edge; planning on `plan_on` (`hybridflow-final-steps-rule`
+/// plans on the edge, `hybridflow-cloud-plan-rule` on the cloud, as the learned router does).
+struct FinalStepsRule {
+    plan_on: Side,
+}
 
 impl RoutePolicy for FinalStepsRule {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         let (side, why) = match request.step {
             Step::WholeQuery => (Side::Cloud, "rule: an unplanned query"),
             Step::Escalation { .. } => (Side::Edge, "rule: the edge's answer stands"),
-            Step::Plan => (Side::Edge, "rule: plan on the edge"),
+            Step::Plan => (self.plan_on, "rule: the planning side"),
             Step::Subtask { subtask, plan: Some(plan) } if plan.fan_out(&subtask.id) == 0 => (Side::Cloud, "rule: nothing depends on this step"),
             Step::Subtask { .. } => (Side::Edge, "rule: an inner step"),
             Step::Synthesis { .. } => (Side::Cloud, "rule: the synthesis"),
@@ -336,7 +340,8 @@ impl Bench {
             shipped if matches!(shipped, "hybridflow-default" | "hybridflow-offline") || monthly_token_budget(shipped).is_some() => {
                 Self::ask(&self.default_engine(strategy)?.scheduler, item, strategy).await
             }
-            "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule), false).await,
+            "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule { plan_on: Side::Edge }), false).await,
+            "hybridflow-cloud-plan-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule { plan_on: Side::Cloud }), false).await,
             "hybridflow-learned" => self.hybrid(item, strategy, learned(), false).await,
             "hybridflow-threshold" => self.hybrid(item, strategy, Arc::new(ByDifficulty), false).await,
             "hybridflow-random" => {

@@ -298,7 +298,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         // rule and random routing at its cloud-token share on the questions all of them ran.
         if let Some(learned) = strategies.get("hybridflow-learned") {
             let share = |rows: &[&Record]| summarise(rows, &modeled_deployment).cloud_token_share;
-            let comparisons: Vec<String> = ["hybridflow-random", "hybridflow-final-steps-rule"]
+            let comparisons: Vec<String> = ["hybridflow-random", "hybridflow-final-steps-rule", "hybridflow-cloud-plan-rule"]
                 .into_iter()
                 .filter_map(|name| strategies.get(name).map(|rows| (name, rows)))
                 .map(|(name, rows)| {
