@@ -77,6 +77,22 @@ impl PairedDifference {
     }
 }
 
+/// A decomposing strategy's right answers and results by the side that made the plan (the
+/// result's call with a JSON schema), cloud first: where the plan is made separates the results
+/// more than how the subtasks are routed.
+fn by_planning_side(rows: &[&Record], calls: &CallLog) -> [(usize, usize); 2] {
+    let mut counts = [(0, 0); 2];
+    for record in rows {
+        let plan = record.timeline.iter().filter_map(|span| calls.get(&span.key)).find(|call| call.json_schema.is_some());
+        if let Some(plan) = plan {
+            let (right, all) = &mut counts[usize::from(plan.side == Side::Edge)];
+            *right += usize::from(record.correct);
+            *all += 1;
+        }
+    }
+    counts
+}
+
 /// The `q` quantile, interpolated between the two nearest values (the true median for even n).
 fn quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
@@ -320,6 +336,15 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 let _ = writeln!(md, "\n**The learned router against its baselines ({dataset}):** accuracy {}.\n", comparisons.join("; "));
             }
         }
+        let planning: Vec<String> = in_order
+            .iter()
+            .filter_map(|&name| strategies.get(name).map(|rows| (name, by_planning_side(rows, &call_log))))
+            .filter(|(_, [cloud, edge])| cloud.1 + edge.1 > 0)
+            .map(|(name, [cloud, edge])| format!("{name}: planned on the cloud {} of {} right, on the edge {} of {}", cloud.0, cloud.1, edge.0, edge.1))
+            .collect();
+        if !planning.is_empty() {
+            let _ = writeln!(md, "\n**Where the plan was made ({dataset}):** {}.\n", planning.join("; "));
+        }
         for (name, title, label, points) in [
             ("tokens", "accuracy vs cloud tokens per question", "cloud tokens per question", &token_points),
             ("latency", "accuracy vs median latency", "median latency (s)", &latency_points),
@@ -359,6 +384,45 @@ mod tests {
         assert!(paired.interval.0 < 0.0 && paired.interval.1 > 0.0, "{paired:?}");
         let better = PairedDifference::of(&a.iter().collect::<Vec<_>>(), &[&answer("q1", false), &answer("q2", false)]);
         assert_eq!((better.n, better.mean), (2, 1.0));
+    }
+
+    #[test]
+    fn results_are_counted_by_the_side_that_made_their_plan() {
+        let path = std::env::temp_dir().join(format!("hybridflow-report-calls-{}.jsonl", std::process::id()));
+        let call = |key: &str, side: Side, plan: bool| CallRecord {
+            key: key.into(),
+            side,
+            model: "m".into(),
+            messages: vec![hybridflow_core::model::Message::user("q")],
+            max_tokens: 8,
+            stop: Vec::new(),
+            json_schema: plan.then(|| serde_json::json!({"type": "object"})),
+            token_logprobs_requested: false,
+            text: String::new(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            token_count: hybridflow_core::model::TokenCount::Reported,
+            finish_reason: hybridflow_core::model::FinishReason::Stop,
+            time_to_first_token_ms: None,
+            total_ms: 1.0,
+            decode_tokens_per_second: 1.0,
+            token_logprobs: Vec::new(),
+        };
+        let lines: Vec<String> = [call("cloud-plan", Side::Cloud, true), call("edge-plan", Side::Edge, true), call("edge-step", Side::Edge, false)]
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap())
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let calls = CallLog::open(&path).unwrap();
+        let result = |id: &str, correct: bool, keys: &[&str]| {
+            let item = Item { id: id.into(), question: String::new(), answer: String::new(), answer_id: None };
+            let timeline = keys.iter().map(|k| crate::benchmark::calls::CallSpan { key: (*k).into(), side: Side::Edge, start_s: 0.0, end_s: 0.0, replayed: false }).collect();
+            Record { correct, timeline, ..record_from_totals(&item, "s", &Totals::default(), std::time::Duration::ZERO) }
+        };
+        let rows = [result("q1", true, &["cloud-plan", "edge-step"]), result("q2", false, &["edge-step", "edge-plan"]), result("q3", true, &["edge-plan"]), result("direct", true, &["edge-step"])];
+        let counts = by_planning_side(&rows.iter().collect::<Vec<_>>(), &calls);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(counts, [(1, 1), (1, 2)], "cloud: 1 of 1 right; edge: 1 of 2; an unplanned result counts nowhere");
     }
 
     #[test]
