@@ -266,11 +266,10 @@ impl Client {
         self.router.as_ref().map(|r| r.stats())
     }
 
-    /// Ends the client: stops calibration probes, waits for the store's pending writes and
-    /// releases the store, so another client can open the same state directory at once. Queries
-    /// still running hold the engine until they end; callers cancel them first.
+    /// Ends the client: waits for the store's pending writes and releases the store, so another
+    /// client can open the same state directory at once. Queries still running hold the engine
+    /// until they end; callers cancel them first.
     pub async fn close(self) {
-        self.scheduler.stop_probes().await;
         let Self { scheduler, guard, router, store, .. } = self;
         drop((scheduler, guard, router));
         if let Some(store) = store {
@@ -317,8 +316,8 @@ mod tests {
         config.policy.min_battery_for_cloud = f32::NAN;
         assert!(rejected(config).contains("min_battery_for_cloud"));
         let mut config = edge_only();
-        config.policy.calibration_probe_rate = 1.5;
-        assert!(rejected(config).contains("calibration_probe_rate"));
+        config.policy.min_battery_for_cloud = 1.5;
+        assert!(rejected(config).contains("min_battery_for_cloud"));
         let mut config = edge_only();
         config.exec.max_queries_in_flight = 0;
         assert!(rejected(config).contains("at least 1"));

@@ -59,30 +59,20 @@ pub struct AppPolicy {
     pub keep_personal_data_on_device: bool,
     /// Below this battery level (and not charging) the radio is spared: no cloud.
     pub min_battery_for_cloud: f32,
-    /// Share (0..=1) of the subtasks kept on the edge, with the cloud allowed, that also run on
-    /// the cloud unseen to calibrate the router on this device (they count in the budgets); 0
-    /// turns calibration off.
-    #[serde(default = "default_calibration_probe_rate")]
-    pub calibration_probe_rate: f32,
-}
-
-fn default_calibration_probe_rate() -> f32 {
-    0.05
 }
 
 impl Default for AppPolicy {
     fn default() -> Self {
-        Self { offload: Offload::Allowed, keep_personal_data_on_device: true, min_battery_for_cloud: 0.1, calibration_probe_rate: default_calibration_probe_rate() }
+        Self { offload: Offload::Allowed, keep_personal_data_on_device: true, min_battery_for_cloud: 0.1 }
     }
 }
 
 impl AppPolicy {
-    /// The fractions are within 0..=1 (NaN is not).
+    /// The battery level is within 0..=1 (NaN is not).
     pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in [("min_battery_for_cloud", self.min_battery_for_cloud), ("calibration_probe_rate", self.calibration_probe_rate)] {
-            if !(0.0..=1.0).contains(&value) {
-                return Err(format!("policy.{name} must be within 0..=1, not {value}"));
-            }
+        let level = self.min_battery_for_cloud;
+        if !(0.0..=1.0).contains(&level) {
+            return Err(format!("policy.min_battery_for_cloud must be within 0..=1, not {level}"));
         }
         Ok(())
     }

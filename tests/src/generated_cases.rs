@@ -275,7 +275,6 @@ impl Case {
         };
         let policy = AppPolicy {
             offload: [Offload::Allowed, Offload::Allowed, Offload::WifiOnly, Offload::Never][rng.below(4) as usize],
-            calibration_probe_rate: [0.0, 0.5, 1.0][rng.below(3) as usize],
             ..AppPolicy::default()
         };
         let personal = rng.chance(15);

@@ -68,7 +68,6 @@ async fn generated_cases_never_break_a_guarantee() {
             }
         };
         let outcome = tokio::time::timeout(Duration::from_secs(60), run).await;
-        scheduler.probes_finished().await;
         guard.ledger().flushed().await;
 
         match outcome {

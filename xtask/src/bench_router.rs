@@ -1,4 +1,4 @@
-//! Router decision latency: features, model and utility for one subtask, the query-level
+//! Router decision latency: the final-steps rule and the utility for one subtask, the query-level
 //! decision for a whole query, and the escalation check of an edge answer (its confidence from
 //! the tokens' log-probabilities, then the decision), many times each.
 
@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::Result;
 use hybridflow_core::guard::{CloudGuard, QueryBudget};
 use hybridflow_core::plan::{Difficulty, Subtask};
-use hybridflow_core::route::features::{features, GraphPosition};
 use hybridflow_core::route::escalation::confidence;
 use hybridflow_core::route::router::{LearnedRouter, RouterConfig};
 use hybridflow_core::route::{RoutePolicy, RouteRequest, Step};
@@ -25,15 +24,10 @@ pub fn run() -> Result<()> {
     }
     let started = Instant::now();
     for _ in 0..rounds {
-        std::hint::black_box(features(query, &subtask, GraphPosition::default()));
-    }
-    let features_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
-    let started = Instant::now();
-    for _ in 0..rounds {
         std::hint::black_box(router.route(&request));
     }
     let decision_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
-    println!("router: {decision_us:.2} µs per decision (of which features {features_us:.2} µs), {rounds} decisions, no store");
+    println!("router: {decision_us:.2} µs per subtask decision, {rounds} decisions, no store");
     let whole_query = RouteRequest { step: Step::WholeQuery, ..request };
     let started = Instant::now();
     for _ in 0..rounds {

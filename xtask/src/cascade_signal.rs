@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use hybridflow_core::model::Side;
 use hybridflow_core::route::escalation::confidence;
-use hybridflow_core::route::learned::roc_auc;
+use crate::logistic::roc_auc;
 
 use crate::benchmark::calls::CallRecord;
 use crate::benchmark::datasets::{self, Dataset};

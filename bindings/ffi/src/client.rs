@@ -129,8 +129,6 @@ pub struct RouterStatistics {
     pub cloud_error_rate: f64,
     /// Model calls measured so far.
     pub observations: i64,
-    /// Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
-    pub calibration_probes: i64,
 }
 
 #[derive(uniffi::Object)]
@@ -291,7 +289,6 @@ impl HybridFlow {
                 cloud_first_token_ms_cellular: s.cloud_first_token_seconds[1] * 1e3,
                 cloud_error_rate: s.cloud_error_rate,
                 observations: long(s.observations),
-                calibration_probes: long(s.calibration.observations),
             }))
         })
         .await

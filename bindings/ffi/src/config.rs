@@ -229,10 +229,6 @@ pub struct AppPolicy {
     /// Below this battery level (0..=1, not charging) the cloud is not used.
     #[uniffi(default = 0.1)]
     pub min_battery_for_cloud: f32,
-    /// Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
-    /// calibrate the router here (counted in the budgets); 0 turns it off.
-    #[uniffi(default = 0.05)]
-    pub calibration_probe_rate: f32,
 }
 
 /// The phone's connection.
@@ -325,7 +321,6 @@ impl From<AppPolicy> for device::AppPolicy {
             offload: policy.offload.unwrap_or(Offload::Allowed),
             keep_personal_data_on_device: policy.keep_personal_data_on_device,
             min_battery_for_cloud: policy.min_battery_for_cloud,
-            calibration_probe_rate: policy.calibration_probe_rate,
         }
     }
 }

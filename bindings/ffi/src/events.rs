@@ -148,8 +148,10 @@ impl From<StepName> for QueryStep {
 /// the gate that decided.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct RouteExplanation {
-    /// Learned probability that the cloud's result changes the outcome for the better (for a
-    /// whole query: the cloud's measured accuracy advantage over the edge).
+    /// How much more often the cloud's result makes the answer right: for a whole query the
+    /// cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
+    /// the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
+    /// 0 (an inner step).
     pub quality: f64,
     /// `quality` minus the weighted extra latency, money and energy of the cloud.
     pub predicted_gain: f64,
@@ -182,7 +184,7 @@ impl From<exec::SubtaskOutcome> for SubtaskOutcome {
     }
 }
 
-/// Model calls of one side for one query (planning, subtasks, answer, retries and probes).
+/// Model calls of one side for one query (planning, subtasks, answer, escalation, retries).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SideTotals {
     pub calls: i32,

@@ -5,7 +5,7 @@
 //! Subtasks run as tokio tasks, edge and cloud at once, with a cap on concurrent edge generations
 //! (the phone has one model). A failed subtask is retried, then re-routed to the other side, then
 //! marked failed; only the subtasks that need it are skipped. Every cloud request (planning, a
-//! step, a retry, a fallback, the synthesis, a calibration probe) is admitted by the
+//! step, an escalation, a retry, a fallback, the synthesis) is admitted by the
 //! [`CloudGuard`] when it is sent: a refused request does not go, the event says which gate
 //! refused, and the step continues on the edge or fails. Dropping the future of
 //! [`Scheduler::run`] or cancelling its token aborts every running subtask on both sides.

@@ -17,9 +17,8 @@ use crate::guard::{AdmittedCloud, CloudGuard, QueryBudget};
 use crate::model::{ChatModel, ChatRequest, FinishReason, Message, ModelError, Side, StreamEvent, TokenStream, Usage};
 use crate::plan::planner::{self, DirectReason, PlanEvent, PlanOutcome, PlannerConfig};
 use crate::plan::{Subtask, ValidatedPlan};
-use crate::route::calibration::results_agree;
 use crate::route::escalation;
-use crate::route::{CalibrationProbe, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use crate::route::{Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 
 /// Which model writes the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,8 +152,6 @@ struct Shared {
     edge_slots: Semaphore,
     cloud_slots: Arc<Semaphore>,
     query_slots: Arc<Semaphore>,
-    /// Calibration probes still running; dropping the scheduler aborts them.
-    probes: std::sync::Mutex<JoinSet<()>>,
 }
 
 /// Runs queries: plan, subtasks as their parents finish, synthesis.
@@ -228,8 +225,7 @@ impl Scheduler {
         let edge_slots = Semaphore::new(config.max_edge_generations.max(1));
         let cloud_slots = Arc::new(Semaphore::new(config.max_cloud_requests.max(1)));
         let query_slots = Arc::new(Semaphore::new(config.max_queries_in_flight.max(1)));
-        let probes = std::sync::Mutex::new(JoinSet::new());
-        Ok(Self { shared: Arc::new(Shared { models, policy, guard, config, edge_slots, cloud_slots, query_slots, probes }) })
+        Ok(Self { shared: Arc::new(Shared { models, policy, guard, config, edge_slots, cloud_slots, query_slots }) })
     }
 
     fn route(&self, query: &str, step: Step<'_>, budget: &QueryBudget) -> RouteDecision {
@@ -241,7 +237,7 @@ impl Scheduler {
         if models.get(decision.side).is_some() {
             decision
         } else {
-            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason), explanation: decision.explanation, probe: None }
+            RouteDecision { side: other(decision.side), reason: format!("{} (its side is unavailable)", decision.reason), explanation: decision.explanation }
         }
     }
 
@@ -651,9 +647,6 @@ impl Scheduler {
                 Ok((text, usage)) => {
                     let cost = model.cost(&usage);
                     self.shared.policy.observe(&Observation { side, usage: Some(usage.clone()), cost });
-                    if let (Side::Edge, Some(probe)) = (side, decision.probe) {
-                        self.spawn_probe(format!("{request_id}:probe"), budget.clone(), probe, request, text.clone());
-                    }
                     outcome = Some(StepRun { side, text, usage, cost });
                     break;
                 }
@@ -676,51 +669,6 @@ impl Scheduler {
         }
         let run = outcome.ok_or_else(|| StepFailure { cause, message: errors.join("; ") });
         StepResult { run, replaced: None, attempts: attempts - earlier_attempts, last_side, latency: started.elapsed() }
-    }
-
-    /// Runs a calibration probe in the background, so the user does not wait for it: the step
-    /// again on the cloud, unseen, compared with the edge's result. Admitted like any cloud
-    /// request when it is sent, and counted in the budgets.
-    fn spawn_probe(&self, request_id: String, budget: Arc<QueryBudget>, probe: CalibrationProbe, request: ChatRequest, edge_text: String) {
-        let Some(cloud) = self.shared.models.cloud.clone() else { return };
-        let policy = self.shared.policy.clone();
-        let guard = self.shared.guard.clone();
-        let slots = self.shared.cloud_slots.clone();
-        let mut probes = self.shared.probes.lock().unwrap_or_else(|p| p.into_inner());
-        while probes.try_join_next().is_some() {}
-        probes.spawn(async move {
-            let _slot = slots.acquire_owned().await.expect("never closed");
-            let permit = match guard.admit(request_id.clone(), &request, &budget) {
-                Ok(permit) => permit,
-                Err(gate) => return log::debug!("calibration probe {request_id} refused by gate {gate:?}"),
-            };
-            let completion = async { permit.stream(cloud.as_ref(), request).await?.collect_text().await }.await;
-            match completion {
-                Ok(completion) => {
-                    let agree = results_agree(&edge_text, &completion.text);
-                    log::debug!("calibration probe {request_id}: the cloud's result {}", if agree { "agrees" } else { "differs" });
-                    let cost = cloud.cost(&completion.usage);
-                    policy.observe(&Observation { side: Side::Cloud, usage: Some(completion.usage), cost });
-                    policy.calibrate(&probe, agree);
-                }
-                Err(error) => {
-                    log::debug!("calibration probe {request_id} failed: {error}");
-                    policy.observe(&Observation { side: Side::Cloud, usage: None, cost: 0.0 });
-                }
-            }
-        });
-    }
-
-    /// Stops the calibration probes still running and waits until they have ended.
-    pub async fn stop_probes(&self) {
-        self.shared.probes.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
-        self.probes_finished().await;
-    }
-
-    /// Waits until the calibration probes started so far have finished on their own.
-    pub async fn probes_finished(&self) {
-        let mut probes = std::mem::take(&mut *self.shared.probes.lock().unwrap_or_else(|p| p.into_inner()));
-        while probes.join_next().await.is_some() {}
     }
 }
 

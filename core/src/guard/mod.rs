@@ -1,7 +1,7 @@
 //! The cloud guard: the one place that decides whether a request may leave the device.
 //!
-//! Every cloud request of any kind (a routed step, a retry, a fallback, planning, synthesis, a
-//! calibration probe), under every routing policy, is sent through [`CloudGuard::admit`] at the
+//! Every cloud request of any kind (a routed step, an escalation, a retry, a fallback,
+//! planning, synthesis), under every routing policy, is sent through [`CloudGuard::admit`] at the
 //! moment it goes out. Admission evaluates the device and policy gates on the request's own text,
 //! the circuit breaker, and reserves the request's worst-case cost in the [`budget::Ledger`];
 //! a refusal is a typed [`Gate`]. The admitted request's stream is metered: whatever ends it

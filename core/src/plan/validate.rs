@@ -182,13 +182,6 @@ impl ValidatedPlan {
         found
     }
 
-    /// Longest chain of dependencies above `id` (0 for a root).
-    pub fn depth(&self, id: &str) -> usize {
-        self.get(id)
-            .map(|s| s.depends_on.iter().map(|d| self.depth(d) + 1).max().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
     /// Number of subtasks that depend directly on `id`.
     pub fn fan_out(&self, id: &str) -> usize {
         self.subtasks.iter().filter(|s| s.depends_on.iter().any(|d| d == id)).count()
@@ -268,7 +261,6 @@ mod tests {
         let valid = validate(plan(&[("a", "x", &[]), ("b", "y", &["a"]), ("c", "z", &["b"]), ("d", "w", &["c", "a"])]), 8).unwrap();
         let further: Vec<&str> = valid.further_ancestors("d").iter().map(|s| s.id.as_str()).collect();
         assert_eq!(further, vec!["b"]);
-        assert_eq!(valid.depth("d"), 3);
         assert_eq!(valid.fan_out("a"), 2);
         assert!(!valid.is_direct());
     }

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::learned::sigmoid;
+/// The logistic function.
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
 
 /// P(right) = σ(bias + slope · confidence).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

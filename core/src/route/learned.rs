@@ -1,30 +1,23 @@
-//! The learned part of the router: logistic regression estimating the probability that running a
-//! subtask on the cloud instead of the edge changes the final answer from wrong to right. Its
-//! weights are a versioned JSON file; `cargo xtask train-router` reproduces them from profiled data.
+//! What the router has learned offline, as a versioned JSON file embedded in the SDK: per kind of
+//! query, the cloud's measured advantage on whole queries and the escalation curves over the
+//! edge's confidence. `cargo xtask train-query-router` reproduces it from benchmark results.
+//!
+//! Subtasks of a plan have no learned estimate: a logistic model over subtask features did no
+//! better than random routing at its cloud share on 100 gsm8k dev questions, so the router ships
+//! the final-steps rule instead (docs/router.md).
 
 use serde::{Deserialize, Serialize};
 
 use super::escalation::EscalationModel;
-use super::features::{Features, DENSE_FEATURES, HASH_BUCKETS};
 use super::query_kind::QueryKind;
 
-pub const WEIGHTS_FORMAT: &str = "hybridflow-router-logistic";
-pub const WEIGHTS_VERSION: u32 = 1;
+pub const WEIGHTS_FORMAT: &str = "hybridflow-router";
+pub const WEIGHTS_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RouterWeights {
     pub format: String,
     pub version: u32,
-    /// Where the weights come from (data set, examples, command).
-    pub trained_on: String,
-    pub bias: f32,
-    pub dense: Vec<f32>,
-    pub sparse: Vec<f32>,
-    /// How often, in the training data, a subtask whose two results disagreed was one where the
-    /// cloud fixed the answer: the target of an on-device calibration probe that saw a
-    /// disagreement (`route::calibration`).
-    #[serde(default = "prior_helps_when_results_differ")]
-    pub helps_when_results_differ: f32,
     /// The query-level numbers of open questions (measured on gsm8k), and of any query when no
     /// kind of its own is measured.
     #[serde(flatten)]
@@ -65,31 +58,12 @@ impl Default for WholeQueryGain {
     }
 }
 
-/// Until measured: a disagreement is taken to mean a better answer one time in four.
-fn prior_helps_when_results_differ() -> f32 {
-    0.25
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error("router weights are not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("router weights have format {found:?} version {version}; this SDK reads {WEIGHTS_FORMAT:?} version {WEIGHTS_VERSION}")]
     Incompatible { found: String, version: u32 },
-    #[error("router weights have {dense} dense and {sparse} sparse values; expected {} and {}", DENSE_FEATURES.len(), HASH_BUCKETS)]
-    Shape { dense: usize, sparse: usize },
-}
-
-/// One profiled subtask: its features and whether the cloud's result changed the outcome.
-#[derive(Clone, Debug)]
-pub struct Example {
-    pub features: Features,
-    pub cloud_helps: bool,
-}
-
-/// The logistic function (also the on-device calibration's, `route::calibration`).
-pub(crate) fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl RouterWeights {
@@ -103,9 +77,6 @@ impl RouterWeights {
         if weights.format != WEIGHTS_FORMAT || weights.version != WEIGHTS_VERSION {
             return Err(WeightsError::Incompatible { found: weights.format, version: weights.version });
         }
-        if weights.dense.len() != DENSE_FEATURES.len() || weights.sparse.len() != HASH_BUCKETS {
-            return Err(WeightsError::Shape { dense: weights.dense.len(), sparse: weights.sparse.len() });
-        }
         Ok(weights)
     }
 
@@ -116,115 +87,19 @@ impl RouterWeights {
             _ => &self.open,
         }
     }
-
-    /// The model's score before the sigmoid (what the on-device calibration rescales).
-    pub fn logit(&self, features: &Features) -> f32 {
-        let dense: f32 = self.dense.iter().zip(&features.dense).map(|(w, x)| w * x).sum();
-        let sparse: f32 = features.sparse.iter().map(|(bucket, x)| self.sparse[*bucket as usize] * x).sum();
-        self.bias + dense + sparse
-    }
-
-    /// P(cloud changes the outcome for the better), uncalibrated.
-    pub fn predict(&self, features: &Features) -> f32 {
-        sigmoid(f64::from(self.logit(features))) as f32
-    }
-
-    /// Trains by stochastic gradient descent on the log loss with L2 regularisation, positives
-    /// weighted by the class ratio (they are rare). Deterministic: examples in the given order.
-    pub fn train(examples: &[Example], epochs: usize, learning_rate: f32, l2: f32, trained_on: String) -> Self {
-        let positives = examples.iter().filter(|e| e.cloud_helps).count().max(1) as f32;
-        let negatives = (examples.len() as f32 - positives).max(1.0);
-        let positive_weight = negatives / positives;
-        let mut weights = Self {
-            format: WEIGHTS_FORMAT.into(),
-            version: WEIGHTS_VERSION,
-            trained_on,
-            bias: (positives / (positives + negatives)).ln() - (negatives / (positives + negatives)).ln(),
-            dense: vec![0.0; DENSE_FEATURES.len()],
-            sparse: vec![0.0; HASH_BUCKETS],
-            helps_when_results_differ: prior_helps_when_results_differ(),
-            open: QueryLevel::default(),
-            multiple_choice: None,
-        };
-        for epoch in 0..epochs {
-            let rate = learning_rate / (1.0 + epoch as f32 * 0.1);
-            for example in examples {
-                let target = if example.cloud_helps { 1.0 } else { 0.0 };
-                let weight = if example.cloud_helps { positive_weight } else { 1.0 };
-                let gradient = weight * (weights.predict(&example.features) - target);
-                weights.bias -= rate * gradient;
-                for (w, x) in weights.dense.iter_mut().zip(&example.features.dense) {
-                    *w -= rate * (gradient * x + l2 * *w);
-                }
-                for (bucket, x) in &example.features.sparse {
-                    let w = &mut weights.sparse[*bucket as usize];
-                    *w -= rate * (gradient * x + l2 * *w);
-                }
-            }
-        }
-        weights
-    }
-}
-
-/// Area under the ROC curve of `scores` against `labels` (ties count half).
-pub fn roc_auc(scores: &[f32], labels: &[bool]) -> f64 {
-    let positives: Vec<f32> = scores.iter().zip(labels).filter(|(_, l)| **l).map(|(s, _)| *s).collect();
-    let negatives: Vec<f32> = scores.iter().zip(labels).filter(|(_, l)| !**l).map(|(s, _)| *s).collect();
-    if positives.is_empty() || negatives.is_empty() {
-        return 0.5;
-    }
-    let mut wins = 0.0;
-    for p in &positives {
-        for n in &negatives {
-            wins += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
-        }
-    }
-    wins / (positives.len() * negatives.len()) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Difficulty, Subtask};
-    use crate::route::features::{features, GraphPosition};
-
-    fn example(task: &str, difficulty: Difficulty, cloud_helps: bool) -> Example {
-        let mut subtask = Subtask::new("s", task, &[]);
-        subtask.difficulty = difficulty;
-        Example { features: features("q", &subtask, GraphPosition::default()), cloud_helps }
-    }
 
     #[test]
-    fn training_learns_a_separable_signal_and_auc_measures_it() {
-        let mut examples = Vec::new();
-        for i in 0..40 {
-            examples.push(example(&format!("integrate the polynomial {i}"), Difficulty::Hard, true));
-            examples.push(example(&format!("name the colour {i}"), Difficulty::Easy, false));
-            examples.push(example(&format!("name the animal {i}"), Difficulty::Easy, false));
-        }
-        let weights = RouterWeights::train(&examples, 20, 0.5, 1e-4, "test".into());
-        let scores: Vec<f32> = examples.iter().map(|e| weights.predict(&e.features)).collect();
-        let labels: Vec<bool> = examples.iter().map(|e| e.cloud_helps).collect();
-        assert!(roc_auc(&scores, &labels) > 0.99);
-        let round_trip = RouterWeights::from_json(&serde_json::to_string(&weights).unwrap()).unwrap();
-        assert_eq!(round_trip, weights);
-    }
-
-    #[test]
-    fn auc_of_known_orders() {
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.1], &[true, true, false]), 1.0);
-        assert_eq!(roc_auc(&[0.1, 0.9], &[true, false]), 0.0);
-        assert_eq!(roc_auc(&[0.5, 0.5], &[true, false]), 0.5);
-    }
-
-    #[test]
-    fn incompatible_weights_are_rejected() {
-        let mut weights = RouterWeights::builtin();
-        weights.version = 99;
-        assert!(matches!(RouterWeights::from_json(&serde_json::to_string(&weights).unwrap()), Err(WeightsError::Incompatible { .. })));
-        let mut weights = RouterWeights::builtin();
-        weights.sparse.truncate(3);
-        assert!(matches!(RouterWeights::from_json(&serde_json::to_string(&weights).unwrap()), Err(WeightsError::Shape { .. })));
+    fn the_shipped_weights_round_trip_and_incompatible_ones_are_rejected() {
+        let weights = RouterWeights::builtin();
+        assert_eq!(RouterWeights::from_json(&serde_json::to_string(&weights).unwrap()).unwrap(), weights);
+        let mut old = weights.clone();
+        old.version = 1;
+        assert!(matches!(RouterWeights::from_json(&serde_json::to_string(&old).unwrap()), Err(WeightsError::Incompatible { .. })));
         assert!(RouterWeights::from_json("{").is_err());
     }
 }

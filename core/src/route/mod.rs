@@ -2,16 +2,13 @@
 //! [`router::LearnedRouter`] is the real one; [`Fixed`] and [`ByDifficulty`] are the baselines it is
 //! measured against.
 //!
-//! - [`features`]: what the learned model sees (same code for training and inference);
-//! - [`learned`]: the logistic model, its weights file, training and ROC AUC;
-//! - [`calibration`]: the on-device correction of its probability from calibration probes;
+//! - [`learned`]: the numbers learned offline (per kind of query) and their weights file;
 //! - [`escalation`]: the edge's confidence in a whole-query answer, and what escalating it gains;
 //! - [`query_kind`]: open or multiple-choice, which picks the query-level numbers;
-//! - [`router`]: utility, budget-adaptive threshold, statistics, persistence.
+//! - [`router`]: the final-steps rule for subtasks, utility, budget-adaptive threshold,
+//!   statistics, persistence.
 
-pub mod calibration;
 pub mod escalation;
-pub mod features;
 pub mod learned;
 pub mod query_kind;
 pub mod router;
@@ -52,8 +49,9 @@ pub struct RouteRequest<'a> {
 /// The numbers behind a learned decision, for the caller's UI and for audits.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
-    /// Learned probability that the cloud's result changes the outcome for the better (for a
-    /// whole query: the cloud's measured accuracy advantage over the edge).
+    /// How much more often the cloud's result makes the answer right: for a whole query the
+    /// cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
+    /// the edge's confidence, for a step of a plan the final-steps rule's neutral value or 0.
     pub quality: f64,
     /// Quality minus the weighted extra latency, money and energy.
     pub predicted_gain: f64,
@@ -70,21 +68,12 @@ pub struct RouteDecision {
     /// Why, in words for the user and the logs.
     pub reason: String,
     pub explanation: Option<Explanation>,
-    /// Set when the policy also wants the step run on the cloud, unseen, after the edge has
-    /// answered, to calibrate itself (see [`calibration`]).
-    pub probe: Option<CalibrationProbe>,
 }
 
 impl RouteDecision {
     pub fn new(side: Side, reason: impl Into<String>) -> Self {
-        Self { side, reason: reason.into(), explanation: None, probe: None }
+        Self { side, reason: reason.into(), explanation: None }
     }
-}
-
-/// A calibration probe's input: the learned model's logit at the time of the decision.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CalibrationProbe {
-    pub logit: f64,
 }
 
 /// What one attempt of a step cost, reported back to the policy (budgets are kept by the cloud
@@ -101,8 +90,6 @@ pub trait RoutePolicy: Send + Sync {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision;
     /// Learns from what a step cost (speeds, error rate); the baselines ignore it.
     fn observe(&self, _observation: &Observation) {}
-    /// Learns from a calibration probe: whether the cloud's result agreed with the edge's.
-    fn calibrate(&self, _probe: &CalibrationProbe, _results_agree: bool) {}
 }
 
 /// Everything on one side (when it is available).

@@ -1,9 +1,10 @@
-//! The learned, budget-aware, device-aware router (docs/router.md has the formulas).
+//! The budget-aware, device-aware router (docs/router.md has the formulas).
 //!
 //! For a step: gates first (they can only take the cloud away, unless the edge cannot run); then
-//! `gain = q - λt·(t_cloud - t_edge) - λm·cost - λe·energy`, where `q` is the learned probability
-//! that the cloud's result changes the outcome for the better and the rest is predicted from live
-//! statistics measured on this device; the cloud is chosen when `gain > threshold(budget used)`.
+//! `gain = q - λt·(t_cloud - t_edge) - λm·cost - λe·energy`, where `q` is how much more often the
+//! cloud's result makes the answer right (learned offline for whole queries and escalations, the
+//! final-steps rule for the steps of a plan) and the rest is predicted from live statistics
+//! measured on this device; the cloud is chosen when `gain > threshold(budget used)`.
 //! Deterministic: identical inputs and statistics give identical decisions.
 
 use std::sync::{Arc, Mutex};
@@ -11,16 +12,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::calibration::Calibration;
-use super::features::{features, fnv1a, GraphPosition};
 use super::learned::RouterWeights;
 use super::query_kind::QueryKind;
-use super::{CalibrationProbe, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use super::{Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::Network;
 use crate::guard::{CloudGuard, Gate, Spend, Verdict};
 use crate::model::cloud::{BreakerSnapshot, CircuitBreaker};
 use crate::model::Side;
-use crate::plan::Subtask;
 use crate::store::StoreWriter;
 
 /// Weights turning time, money and energy into units of "probability of a better answer".
@@ -67,9 +65,6 @@ pub struct RouterStatistics {
     /// The cloud's circuit breaker, so a dead endpoint stays avoided across a restart.
     #[serde(default)]
     pub breaker: BreakerSnapshot,
-    /// The on-device correction of the learned estimate.
-    #[serde(default)]
-    pub calibration: Calibration,
 }
 
 impl Default for RouterStatistics {
@@ -83,7 +78,6 @@ impl Default for RouterStatistics {
             cloud_error_rate: 0.0,
             observations: 0,
             breaker: BreakerSnapshot::default(),
-            calibration: Calibration::default(),
         }
     }
 }
@@ -139,9 +133,8 @@ impl LearnedRouter {
         base + (1.0 - base) * budget_used.clamp(0.0, 1.0).powi(2)
     }
 
-    fn decide(&self, request: &RouteRequest<'_>, estimate: Estimate<'_>, expected_tokens: u32) -> RouteDecision {
+    fn decide(&self, request: &RouteRequest<'_>, quality: f64, expected_tokens: u32) -> RouteDecision {
         let device = self.guard.device();
-        let policy = self.guard.policy();
         let stats = self.stats();
         let utility = &self.config.utility;
 
@@ -154,19 +147,12 @@ impl LearnedRouter {
         let t_cloud = stats.cloud_first_token_seconds[network_index(device.network)] + tokens as f64 / stats.cloud_tokens_per_second.max(0.1);
         let step = Spend { tokens: prompt_tokens + tokens, money: step_money, time: Duration::from_secs_f64(t_cloud) };
         let mut texts = vec![request.query];
-        if let Estimate::Learned(s, _) = estimate {
-            texts.push(&s.task);
+        if let Step::Subtask { subtask, .. } = request.step {
+            texts.push(&subtask.task);
         }
         let view = self.guard.evaluate(&texts, request.edge_available, request.budget, step);
         let (verdict, budget) = (view.verdict, view.budget);
 
-        let (logit, quality) = match estimate {
-            Estimate::Learned(s, position) => {
-                let logit = f64::from(self.config.weights.logit(&features(request.query, s, position)));
-                (Some(logit), stats.calibration.apply(logit))
-            }
-            Estimate::Measured(quality) => (None, quality),
-        };
         let battery_factor = if device.charging { 0.5 } else { 1.0 + (1.0 - f64::from(device.battery_level)).clamp(0.0, 1.0) };
         let energy = RADIO_WATTS[network_index(device.network)] * t_cloud - COMPUTE_WATTS * t_edge;
         let gain = quality - utility.per_second * (t_cloud - t_edge) - utility.per_money * step_money - utility.per_joule * battery_factor * energy;
@@ -179,14 +165,7 @@ impl LearnedRouter {
             Verdict::Open if gain > threshold => (Side::Cloud, format!("gain {gain:.3} > threshold {threshold:.3}"), None),
             Verdict::Open => (Side::Edge, format!("gain {gain:.3} <= threshold {threshold:.3}"), None),
         };
-        // Probe only while every budget is less than half used: learning never eats the end of one.
-        let probe = match (verdict, side, logit, estimate) {
-            (Verdict::Open, Side::Edge, Some(logit), Estimate::Learned(s, _)) if budget.used < 0.5 && sampled(request.query, &s.task, f64::from(policy.calibration_probe_rate)) => {
-                Some(CalibrationProbe { logit })
-            }
-            _ => None,
-        };
-        RouteDecision { side, reason, explanation: Some(explanation(gate)), probe }
+        RouteDecision { side, reason, explanation: Some(explanation(gate)) }
     }
 
     fn save(&self, stats: RouterStatistics) {
@@ -200,50 +179,49 @@ impl LearnedRouter {
     }
 }
 
-/// Where a step's quality (the probability that the cloud changes the outcome for the better)
-/// comes from.
-#[derive(Clone, Copy)]
-enum Estimate<'a> {
-    /// The learned model on a subtask's features, calibrated on the device.
-    Learned(&'a Subtask, GraphPosition),
-    /// A number measured offline (a whole query, an escalation), or the neutral prior.
-    Measured(f64),
-}
+/// The quality of planning, of the synthesis and of a step nothing depends on: nothing measured
+/// says more, so a neutral value that sends them to the cloud while the budgets are fresh and the
+/// gates allow (`hybridflow-cloud-plan-rule` in docs/benchmarks.md).
+const NEUTRAL_QUALITY: f64 = 0.5;
 
-/// A deterministic sample of `rate` of the subtasks: the same query and task are always (or never)
-/// probed, so decisions stay identical for identical inputs.
-fn sampled(query: &str, task: &str, rate: f64) -> bool {
-    f64::from(fnv1a(0xff, &format!("{query}\u{1f}{task}"))) / 4_294_967_296.0 < rate
+/// The final-steps rule: a step whose result no other step uses (its result is what the synthesis
+/// combines) gets the neutral quality; an inner step gets none, so it goes to the cloud only when
+/// the cloud is also faster and cheaper for it. A step routed while its plan still streams has an
+/// unknown fan-out and counts as inner. A logistic model over subtask features did no better than
+/// random routing at its cloud share (docs/router.md), so a rule with no parameters ships.
+fn subtask_quality(is_final: bool) -> f64 {
+    if is_final {
+        NEUTRAL_QUALITY
+    } else {
+        0.0
+    }
 }
 
 impl RoutePolicy for LearnedRouter {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         match request.step {
             Step::Subtask { subtask, plan } => {
-                let position = plan.map_or_else(GraphPosition::default, |p| GraphPosition {
-                    depth: p.depth(&subtask.id),
-                    fan_in: subtask.depends_on.len(),
-                    fan_out: p.fan_out(&subtask.id),
-                });
-                self.decide(request, Estimate::Learned(subtask, position), subtask.expected_tokens)
+                let is_final = plan.is_some_and(|p| p.fan_out(&subtask.id) == 0);
+                let mut decision = self.decide(request, subtask_quality(is_final), subtask.expected_tokens);
+                decision.reason = format!("{}: {}", if is_final { "a final step" } else { "an inner step" }, decision.reason);
+                decision
             }
             Step::WholeQuery | Step::Escalation { .. } => {
                 let kind = QueryKind::of(request.query);
                 let numbers = self.config.weights.query_level(kind);
                 let tokens = numbers.whole_query.answer_tokens;
                 let mut decision = match (request.step, &numbers.escalation) {
-                    (Step::Escalation { confidence }, Some(model)) => self.decide(request, Estimate::Measured(model.gain(confidence)), tokens),
+                    (Step::Escalation { confidence }, Some(model)) => self.decide(request, model.gain(confidence), tokens),
                     (Step::Escalation { .. }, None) => RouteDecision::new(Side::Edge, "no escalation model: the edge's answer stands"),
-                    _ => self.decide(request, Estimate::Measured(f64::from(numbers.whole_query.gain)), tokens),
+                    _ => self.decide(request, f64::from(numbers.whole_query.gain), tokens),
                 };
                 if kind == QueryKind::MultipleChoice {
                     decision.reason = format!("multiple-choice question: {}", decision.reason);
                 }
                 decision
             }
-            // Planning and synthesis have no learned estimate: a neutral probability.
-            Step::Plan => self.decide(request, Estimate::Measured(0.5), 256),
-            Step::Synthesis { .. } => self.decide(request, Estimate::Measured(0.5), 192),
+            Step::Plan => self.decide(request, NEUTRAL_QUALITY, 256),
+            Step::Synthesis { .. } => self.decide(request, NEUTRAL_QUALITY, 192),
         }
     }
 
@@ -273,17 +251,6 @@ impl RoutePolicy for LearnedRouter {
         };
         self.save(snapshot);
     }
-
-    /// Moves the calibration towards the probe's outcome and persists it.
-    fn calibrate(&self, probe: &CalibrationProbe, results_agree: bool) {
-        let target = if results_agree { 0.0 } else { f64::from(self.config.weights.helps_when_results_differ) };
-        let snapshot = {
-            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-            stats.calibration.update(probe.logit, target);
-            stats.clone()
-        };
-        self.save(snapshot);
-    }
 }
 
 #[cfg(test)]
@@ -295,8 +262,8 @@ mod tests {
     use crate::store::Store;
     use crate::model::cloud::Price;
     use crate::model::{FinishReason, TokenCount, Usage};
-    use crate::plan::{Difficulty, SubtaskKind};
-    use crate::route::features::{DENSE_FEATURES, HASH_BUCKETS};
+    use crate::plan::validate::{validate, ValidatedPlan};
+    use crate::plan::{Difficulty, Subtask, SubtaskKind};
     use crate::route::learned::QueryLevel;
 
     fn temp_store(name: &str) -> (Arc<Store>, std::path::PathBuf) {
@@ -305,16 +272,25 @@ mod tests {
         (Arc::new(Store::open(&dir).unwrap()), dir)
     }
 
-    fn hard_subtask() -> Subtask {
-        let mut s = Subtask::new("s1", "Prove that the sum of two odd numbers is even", &[]);
-        s.kind = SubtaskKind::Reasoning;
-        s.difficulty = Difficulty::Hard;
-        s.expected_tokens = 64;
-        s
+    /// A two-step plan: `s1` feeds `s2`, whose result nothing uses.
+    fn two_step_plan() -> ValidatedPlan {
+        let first = Subtask::new("s1", "Add the two odd numbers", &[]);
+        let mut last = Subtask::new("s2", "Prove that the sum of two odd numbers is even", &["s1"]);
+        last.kind = SubtaskKind::Reasoning;
+        last.difficulty = Difficulty::Hard;
+        last.expected_tokens = 64;
+        validate(crate::plan::Plan { subtasks: vec![first, last] }, 6).unwrap()
     }
 
-    fn route(router: &LearnedRouter, subtask: &Subtask, budget: &QueryBudget) -> RouteDecision {
-        route_step(router, Step::Subtask { subtask, plan: None }, budget)
+    /// Routes the step `id` of the two-step plan.
+    fn route_in_plan(router: &LearnedRouter, id: &str, budget: &QueryBudget) -> RouteDecision {
+        let plan = two_step_plan();
+        route_step(router, Step::Subtask { subtask: plan.get(id).unwrap(), plan: Some(&plan) }, budget)
+    }
+
+    /// Routes the plan's final step (the cloud's, while the gates and budgets allow).
+    fn route(router: &LearnedRouter, budget: &QueryBudget) -> RouteDecision {
+        route_in_plan(router, "s2", budget)
     }
 
     fn route_step(router: &LearnedRouter, step: Step<'_>, budget: &QueryBudget) -> RouteDecision {
@@ -327,9 +303,9 @@ mod tests {
         Arc::new(CloudGuard::new(true, AppPolicy::default(), Ledger::new(budgets, store), None, PRICE))
     }
 
-    /// A router with the test weights and no budgets.
+    /// A router with the shipped weights and no budgets.
     fn router() -> LearnedRouter {
-        LearnedRouter::new(cheap_cloud(), guard(Budgets::default(), None), None, None)
+        LearnedRouter::new(RouterConfig::default(), guard(Budgets::default(), None), None, None)
     }
 
     fn fresh() -> Arc<QueryBudget> {
@@ -340,19 +316,6 @@ mod tests {
     fn spend(guard: &CloudGuard, query: &Arc<QueryBudget>, id: &str, tokens: u64, cost: f64) {
         let reservation = guard.ledger().reserve(query, Spend::default()).unwrap();
         reservation.settle(id.into(), cloud_record(tokens, 0, cost, Duration::from_millis(100), false));
-    }
-
-    /// Weights that follow the planner's difficulty hint only, so that these tests do not depend on
-    /// what the shipped weights learned.
-    fn difficulty_weights() -> RouterWeights {
-        let mut dense = vec![0.0; DENSE_FEATURES.len()];
-        dense[DENSE_FEATURES.iter().position(|f| *f == "difficulty_easy").unwrap()] = -1.5;
-        dense[DENSE_FEATURES.iter().position(|f| *f == "difficulty_hard").unwrap()] = 1.5;
-        RouterWeights { bias: -1.0, dense, sparse: vec![0.0; HASH_BUCKETS], trained_on: "test".into(), ..RouterWeights::builtin() }
-    }
-
-    fn cheap_cloud() -> RouterConfig {
-        RouterConfig { weights: difficulty_weights(), ..RouterConfig::default() }
     }
 
     #[test]
@@ -368,52 +331,60 @@ mod tests {
     #[test]
     fn identical_inputs_give_identical_decisions() {
         let router = router();
-        let subtask = hard_subtask();
-        let first = route(&router, &subtask, &fresh());
+        let first = route(&router, &fresh());
         for _ in 0..100 {
-            assert_eq!(route(&router, &subtask, &fresh()), first);
+            assert_eq!(route(&router, &fresh()), first);
         }
         let explanation = first.explanation.unwrap();
-        assert!(explanation.quality > 0.0 && explanation.quality < 1.0);
+        assert_eq!(explanation.quality, NEUTRAL_QUALITY);
         assert_eq!(first.side == Side::Cloud, explanation.predicted_gain > explanation.threshold);
     }
 
     #[test]
-    fn hard_subtasks_go_to_the_cloud_and_easy_ones_stay() {
+    fn final_steps_go_to_the_cloud_and_inner_ones_stay() {
         let router = router();
-        assert_eq!(route(&router, &hard_subtask(), &fresh()).side, Side::Cloud);
-        let mut easy = hard_subtask();
-        easy.difficulty = Difficulty::Easy;
-        assert_eq!(route(&router, &easy, &fresh()).side, Side::Edge);
+        let last = route_in_plan(&router, "s2", &fresh());
+        assert_eq!(last.side, Side::Cloud, "{last:?}");
+        assert!(last.reason.starts_with("a final step: gain"), "{last:?}");
+        let inner = route_in_plan(&router, "s1", &fresh());
+        assert_eq!((inner.side, inner.explanation.unwrap().quality), (Side::Edge, 0.0), "{inner:?}");
+        assert!(inner.reason.starts_with("an inner step: gain"), "{inner:?}");
+        // While the plan streams, nothing says the step is final: it counts as inner.
+        let plan = two_step_plan();
+        let streaming = route_step(&router, Step::Subtask { subtask: plan.get("s2").unwrap(), plan: None }, &fresh());
+        assert_eq!(streaming.side, Side::Edge, "{streaming:?}");
+        // Planning and the synthesis get the neutral quality too.
+        for step in [Step::Plan, Step::Synthesis { plan: &plan }] {
+            let decision = route_step(&router, step, &fresh());
+            assert_eq!((decision.side, decision.explanation.unwrap().quality), (Side::Cloud, NEUTRAL_QUALITY), "{decision:?}");
+        }
     }
 
     #[test]
     fn device_state_gates_the_cloud_and_the_decision_says_which() {
         let router = router();
         router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
-        let decision = route(&router, &hard_subtask(), &fresh());
+        let decision = route(&router, &fresh());
         assert_eq!((decision.side, decision.explanation.unwrap().gate), (Side::Edge, Some(Gate::Offline)));
         router.guard.set_device_state(DeviceState { thermal: Thermal::Critical, ..DeviceState::default() });
-        let mut easy = hard_subtask();
-        easy.difficulty = Difficulty::Easy;
-        assert_eq!(route(&router, &easy, &fresh()).side, Side::Cloud, "a critical edge forces the cloud");
+        assert_eq!(route_in_plan(&router, "s1", &fresh()).side, Side::Cloud, "a critical edge forces the cloud");
         router.guard.set_policy(AppPolicy { offload: crate::device::Offload::Never, ..AppPolicy::default() });
-        assert_eq!(route(&router, &easy, &fresh()).side, Side::Edge, "but never against the policy");
+        assert_eq!(route_in_plan(&router, "s1", &fresh()).side, Side::Edge, "but never against the policy");
         router.guard.set_device_state(DeviceState::default());
-        assert_eq!(route(&router, &hard_subtask(), &fresh()).side, Side::Edge);
+        assert_eq!(route(&router, &fresh()).side, Side::Edge);
     }
 
     #[test]
     fn a_query_budget_raises_the_threshold_then_blocks_the_cloud() {
         let guard = guard(Budgets { per_query: Limits { cloud_tokens: Some(2_000), ..Limits::default() }, ..Budgets::default() }, None);
-        let router = LearnedRouter::new(cheap_cloud(), guard.clone(), None, None);
+        let router = LearnedRouter::new(RouterConfig::default(), guard.clone(), None, None);
         let query = fresh();
-        let unused = route(&router, &hard_subtask(), &query).explanation.unwrap();
+        let unused = route(&router, &query).explanation.unwrap();
         spend(&guard, &query, "a", 1_000, 0.0);
-        let half = route(&router, &hard_subtask(), &query).explanation.unwrap();
+        let half = route(&router, &query).explanation.unwrap();
         assert!(half.threshold > unused.threshold && (half.budget_used - 0.5).abs() < 1e-9);
         spend(&guard, &query, "b", 900, 0.0); // the next step (~300 tokens) would exceed the limit
-        let blocked = route(&router, &hard_subtask(), &query);
+        let blocked = route(&router, &query);
         assert_eq!((blocked.side, blocked.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)));
     }
 
@@ -426,7 +397,6 @@ mod tests {
         let explanation = unused.explanation.unwrap();
         assert_eq!(explanation.quality, f64::from(RouterWeights::builtin().open.whole_query.gain), "the measured whole-query gain");
         assert_eq!(unused.side, Side::Cloud, "{unused:?}");
-        assert!(unused.probe.is_none(), "whole queries are not calibration probes");
         // Three quarters used: the threshold is above the gain, the query stays on the edge.
         spend(&guard, &query, "a", 3_000, 0.0);
         let late = route_step(&router, Step::WholeQuery, &query);
@@ -499,9 +469,9 @@ mod tests {
         {
             let writer = Arc::new(StoreWriter::start(store.clone()).unwrap());
             let guard = guard(budgets, Some(writer.clone()));
-            let router = LearnedRouter::new(cheap_cloud(), guard.clone(), Some(writer), None);
+            let router = LearnedRouter::new(RouterConfig::default(), guard.clone(), Some(writer), None);
             let query = fresh();
-            assert_eq!(route(&router, &hard_subtask(), &query).side, Side::Cloud);
+            assert_eq!(route(&router, &query).side, Side::Cloud);
             router.observe(&Observation { side: Side::Edge, usage: Some(usage(5.0)), cost: 0.0 });
             for id in ["q:s0:c", "q:s1:c", "q:s2:c", "q:s0:c"] {
                 spend(&guard, &query, id, 150, 0.004); // the last one replays the first
@@ -513,68 +483,10 @@ mod tests {
         let day = store.window_totals(crate::store::Window::Day, crate::store::now_unix_seconds()).unwrap();
         assert_eq!(day.cloud_requests, 3, "the replayed record counted once");
         let writer = Arc::new(StoreWriter::start(store).unwrap());
-        let router = LearnedRouter::new(cheap_cloud(), guard(budgets, Some(writer.clone())), Some(writer), None);
+        let router = LearnedRouter::new(RouterConfig::default(), guard(budgets, Some(writer.clone())), Some(writer), None);
         assert!(router.stats().edge_tokens_per_second < RouterStatistics::default().edge_tokens_per_second, "measured edge speed restored");
-        let decision = route(&router, &hard_subtask(), &fresh());
+        let decision = route(&router, &fresh());
         assert_eq!((decision.side, decision.explanation.unwrap().gate), (Side::Edge, Some(Gate::BudgetExhausted)), "0.012 spent of 0.01 today");
-        drop(router);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    fn easy_subtask(n: usize) -> Subtask {
-        let mut s = Subtask::new("s1", format!("Add {n} and {}", n + 1), &[]);
-        s.difficulty = Difficulty::Easy;
-        s
-    }
-
-    fn probed(router: &LearnedRouter) -> usize {
-        (0..200).filter(|n| route(router, &easy_subtask(*n), &fresh()).probe.is_some()).count()
-    }
-
-    #[test]
-    fn calibration_probes_sample_edge_decisions_with_open_gates_only() {
-        let router = router();
-        assert_eq!(route(&router, &hard_subtask(), &fresh()).probe, None, "a cloud decision needs no probe");
-        let default_share = probed(&router);
-        assert!((2..=25).contains(&default_share), "about 5% of 200 edge decisions: {default_share}");
-        router.guard.set_policy(AppPolicy { calibration_probe_rate: 1.0, ..AppPolicy::default() });
-        assert_eq!(probed(&router), 200);
-        assert_eq!(route(&router, &easy_subtask(7), &fresh()), route(&router, &easy_subtask(7), &fresh()), "deterministic");
-        router.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
-        assert_eq!(probed(&router), 0, "a gate that takes the cloud away takes the probes too");
-        router.guard.set_device_state(DeviceState::default());
-        router.guard.set_policy(AppPolicy { calibration_probe_rate: 0.0, ..AppPolicy::default() });
-        assert_eq!(probed(&router), 0, "rate 0 turns calibration off");
-    }
-
-    #[test]
-    fn probe_outcomes_recalibrate_the_quality_and_persist() {
-        let (store, dir) = temp_store("calibration");
-        let probe = |router: &LearnedRouter| route(router, &easy_subtask(1), &fresh());
-        let before = {
-            let writer = Arc::new(StoreWriter::start(store).unwrap());
-            let router = LearnedRouter::new(cheap_cloud(), guard(Budgets::default(), None), Some(writer.clone()), None);
-            let before = probe(&router).explanation.unwrap().quality;
-            let logit = f64::from(router.config.weights.logit(&features("Is the sum of two odd numbers even? Explain.", &easy_subtask(1), GraphPosition::default())));
-            // The cloud keeps disagreeing with the edge: the probability moves towards the rate
-            // at which a disagreement meant a fixed answer in training.
-            for _ in 0..50 {
-                router.calibrate(&CalibrationProbe { logit }, false);
-            }
-            futures::executor::block_on(writer.flushed());
-            before
-        };
-        let target = f64::from(cheap_cloud().weights.helps_when_results_differ);
-        let writer = Arc::new(StoreWriter::start(Arc::new(Store::open(&dir).unwrap())).unwrap());
-        let router = LearnedRouter::new(cheap_cloud(), guard(Budgets::default(), None), Some(writer), None);
-        assert_eq!(router.stats().calibration.observations, 50, "restored after a restart");
-        let after = probe(&router).explanation.unwrap().quality;
-        assert!((after - target).abs() < 0.5 * (before - target).abs(), "{before} -> {after}, towards {target}");
-        // Agreement pulls it back down.
-        for _ in 0..200 {
-            router.calibrate(&CalibrationProbe { logit: 0.0 }, true);
-        }
-        assert!(probe(&router).explanation.unwrap().quality < after);
         drop(router);
         std::fs::remove_dir_all(dir).unwrap();
     }

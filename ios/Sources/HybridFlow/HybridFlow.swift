@@ -1313,11 +1313,6 @@ public struct AppPolicy: Equatable, Hashable {
      * Below this battery level (0..=1, not charging) the cloud is not used.
      */
     public let minBatteryForCloud: Float
-    /**
-     * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
-     * calibrate the router here (counted in the budgets); 0 turns it off.
-     */
-    public let calibrationProbeRate: Float
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1330,15 +1325,10 @@ public struct AppPolicy: Equatable, Hashable {
          */keepPersonalDataOnDevice: Bool = true, 
         /**
          * Below this battery level (0..=1, not charging) the cloud is not used.
-         */minBatteryForCloud: Float = Float(0.1), 
-        /**
-         * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
-         * calibrate the router here (counted in the budgets); 0 turns it off.
-         */calibrationProbeRate: Float = Float(0.05)) {
+         */minBatteryForCloud: Float = Float(0.1)) {
         self.offload = offload
         self.keepPersonalDataOnDevice = keepPersonalDataOnDevice
         self.minBatteryForCloud = minBatteryForCloud
-        self.calibrationProbeRate = calibrationProbeRate
     }
 
     
@@ -1359,8 +1349,7 @@ public struct FfiConverterTypeAppPolicy: FfiConverterRustBuffer {
             try AppPolicy(
                 offload: FfiConverterOptionTypeOffload.read(from: &buf), 
                 keepPersonalDataOnDevice: FfiConverterBool.read(from: &buf), 
-                minBatteryForCloud: FfiConverterFloat.read(from: &buf), 
-                calibrationProbeRate: FfiConverterFloat.read(from: &buf)
+                minBatteryForCloud: FfiConverterFloat.read(from: &buf)
         )
     }
 
@@ -1368,7 +1357,6 @@ public struct FfiConverterTypeAppPolicy: FfiConverterRustBuffer {
         FfiConverterOptionTypeOffload.write(value.offload, into: &buf)
         FfiConverterBool.write(value.keepPersonalDataOnDevice, into: &buf)
         FfiConverterFloat.write(value.minBatteryForCloud, into: &buf)
-        FfiConverterFloat.write(value.calibrationProbeRate, into: &buf)
     }
 }
 
@@ -2146,8 +2134,10 @@ public func FfiConverterTypePlannedSubtask_lower(_ value: PlannedSubtask) -> Rus
  */
 public struct RouteExplanation: Equatable, Hashable {
     /**
-     * Learned probability that the cloud's result changes the outcome for the better (for a
-     * whole query: the cloud's measured accuracy advantage over the edge).
+     * How much more often the cloud's result makes the answer right: for a whole query the
+     * cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
+     * the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
+     * 0 (an inner step).
      */
     public let quality: Double
     /**
@@ -2171,8 +2161,10 @@ public struct RouteExplanation: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Learned probability that the cloud's result changes the outcome for the better (for a
-         * whole query: the cloud's measured accuracy advantage over the edge).
+         * How much more often the cloud's result makes the answer right: for a whole query the
+         * cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
+         * the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
+         * 0 (an inner step).
          */quality: Double, 
         /**
          * `quality` minus the weighted extra latency, money and energy of the cloud.
@@ -2267,10 +2259,6 @@ public struct RouterStatistics: Equatable, Hashable {
      * Model calls measured so far.
      */
     public let observations: Int64
-    /**
-     * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
-     */
-    public let calibrationProbes: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2286,10 +2274,7 @@ public struct RouterStatistics: Equatable, Hashable {
          */cloudErrorRate: Double, 
         /**
          * Model calls measured so far.
-         */observations: Int64, 
-        /**
-         * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
-         */calibrationProbes: Int64) {
+         */observations: Int64) {
         self.edgeTokensPerSecond = edgeTokensPerSecond
         self.edgeFirstTokenMs = edgeFirstTokenMs
         self.cloudTokensPerSecond = cloudTokensPerSecond
@@ -2297,7 +2282,6 @@ public struct RouterStatistics: Equatable, Hashable {
         self.cloudFirstTokenMsCellular = cloudFirstTokenMsCellular
         self.cloudErrorRate = cloudErrorRate
         self.observations = observations
-        self.calibrationProbes = calibrationProbes
     }
 
     
@@ -2322,8 +2306,7 @@ public struct FfiConverterTypeRouterStatistics: FfiConverterRustBuffer {
                 cloudFirstTokenMsWifi: FfiConverterDouble.read(from: &buf), 
                 cloudFirstTokenMsCellular: FfiConverterDouble.read(from: &buf), 
                 cloudErrorRate: FfiConverterDouble.read(from: &buf), 
-                observations: FfiConverterInt64.read(from: &buf), 
-                calibrationProbes: FfiConverterInt64.read(from: &buf)
+                observations: FfiConverterInt64.read(from: &buf)
         )
     }
 
@@ -2335,7 +2318,6 @@ public struct FfiConverterTypeRouterStatistics: FfiConverterRustBuffer {
         FfiConverterDouble.write(value.cloudFirstTokenMsCellular, into: &buf)
         FfiConverterDouble.write(value.cloudErrorRate, into: &buf)
         FfiConverterInt64.write(value.observations, into: &buf)
-        FfiConverterInt64.write(value.calibrationProbes, into: &buf)
     }
 }
 
@@ -2356,7 +2338,7 @@ public func FfiConverterTypeRouterStatistics_lower(_ value: RouterStatistics) ->
 
 
 /**
- * Model calls of one side for one query (planning, subtasks, answer, retries and probes).
+ * Model calls of one side for one query (planning, subtasks, answer, escalation, retries).
  */
 public struct SideTotals: Equatable, Hashable {
     public let calls: Int32

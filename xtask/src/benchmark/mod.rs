@@ -43,7 +43,7 @@ pub const STRATEGIES: [&str; 14] = [
     "hybridflow-offline",
     "hybridflow-final-steps-rule",
     "hybridflow-cloud-plan-rule",
-    "hybridflow-learned",
+    "hybridflow-decomposed",
     "hybridflow-threshold",
     "hybridflow-random",
     "hybridflow-chained",
@@ -115,7 +115,7 @@ impl RoutePolicy for RandomRouter {
 }
 
 /// Cloud tokens and all tokens per strategy so far (the results file's and this run's): the random
-/// baseline is matched to the learned router's share of cloud tokens, not of steps (a plan or a
+/// baseline is matched to the subtask router's share of cloud tokens, not of steps (a plan or a
 /// synthesis on the cloud costs many times a short step).
 #[derive(Default)]
 struct TokenShares(HashMap<String, (u64, u64)>);
@@ -132,15 +132,21 @@ impl TokenShares {
         self.0.get(strategy).filter(|(_, all)| *all > 0).map(|(cloud, all)| *cloud as f64 / *all as f64)
     }
 
-    /// The random baseline's probability of sending a step to the cloud: the learned router's
-    /// cloud-token share so far, corrected by how far random's own share has fallen short of it
-    /// (or gone past it), so that over a run the two shares meet.
+    /// The random baseline's probability of sending a step to the cloud: the subtask router's
+    /// cloud-token share so far (the retired learned router's where its results exist, as on
+    /// gsm8k, else the shipped rule's), corrected by how far random's own share has fallen short
+    /// of it (or gone past it), so that over a run the two shares meet.
     fn random_cloud_probability(&self) -> f64 {
-        let target = self.share("hybridflow-learned").unwrap_or(0.5);
+        let target = self.share("hybridflow-learned").or_else(|| self.share("hybridflow-decomposed")).unwrap_or(0.5);
         let own = self.share("hybridflow-random").unwrap_or(target);
         (2.0 * target - own).clamp(0.0, 1.0)
     }
 }
+
+/// Strategies whose results stay in the record but can no longer run: `hybridflow-learned`
+/// routed a plan's subtasks with the logistic subtask model the SDK shipped until it did no better
+/// than random at its cloud share (docs/router.md); `hybridflow-random` is matched to its share.
+pub const RETIRED_STRATEGIES: [&str; 1] = ["hybridflow-learned"];
 
 /// The best zero-parameter rule found in the profiled data (docs/router.md: the last step on the
 /// cloud scores as well as the learned router): the steps nothing depends on and the synthesis on
@@ -164,8 +170,8 @@ impl RoutePolicy for FinalStepsRule {
     }
 }
 
-/// HybridFlow as an app runs it: one engine for every question (router statistics, calibration
-/// and spending carry over), the default configuration (decomposition off), state persisted
+/// HybridFlow as an app runs it: one engine for every question (router statistics and spending
+/// carry over), the default configuration (decomposition off), state persisted
 /// beside the results. `hybridflow-default` sets no budget; `hybridflow-budget-<tokens>` sets a
 /// monthly cloud-token limit, so a run over the questions measures one point of the budget sweep;
 /// `hybridflow-offline` is the default on a phone with no network: every answer is the edge's,
@@ -330,7 +336,8 @@ impl Bench {
     }
 
     async fn run(&mut self, item: &Item, strategy: &str) -> Result<(Record, String)> {
-        let learned = || Arc::new(LearnedRouter::new(RouterConfig::default(), self.guard(), None, None));
+        // The SDK's router with decomposition on (its final-steps rule for subtasks), new per question.
+        let router = || Arc::new(LearnedRouter::new(RouterConfig::default(), self.guard(), None, None));
         Ok(match strategy {
             "edge-direct" => self.single_call(Side::Edge, item, DIRECT, strategy).await,
             "edge-cot" => self.single_call(Side::Edge, item, COT, strategy).await,
@@ -342,13 +349,13 @@ impl Bench {
             }
             "hybridflow-final-steps-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule { plan_on: Side::Edge }), false).await,
             "hybridflow-cloud-plan-rule" => self.hybrid(item, strategy, Arc::new(FinalStepsRule { plan_on: Side::Cloud }), false).await,
-            "hybridflow-learned" => self.hybrid(item, strategy, learned(), false).await,
+            "hybridflow-decomposed" => self.hybrid(item, strategy, router(), false).await,
             "hybridflow-threshold" => self.hybrid(item, strategy, Arc::new(ByDifficulty), false).await,
             "hybridflow-random" => {
                 let cloud_fraction = self.token_shares.random_cloud_probability();
                 self.hybrid(item, strategy, Arc::new(RandomRouter { cloud_fraction }), false).await
             }
-            "hybridflow-chained" => self.hybrid(item, strategy, learned(), true).await,
+            "hybridflow-chained" => self.hybrid(item, strategy, router(), true).await,
             "hybridflow-edge-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Edge)), false).await,
             other => return Err(unknown_strategy(other)),
         })
@@ -470,11 +477,13 @@ mod tests {
     }
 
     #[test]
-    fn random_is_steered_to_the_learned_routers_cloud_token_share() {
+    fn random_is_steered_to_the_subtask_routers_cloud_token_share() {
         let mut shares = TokenShares::default();
         assert_eq!(shares.random_cloud_probability(), 0.5, "nothing measured yet");
+        shares.add(&result("hybridflow-decomposed", 200, 800));
+        assert!((shares.random_cloud_probability() - 0.2).abs() < 1e-9, "the shipped rule's share");
         shares.add(&result("hybridflow-learned", 300, 700));
-        assert!((shares.random_cloud_probability() - 0.3).abs() < 1e-9, "random starts at the learned share");
+        assert!((shares.random_cloud_probability() - 0.3).abs() < 1e-9, "the learned router's share, where it ran");
         shares.add(&result("hybridflow-random", 500, 500));
         assert!((shares.random_cloud_probability() - 0.1).abs() < 1e-9, "random overshot: it is steered down");
         shares.add(&result("hybridflow-random", 0, 3000));

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use super::calls::{CallLog, CallRecord};
 use hybridflow_core::model::Side;
 use super::latency::{self, Profile};
-use super::{monthly_token_budget, Record, STRATEGIES};
+use super::{monthly_token_budget, Record, RETIRED_STRATEGIES, STRATEGIES};
 
 /// xorshift64*: reproducible bootstrap without another dependency.
 struct Rng(u64);
@@ -266,7 +266,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         // The fixed strategies in their order, then the budget sweep by rising budget.
         let mut budgeted: Vec<&str> = strategies.keys().copied().filter(|s| monthly_token_budget(s).is_some()).collect();
         budgeted.sort_by_key(|s| monthly_token_budget(s));
-        let in_order: Vec<&str> = STRATEGIES.iter().copied().chain(budgeted.iter().copied()).collect();
+        let in_order: Vec<&str> = STRATEGIES.iter().chain(&RETIRED_STRATEGIES).copied().chain(budgeted.iter().copied()).collect();
         let summaries: BTreeMap<&str, Summary> = strategies.iter().map(|(name, rows)| (*name, summarise(rows, &modeled_deployment))).collect();
         for &strategy in &in_order {
             let Some(s) = summaries.get(strategy) else { continue };
@@ -283,7 +283,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
         }
-        let headlines = ["hybridflow-default", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
+        let headlines = ["hybridflow-default", "hybridflow-decomposed", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
         for (hybrid_name, hybrid) in headlines.filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
             // Every ratio over the questions both ran: a strategy run on part of the dataset

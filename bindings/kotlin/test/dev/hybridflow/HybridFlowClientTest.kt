@@ -176,7 +176,7 @@ class HybridFlowClientTest {
             HybridFlowConfig() to "neither",
             HybridFlowConfig(edgeModelPath = edgeModel, budgets = Budgets(perDay = Limits(money = 1.0))) to "state_dir",
             HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, minBatteryForCloud = 2.0f)) to "min_battery",
-            HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, calibrationProbeRate = Float.NaN)) to "calibration_probe_rate",
+            HybridFlowConfig(edgeModelPath = edgeModel, policy = AppPolicy(offload = Offload.ALLOWED, minBatteryForCloud = Float.NaN)) to "min_battery",
             HybridFlowConfig(edgeModelPath = edgeModel, maxQueryChars = 0) to "at least 1",
             HybridFlowConfig(edgeModelPath = edgeModel, edgeEngine = EdgeEngine.MISTRAL_RS, gpu = GpuUse.VULKAN, stateDir = Files.createTempDirectory("hf").toString()) to "ggml engine",
             HybridFlowConfig(edgeModelPath = edgeModel, gpu = GpuUse.VULKAN) to "state directory",

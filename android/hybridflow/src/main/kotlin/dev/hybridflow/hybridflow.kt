@@ -2551,12 +2551,6 @@ data class AppPolicy (
      * Below this battery level (0..=1, not charging) the cloud is not used.
      */
     val `minBatteryForCloud`: kotlin.Float = 0.1f 
-    , 
-    /**
-     * Share (0..=1) of the subtasks kept on the device that also run on the cloud, unseen, to
-     * calibrate the router here (counted in the budgets); 0 turns it off.
-     */
-    val `calibrationProbeRate`: kotlin.Float = 0.05f 
     
 ){
     
@@ -2576,22 +2570,19 @@ public object FfiConverterTypeAppPolicy: FfiConverterRustBuffer<AppPolicy> {
             FfiConverterOptionalTypeOffload.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterFloat.read(buf),
-            FfiConverterFloat.read(buf),
         )
     }
 
     override fun allocationSize(value: AppPolicy) = (
             FfiConverterOptionalTypeOffload.allocationSize(value.`offload`) +
             FfiConverterBoolean.allocationSize(value.`keepPersonalDataOnDevice`) +
-            FfiConverterFloat.allocationSize(value.`minBatteryForCloud`) +
-            FfiConverterFloat.allocationSize(value.`calibrationProbeRate`)
+            FfiConverterFloat.allocationSize(value.`minBatteryForCloud`)
     )
 
     override fun write(value: AppPolicy, buf: ByteBuffer) {
             FfiConverterOptionalTypeOffload.write(value.`offload`, buf)
             FfiConverterBoolean.write(value.`keepPersonalDataOnDevice`, buf)
             FfiConverterFloat.write(value.`minBatteryForCloud`, buf)
-            FfiConverterFloat.write(value.`calibrationProbeRate`, buf)
     }
 }
 
@@ -3196,8 +3187,10 @@ public object FfiConverterTypePlannedSubtask: FfiConverterRustBuffer<PlannedSubt
  */
 data class RouteExplanation (
     /**
-     * Learned probability that the cloud's result changes the outcome for the better (for a
-     * whole query: the cloud's measured accuracy advantage over the edge).
+     * How much more often the cloud's result makes the answer right: for a whole query the
+     * cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
+     * the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
+     * 0 (an inner step).
      */
     val `quality`: kotlin.Double
     , 
@@ -3294,11 +3287,6 @@ data class RouterStatistics (
      * Model calls measured so far.
      */
     val `observations`: kotlin.Long
-    , 
-    /**
-     * Calibration probes learned from so far (see `AppPolicy.calibration_probe_rate`).
-     */
-    val `calibrationProbes`: kotlin.Long
     
 ){
     
@@ -3322,7 +3310,6 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterLong.read(buf),
-            FfiConverterLong.read(buf),
         )
     }
 
@@ -3333,8 +3320,7 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.allocationSize(value.`cloudFirstTokenMsWifi`) +
             FfiConverterDouble.allocationSize(value.`cloudFirstTokenMsCellular`) +
             FfiConverterDouble.allocationSize(value.`cloudErrorRate`) +
-            FfiConverterLong.allocationSize(value.`observations`) +
-            FfiConverterLong.allocationSize(value.`calibrationProbes`)
+            FfiConverterLong.allocationSize(value.`observations`)
     )
 
     override fun write(value: RouterStatistics, buf: ByteBuffer) {
@@ -3345,14 +3331,13 @@ public object FfiConverterTypeRouterStatistics: FfiConverterRustBuffer<RouterSta
             FfiConverterDouble.write(value.`cloudFirstTokenMsCellular`, buf)
             FfiConverterDouble.write(value.`cloudErrorRate`, buf)
             FfiConverterLong.write(value.`observations`, buf)
-            FfiConverterLong.write(value.`calibrationProbes`, buf)
     }
 }
 
 
 
 /**
- * Model calls of one side for one query (planning, subtasks, answer, retries and probes).
+ * Model calls of one side for one query (planning, subtasks, answer, escalation, retries).
  */
 data class SideTotals (
     val `calls`: kotlin.Int
