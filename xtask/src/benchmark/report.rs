@@ -310,30 +310,33 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 paired.n
             );
         }
-        // Issue 15's test of the learned subtask router: it must beat the best zero-parameter
-        // rule and random routing at its cloud-token share on the questions all of them ran.
-        if let Some(learned) = strategies.get("hybridflow-learned") {
+        // Issue 15's test of the subtask router: it must beat the best zero-parameter rule and
+        // random routing at its cloud-token share on the questions all of them ran. The retired
+        // learned model where it ran (random was matched to it), else the SDK's router.
+        let router = ["hybridflow-learned", "hybridflow-decomposed"].into_iter().find_map(|name| strategies.get(name).map(|rows| (name, rows)));
+        if let Some((router_name, router)) = router {
             let share = |rows: &[&Record]| summarise(rows, &modeled_deployment).cloud_token_share;
             let comparisons: Vec<String> = ["hybridflow-random", "hybridflow-final-steps-rule", "hybridflow-cloud-plan-rule"]
                 .into_iter()
+                .filter(|name| *name != router_name)
                 .filter_map(|name| strategies.get(name).map(|rows| (name, rows)))
                 .map(|(name, rows)| {
-                    let (learned, rows) = on_common_questions(learned, rows);
-                    let (learned, rows) = (learned.as_slice(), rows.as_slice());
-                    let paired = PairedDifference::of(learned, rows);
+                    let (router, rows) = on_common_questions(router, rows);
+                    let (router, rows) = (router.as_slice(), rows.as_slice());
+                    let paired = PairedDifference::of(router, rows);
                     format!(
                         "vs {name} {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions; cloud-token share {:.2} against {:.2})",
                         100.0 * paired.mean,
                         100.0 * paired.interval.0,
                         100.0 * paired.interval.1,
                         paired.n,
-                        share(learned),
+                        share(router),
                         share(rows)
                     )
                 })
                 .collect();
             if !comparisons.is_empty() {
-                let _ = writeln!(md, "\n**The learned router against its baselines ({dataset}):** accuracy {}.\n", comparisons.join("; "));
+                let _ = writeln!(md, "\n**The subtask router ({router_name}) against its baselines ({dataset}):** accuracy {}.\n", comparisons.join("; "));
             }
         }
         let planning: Vec<String> = in_order
