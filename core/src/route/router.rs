@@ -263,7 +263,7 @@ mod tests {
     use crate::model::cloud::Price;
     use crate::model::{FinishReason, TokenCount, Usage};
     use crate::plan::validate::{validate, ValidatedPlan};
-    use crate::plan::{Difficulty, Subtask, SubtaskKind};
+    use crate::plan::Subtask;
     use crate::route::learned::QueryLevel;
 
     fn temp_store(name: &str) -> (Arc<Store>, std::path::PathBuf) {
@@ -276,8 +276,6 @@ mod tests {
     fn two_step_plan() -> ValidatedPlan {
         let first = Subtask::new("s1", "Add the two odd numbers", &[]);
         let mut last = Subtask::new("s2", "Prove that the sum of two odd numbers is even", &["s1"]);
-        last.kind = SubtaskKind::Reasoning;
-        last.difficulty = Difficulty::Hard;
         last.expected_tokens = 64;
         validate(crate::plan::Plan { subtasks: vec![first, last] }, 6).unwrap()
     }
