@@ -70,9 +70,10 @@ fn on_common_questions<'r>(a: &[&'r Record], b: &[&'r Record]) -> (Vec<&'r Recor
 }
 
 impl PairedDifference {
-    pub fn of(a: &[&Record], b: &[&Record]) -> Self {
-        let (a, b) = on_common_questions(a, b);
-        let differences: Vec<f64> = a.iter().zip(&b).map(|(a, b)| f64::from(u8::from(a.correct)) - f64::from(u8::from(b.correct))).collect();
+    /// Over results paired by [`on_common_questions`] (the callers need the paired results for
+    /// their other figures too).
+    fn of(a: &[&Record], b: &[&Record]) -> Self {
+        let differences: Vec<f64> = a.iter().zip(b).map(|(a, b)| f64::from(u8::from(a.correct)) - f64::from(u8::from(b.correct))).collect();
         Self { n: differences.len(), mean: mean(&differences), interval: bootstrap_interval(&differences) }
     }
 }
@@ -322,16 +323,15 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 .filter_map(|name| strategies.get(name).map(|rows| (name, rows)))
                 .map(|(name, rows)| {
                     let (router, rows) = on_common_questions(router, rows);
-                    let (router, rows) = (router.as_slice(), rows.as_slice());
-                    let paired = PairedDifference::of(router, rows);
+                    let paired = PairedDifference::of(&router, &rows);
                     format!(
                         "vs {name} {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions; cloud-token share {:.2} against {:.2})",
                         100.0 * paired.mean,
                         100.0 * paired.interval.0,
                         100.0 * paired.interval.1,
                         paired.n,
-                        share(router),
-                        share(rows)
+                        share(&router),
+                        share(&rows)
                     )
                 })
                 .collect();
@@ -381,11 +381,15 @@ mod tests {
         };
         let a = [answer("q1", true), answer("q2", true), answer("q3", false), answer("only-a", true)];
         let b = [answer("q1", false), answer("q2", true), answer("q3", true), answer("only-b", false)];
-        let paired = PairedDifference::of(&a.iter().collect::<Vec<_>>(), &b.iter().collect::<Vec<_>>());
+        let paired_of = |a: &[&Record], b: &[&Record]| {
+            let (a, b) = on_common_questions(a, b);
+            PairedDifference::of(&a, &b)
+        };
+        let paired = paired_of(&a.iter().collect::<Vec<_>>(), &b.iter().collect::<Vec<_>>());
         assert_eq!(paired.n, 3);
         assert!(paired.mean.abs() < 1e-12, "one won, one lost, one tied");
         assert!(paired.interval.0 < 0.0 && paired.interval.1 > 0.0, "{paired:?}");
-        let better = PairedDifference::of(&a.iter().collect::<Vec<_>>(), &[&answer("q1", false), &answer("q2", false)]);
+        let better = paired_of(&a.iter().collect::<Vec<_>>(), &[&answer("q1", false), &answer("q2", false)]);
         assert_eq!((better.n, better.mean), (2, 1.0));
     }
 
