@@ -11,6 +11,8 @@ use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, EdgeModel, GpuUse};
 use hybridflow_core::model::{catalog, ChatModel, ChatRequest, Message};
 use serde_json::{json, Value};
 
+use crate::statistics::median;
+
 
 const NEW_TOKENS: u32 = 64;
 /// About 40 tokens once the chat template is applied, like ARCHITECTURE.md's reference figures.
@@ -80,11 +82,6 @@ fn measure_in_child(model: &Path, engine: EdgeEngine, vulkan: bool, runs: usize)
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Prints one JSON object: the device, load time, median prefill and decode rates, the greedy
 /// text and the peak RSS of this process.
 pub fn measure_in_this_process(model: &Path, engine: EdgeEngine, vulkan: bool, runs: usize) -> Result<()> {
@@ -119,8 +116,8 @@ pub fn measure_in_this_process(model: &Path, engine: EdgeEngine, vulkan: bool, r
             "load_seconds": edge.info().load_time.as_secs_f64(),
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
-            "prefill_tokens_per_second": if prefill.is_empty() { 0.0 } else { median(prefill) },
-            "decode_tokens_per_second": if decode.is_empty() { 0.0 } else { median(decode) },
+            "prefill_tokens_per_second": median(&prefill).unwrap_or(0.0),
+            "decode_tokens_per_second": median(&decode).unwrap_or(0.0),
             "peak_rss_mb": peak_rss_mb()?,
         }))
     });

@@ -16,7 +16,7 @@ use crate::logistic::roc_auc;
 
 use crate::benchmark::calls::CallRecord;
 use crate::benchmark::datasets::{self, Dataset};
-use crate::benchmark::report::{bootstrap_interval, bootstrap_statistic, mean};
+use crate::statistics::{bootstrap_interval, bootstrap_statistic, mean};
 use crate::benchmark::{monthly_token_budget, scoring, Record};
 
 /// Tokens at the end of an answer that hold its answer line ("Answer: 42" and the end of the

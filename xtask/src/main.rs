@@ -8,6 +8,7 @@ mod cascade_signal;
 mod edge_smoke;
 mod fetch_models;
 mod logistic;
+mod statistics;
 mod train_query_router;
 
 use clap::{Parser, Subcommand};

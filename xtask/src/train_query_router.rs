@@ -16,7 +16,7 @@ use hybridflow_core::route::escalation::{EscalationModel, Logistic};
 use hybridflow_core::route::learned::{QueryLevel, RouterWeights, WholeQueryGain};
 
 use crate::benchmark::datasets::{self, Dataset};
-use crate::benchmark::report::{bootstrap_interval, mean};
+use crate::statistics::{bootstrap_interval, mean};
 use crate::cascade_signal::{self, at_random, auc_with_interval, cascade_row, least_confident, load_questions, Pairing};
 use crate::benchmark::Record;
 use crate::logistic::{features, roc_auc, Example, Model};

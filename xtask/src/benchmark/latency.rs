@@ -14,6 +14,7 @@
 use serde::Serialize;
 
 use super::calls::{CallRecord, CallSpan};
+use crate::statistics::median;
 use hybridflow_core::model::Side;
 
 /// Speeds of one deployment.
@@ -39,26 +40,47 @@ pub struct Profile {
 pub const PHONE_AND_HOSTED: Profile =
     Profile { name: "phone + hosted (estimated)", edge_prefill_tps: 150.0, edge_decode_tps: 25.0, cloud_first_token_s: 0.5, cloud_prefill_tps: 5_000.0, cloud_decode_tps: 100.0 };
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.retain(|v| v.is_finite() && *v > 0.0);
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    (n > 0).then(|| if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 })
+/// The median of the positive values (a speed or a time that was measured).
+fn median_positive(values: Vec<f64>) -> Option<f64> {
+    median(&values.into_iter().filter(|v| *v > 0.0).collect::<Vec<_>>())
 }
 
+/// A line `seconds = fixed + tokens / speed` through (prompt tokens, seconds) points, fitted by
+/// Theil–Sen (the median of the pairwise slopes, then the median intercept), so that calls slowed
+/// by other work on the machine do not pull it. `None` with fewer than two distinct prompt sizes
+/// or a slope that is not positive.
+fn first_token_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let mut slopes = Vec::new();
+    for (i, (x1, y1)) in points.iter().enumerate() {
+        for (x2, y2) in &points[i + 1..] {
+            if x1 != x2 {
+                slopes.push((y2 - y1) / (x2 - x1));
+            }
+        }
+    }
+    let slope = median(&slopes).filter(|s| *s > 0.0)?;
+    let fixed = median(&points.iter().map(|(x, y)| y - slope * x).collect::<Vec<_>>())?;
+    Some((fixed.max(0.0), 1.0 / slope))
+}
+
+
 /// This test bed's own speeds, measured from the recorded calls (medians), to validate the model.
+/// The cloud server processes the prompt before its first token, so its first-token time is fitted
+/// as a fixed part and a prompt speed (on this test bed a 660-token plan waits about 6 s, a
+/// 110-token question about 1 s); the median alone undercut every long prompt.
 pub fn test_bed(calls: &[CallRecord]) -> Profile {
     let of = |side: Side| calls.iter().filter(move |c| c.side == side);
-    let prefill = |side| median(of(side).filter_map(|c| c.time_to_first_token_ms.map(|t| f64::from(c.prompt_tokens) / (t / 1e3))).collect());
-    let decode = |side| median(of(side).map(|c| c.decode_tokens_per_second).collect());
-    let cloud_first = median(of(Side::Cloud).filter_map(|c| c.time_to_first_token_ms.map(|t| t / 1e3)).collect());
+    let prefill = |side| median_positive(of(side).filter_map(|c| c.time_to_first_token_ms.map(|t| f64::from(c.prompt_tokens) / (t / 1e3))).collect());
+    let decode = |side| median_positive(of(side).map(|c| c.decode_tokens_per_second).collect());
+    let cloud_first: Vec<(f64, f64)> = of(Side::Cloud).filter_map(|c| c.time_to_first_token_ms.map(|t| (f64::from(c.prompt_tokens), t / 1e3))).collect();
+    let (cloud_first_token_s, cloud_prefill_tps) = first_token_line(&cloud_first)
+        .unwrap_or_else(|| (median_positive(cloud_first.iter().map(|(_, t)| *t).collect()).unwrap_or(0.0), f64::INFINITY));
     Profile {
         name: "this test bed (measured)",
         edge_prefill_tps: prefill(Side::Edge).unwrap_or(1.0),
         edge_decode_tps: decode(Side::Edge).unwrap_or(1.0),
-        cloud_first_token_s: cloud_first.unwrap_or(0.0),
-        // The cloud's first-token time is taken whole: its prompt processing is inside it.
-        cloud_prefill_tps: f64::INFINITY,
+        cloud_first_token_s,
+        cloud_prefill_tps,
         cloud_decode_tps: decode(Side::Cloud).unwrap_or(1.0),
     }
 }
@@ -157,7 +179,40 @@ mod tests {
         assert!((call_seconds(&PHONE_AND_HOSTED, &call) - (0.5 + 0.1 + 1.0)).abs() < 1e-9);
         let edge = CallRecord { side: Side::Edge, ..call };
         assert!((call_seconds(&PHONE_AND_HOSTED, &edge) - (500.0 / 150.0 + 100.0 / 25.0)).abs() < 1e-9);
-        let bed = test_bed(&[edge.clone(), CallRecord { side: Side::Cloud, ..edge }]);
+        // One cloud call: no line can be fitted, its first-token time is taken whole.
+        let bed = test_bed(&[edge.clone(), CallRecord { side: Side::Cloud, ..edge.clone() }]);
         assert!((bed.edge_prefill_tps - 500.0 / 0.3).abs() < 1e-6 && (bed.cloud_first_token_s - 0.3).abs() < 1e-9);
+        assert_eq!(bed.cloud_prefill_tps, f64::INFINITY);
+    }
+
+    #[test]
+    fn the_clouds_first_token_time_grows_with_its_prompt_and_a_slowed_call_does_not_pull_the_fit() {
+        let cloud = |prompt_tokens: u32, seconds: f64| CallRecord {
+            key: String::new(),
+            side: Side::Cloud,
+            model: String::new(),
+            messages: Vec::new(),
+            max_tokens: 0,
+            stop: Vec::new(),
+            json_schema: None,
+            token_logprobs_requested: false,
+            text: String::new(),
+            prompt_tokens,
+            completion_tokens: 10,
+            token_count: hybridflow_core::model::TokenCount::Reported,
+            finish_reason: hybridflow_core::model::FinishReason::Stop,
+            time_to_first_token_ms: Some(seconds * 1e3),
+            total_ms: seconds * 1e3 + 500.0,
+            decode_tokens_per_second: 20.0,
+            token_logprobs: Vec::new(),
+        };
+        // 0.2 s plus 100 prompt tokens a second, and one call at triple its time.
+        let mut calls: Vec<CallRecord> = [100, 200, 300, 400, 500, 600, 700].iter().map(|&n| cloud(n, 0.2 + f64::from(n) / 100.0)).collect();
+        calls.push(cloud(650, 3.0 * (0.2 + 6.5)));
+        let bed = test_bed(&calls);
+        assert!((bed.cloud_first_token_s - 0.2).abs() < 0.05, "{bed:?}");
+        assert!((bed.cloud_prefill_tps - 100.0).abs() < 5.0, "{bed:?}");
+        // The modeled call: the line's first-token time, then decoding.
+        assert!((call_seconds(&bed, &cloud(660, 0.0)) - (0.2 + 6.6 + 9.0 / 20.0)).abs() < 0.1);
     }
 }

@@ -33,7 +33,7 @@ use datasets::{Dataset, Item};
 /// Query-level routing of the RouteLLM kind is not among them: it needs no run of its own, as a
 /// whole-query router's result is the chosen side's chain-of-thought result, already recorded for
 /// both sides (`cargo xtask train-query-router` scores it exactly).
-pub const STRATEGIES: [&str; 14] = [
+pub const STRATEGIES: [&str; 15] = [
     "edge-direct",
     "edge-cot",
     "cloud-direct",
@@ -48,6 +48,7 @@ pub const STRATEGIES: [&str; 14] = [
     "hybridflow-random",
     "hybridflow-chained",
     "hybridflow-edge-only",
+    "hybridflow-cloud-only",
 ];
 
 const DIRECT: &str = "Answer with the final answer only, on one line, with no explanation.";
@@ -357,6 +358,9 @@ impl Bench {
             }
             "hybridflow-chained" => self.hybrid(item, strategy, router(), true).await,
             "hybridflow-edge-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Edge)), false).await,
+            // Every step of the plan on the cloud: what decomposition scores when no step is left
+            // to the edge, the ceiling a subtask router is measured against.
+            "hybridflow-cloud-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Cloud)), false).await,
             other => return Err(unknown_strategy(other)),
         })
     }

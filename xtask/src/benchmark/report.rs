@@ -13,45 +13,7 @@ use super::calls::{CallLog, CallRecord};
 use hybridflow_core::model::Side;
 use super::latency::{self, Profile};
 use super::{monthly_token_budget, Record, RETIRED_STRATEGIES, STRATEGIES};
-
-/// xorshift64*: reproducible bootstrap without another dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
-    }
-}
-
-/// 95% percentile-bootstrap interval of a statistic of `n` items (1,000 resamples): `statistic`
-/// gets the indices of one resample.
-pub fn bootstrap_statistic(n: usize, statistic: impl Fn(&[usize]) -> f64) -> (f64, f64) {
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut draws: Vec<f64> = (0..1000)
-        .map(|_| {
-            let picks: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
-            statistic(&picks)
-        })
-        .collect();
-    draws.sort_by(f64::total_cmp);
-    (draws[25], draws[974])
-}
-
-/// The mean (0 for no values).
-pub fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-/// 95% percentile-bootstrap interval of the mean of `values` (1,000 resamples).
-pub fn bootstrap_interval(values: &[f64]) -> (f64, f64) {
-    bootstrap_statistic(values.len(), |picks| picks.iter().map(|i| values[*i]).sum::<f64>() / values.len() as f64)
-}
+use crate::statistics::{bootstrap_interval, mean, quantile};
 
 /// `a` minus `b` in accuracy over the questions both answered: the mean of the per-question
 /// differences and its 95% bootstrap interval.
@@ -92,18 +54,6 @@ fn by_planning_side(rows: &[&Record], calls: &CallLog) -> [(usize, usize); 2] {
         }
     }
     counts
-}
-
-/// The `q` quantile, interpolated between the two nearest values (the true median for even n).
-fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let position = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let (low, high) = (position.floor() as usize, position.ceil() as usize);
-    sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
 }
 
 pub struct Summary {
@@ -244,19 +194,26 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
     );
     // The latency model, validated: the test bed's own speeds against the measured wall time, on
     // the results whose calls all ran (none replayed).
-    let errors: Vec<f64> = records
+    let validated: Vec<(&str, f64)> = records
         .iter()
         .filter(|r| r.replayed_calls == 0 && r.latency_s > 0.0)
-        .filter_map(|r| modeled(r, &call_log, &test_bed).map(|m| (m - r.latency_s) / r.latency_s))
+        .filter_map(|r| modeled(r, &call_log, &test_bed).map(|m| (r.strategy.as_str(), (m - r.latency_s) / r.latency_s)))
         .collect();
+    let errors: Vec<f64> = validated.iter().map(|(_, e)| *e).collect();
     let absolute: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
     let _ = writeln!(
         md,
-        "Modeled latency: each question's calls on their recorded timeline, each lasting what its tokens take under a profile (`xtask/src/benchmark/latency.rs`). Deployment profile **{}**: edge prefill {:.0} and decode {:.0} tokens/s, cloud {:.2} s to the first token and {:.0} tokens/s. Validation with this test bed's own measured speeds (edge prefill {:.0}, decode {:.1} tokens/s; cloud {:.2} s to the first token, {:.1} tokens/s) against the measured wall time on {} results with no replayed call: median error {:+.1}%, median absolute error {:.1}%, worst {:.1}%.\n",
-        deployment.name, deployment.edge_prefill_tps, deployment.edge_decode_tps, deployment.cloud_first_token_s, deployment.cloud_decode_tps,
-        test_bed.edge_prefill_tps, test_bed.edge_decode_tps, test_bed.cloud_first_token_s, test_bed.cloud_decode_tps,
+        "Modeled latency: each question's calls on their recorded timeline, each lasting what its tokens take under a profile (`xtask/src/benchmark/latency.rs`). Deployment profile **{}**: edge prefill {:.0} and decode {:.0} tokens/s, cloud {:.2} s to the first token plus the prompt at {:.0} tokens/s, then {:.0} tokens/s. Validation with this test bed's own measured speeds (edge prefill {:.0}, decode {:.1} tokens/s; cloud {:.2} s to the first token plus the prompt at {:.0} tokens/s (fitted), then {:.1} tokens/s) against the measured wall time on {} results with no replayed call: median error {:+.1}%, median absolute error {:.1}%, worst {:.1}%.\n",
+        deployment.name, deployment.edge_prefill_tps, deployment.edge_decode_tps, deployment.cloud_first_token_s, deployment.cloud_prefill_tps, deployment.cloud_decode_tps,
+        test_bed.edge_prefill_tps, test_bed.edge_decode_tps, test_bed.cloud_first_token_s, test_bed.cloud_prefill_tps, test_bed.cloud_decode_tps,
         errors.len(), 100.0 * quantile(&errors, 0.5), 100.0 * quantile(&absolute, 0.5), 100.0 * absolute.iter().copied().fold(f64::NAN, f64::max)
     );
+    // Where the error comes from: a strategy whose calls shared the machine with other work is
+    // slower than the speeds measured over the whole record, which the model cannot know.
+    let mut by_strategy: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    validated.iter().for_each(|(strategy, error)| by_strategy.entry(strategy).or_default().push(*error));
+    let per_strategy: Vec<String> = by_strategy.iter().map(|(strategy, errors)| format!("{strategy} {:+.1}% ({})", 100.0 * quantile(errors, 0.5), errors.len())).collect();
+    let _ = writeln!(md, "Median error of that validation by strategy (results): {}.\n", per_strategy.join(", "));
     md.push_str("Accuracy with its 95% bootstrap interval; latency per question end to end (s), median interpolated, measured over the results with no replayed call (– where every result has one); tokens are means per question; cost is the total at the configured price; cloud share by steps = steps (or single calls) run on the cloud, by tokens = cloud tokens over all tokens; failures = questions with an error or a failed subtask; no answer = no answer could be extracted from the response; at cap = a call stopped at its token limit; replayed = questions with calls served from the call record, whose latency excludes those calls.\n\n");
     for (dataset, strategies) in &by_dataset {
         let _ = writeln!(md, "## {dataset}\n");
@@ -430,18 +387,5 @@ mod tests {
         let counts = by_planning_side(&rows.iter().collect::<Vec<_>>(), &calls);
         let _ = std::fs::remove_file(&path);
         assert_eq!(counts, [(1, 1), (1, 2)], "cloud: 1 of 1 right; edge: 1 of 2; an unplanned result counts nowhere");
-    }
-
-    #[test]
-    fn bootstrap_interval_brackets_the_mean_and_narrows_with_n() {
-        let small: Vec<f64> = (0..20).map(|i| f64::from(u8::from(i % 2 == 0))).collect();
-        let large: Vec<f64> = (0..400).map(|i| f64::from(u8::from(i % 2 == 0))).collect();
-        let (a, b) = bootstrap_interval(&small);
-        let (c, d) = bootstrap_interval(&large);
-        assert!(a < 0.5 && 0.5 < b && c < 0.5 && 0.5 < d);
-        assert!(d - c < b - a);
-        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
-        assert_eq!(quantile(&[4.0, 1.0, 3.0, 2.0], 0.5), 2.5, "the true median of an even count");
-        assert!((quantile(&[0.0, 10.0], 0.9) - 9.0).abs() < 1e-12);
     }
 }
