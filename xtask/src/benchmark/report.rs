@@ -140,8 +140,17 @@ fn seconds(value: f64) -> String {
     }
 }
 
-/// One scatter plot: a point per strategy, labelled.
-fn scatter(title: &str, x_label: &str, points: &[(String, f64, f64)]) -> String {
+/// Lines drawn through some of a plot's points, by strategy name in order.
+struct Lines<'a> {
+    /// The SDK's budget sweep: offline, each monthly limit by rising size, no limit.
+    sweep: &'a [&'a str],
+    /// Dashed from the first to the second point: the expected accuracy of sending a random share
+    /// of whole questions to the cloud (on the cloud-token axis only, where it is a straight line).
+    edge_to_cloud: Option<(&'a str, &'a str)>,
+}
+
+/// One scatter plot: a point per strategy, labelled, and the lines through them.
+fn scatter(title: &str, x_label: &str, points: &[(String, f64, f64)], lines: &Lines<'_>) -> String {
     let (width, height, margin) = (640.0, 420.0, 60.0);
     let x_max = points.iter().map(|p| p.1).fold(1e-9, f64::max) * 1.1;
     let x = |v: f64| margin + v / x_max * (width - 2.0 * margin);
@@ -154,6 +163,16 @@ fn scatter(title: &str, x_label: &str, points: &[(String, f64, f64)]) -> String 
         let value = f64::from(tick) / 4.0;
         let _ = write!(svg, r#"<text x="{}" y="{}" text-anchor="end">{value:.2}</text>"#, margin - 5.0, y(value) + 4.0);
         let _ = write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{:.0}</text>"#, x(x_max * value), height - margin + 15.0, x_max * value);
+    }
+    let at = |name: &str| points.iter().find(|(label, _, _)| label == name).map(|(_, px, py)| (x(*px), y(*py)));
+    if let Some(((x1, y1), (x2, y2))) = lines.edge_to_cloud.and_then(|(from, to)| Some((at(from)?, at(to)?))) {
+        let _ = write!(svg, r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="gray" stroke-dasharray="4 4"/>"#);
+        let _ = write!(svg, r#"<text x="{}" y="52" fill="gray">dashed: a random share of questions to the cloud</text>"#, margin + 5.0);
+    }
+    let sweep: Vec<String> = lines.sweep.iter().filter_map(|name| at(name)).map(|(px, py)| format!("{px:.1},{py:.1}")).collect();
+    if sweep.len() > 1 {
+        let _ = write!(svg, r#"<polyline points="{}" fill="none" stroke="darkorange" stroke-width="2"/>"#, sweep.join(" "));
+        let _ = write!(svg, r#"<text x="{}" y="38" fill="darkorange">the SDK's budget sweep (offline, monthly limits, no limit)</text>"#, margin + 5.0);
     }
     for (label, px, py) in points {
         let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="steelblue"/><text x="{:.1}" y="{:.1}">{label}</text>"#, x(*px), y(*py), x(*px) + 6.0, y(*py) - 6.0);
@@ -305,16 +324,19 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         if !planning.is_empty() {
             let _ = writeln!(md, "\n**Where the plan was made ({dataset}):** {}.\n", planning.join("; "));
         }
-        for (name, title, label, points) in [
-            ("tokens", "accuracy vs cloud tokens per question", "cloud tokens per question", &token_points),
-            ("latency", "accuracy vs median latency", "median latency (s)", &latency_points),
-            ("modeled-latency", "accuracy vs modeled deployment latency", "median modeled latency (s)", &modeled_points),
+        let sweep: Vec<&str> = ["hybridflow-offline"].into_iter().chain(budgeted.iter().copied()).chain(["hybridflow-default"]).collect();
+        let on_tokens = Lines { sweep: &sweep, edge_to_cloud: Some(("edge-cot", "cloud-cot")) };
+        let on_latency = Lines { sweep: &sweep, edge_to_cloud: None };
+        for (name, title, label, points, lines) in [
+            ("tokens", "accuracy vs cloud tokens per question", "cloud tokens per question", &token_points, &on_tokens),
+            ("latency", "accuracy vs median latency", "median latency (s)", &latency_points, &on_latency),
+            ("modeled-latency", "accuracy vs modeled deployment latency", "median modeled latency (s)", &modeled_points, &on_latency),
         ] {
             if points.is_empty() {
                 continue;
             }
             let file = format!("{dataset}-{name}.svg");
-            std::fs::write(out_dir.join(&file), scatter(&format!("{dataset}: {title}"), label, points))?;
+            std::fs::write(out_dir.join(&file), scatter(&format!("{dataset}: {title}"), label, points, lines))?;
             let _ = writeln!(md, "![{dataset}: {title}]({file})\n");
         }
     }
@@ -348,6 +370,23 @@ mod tests {
         assert!(paired.interval.0 < 0.0 && paired.interval.1 > 0.0, "{paired:?}");
         let better = paired_of(&a.iter().collect::<Vec<_>>(), &[&answer("q1", false), &answer("q2", false)]);
         assert_eq!((better.n, better.mean), (2, 1.0));
+    }
+
+    #[test]
+    fn the_budget_sweep_is_drawn_through_its_points_in_order() {
+        let points: Vec<(String, f64, f64)> = [("edge-cot", 0.0, 0.3), ("cloud-cot", 400.0, 0.6), ("hybridflow-offline", 0.0, 0.3), ("hybridflow-budget-10000", 40.0, 0.33), ("hybridflow-default", 400.0, 0.6)]
+            .iter()
+            .map(|(name, x, y)| (name.to_string(), *x, *y))
+            .collect();
+        let sweep = ["hybridflow-offline", "hybridflow-budget-10000", "hybridflow-budget-25000", "hybridflow-default"];
+        let svg = scatter("t", "x", &points, &Lines { sweep: &sweep, edge_to_cloud: Some(("edge-cot", "cloud-cot")) });
+        let polyline = svg.split("<polyline points=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+        let xs: Vec<f64> = polyline.split(' ').map(|p| p.split(',').next().unwrap().parse().unwrap()).collect();
+        assert_eq!(xs.len(), 3, "the missing budget is skipped: {polyline}");
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "offline, then the budget, then no limit: {polyline}");
+        assert!(svg.contains("stroke-dasharray"));
+        let without = scatter("t", "x", &points[..2], &Lines { sweep: &sweep, edge_to_cloud: None });
+        assert!(!without.contains("<polyline") && !without.contains("stroke-dasharray"));
     }
 
     #[test]
