@@ -260,7 +260,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
         }
-        let headlines = ["hybridflow-default", "hybridflow-decomposed", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
+        let headlines = ["hybridflow-default", "hybridflow-decomposed", "hybridflow-cloud-only", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
         for (hybrid_name, hybrid) in headlines.filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
             // Every ratio over the questions both ran: a strategy run on part of the dataset
