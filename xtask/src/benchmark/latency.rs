@@ -63,7 +63,6 @@ fn first_token_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((fixed.max(0.0), 1.0 / slope))
 }
 
-
 /// This test bed's own speeds, measured from the recorded calls (medians), to validate the model.
 /// The cloud server processes the prompt before its first token, so its first-token time is fitted
 /// as a fixed part and a prompt speed (on this test bed a 660-token plan waits about 6 s, a
