@@ -44,6 +44,33 @@ pub struct CallRecord {
     pub token_logprobs: Vec<f32>,
 }
 
+#[cfg(test)]
+impl CallRecord {
+    /// A recorded greedy call with placeholder contents, for tests to set what they read with
+    /// struct update syntax.
+    pub fn for_test(side: Side) -> Self {
+        Self {
+            key: String::new(),
+            side,
+            model: "m".into(),
+            messages: Vec::new(),
+            max_tokens: 8,
+            stop: Vec::new(),
+            json_schema: None,
+            token_logprobs_requested: false,
+            text: String::new(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            token_count: TokenCount::Reported,
+            finish_reason: FinishReason::Stop,
+            time_to_first_token_ms: None,
+            total_ms: 1.0,
+            decode_tokens_per_second: 1.0,
+            token_logprobs: Vec::new(),
+        }
+    }
+}
+
 impl CallRecord {
     fn usage(&self) -> Usage {
         Usage {

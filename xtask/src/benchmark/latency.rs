@@ -157,23 +157,12 @@ mod tests {
     #[test]
     fn profile_durations_follow_tokens() {
         let call = CallRecord {
-            key: String::new(),
-            side: Side::Cloud,
-            model: String::new(),
-            messages: Vec::new(),
-            max_tokens: 0,
-            stop: Vec::new(),
-            json_schema: None,
-            token_logprobs_requested: false,
-            text: String::new(),
             prompt_tokens: 500,
             completion_tokens: 101,
-            token_count: hybridflow_core::model::TokenCount::Reported,
-            finish_reason: hybridflow_core::model::FinishReason::Stop,
             time_to_first_token_ms: Some(300.0),
             total_ms: 1300.0,
             decode_tokens_per_second: 100.0,
-            token_logprobs: Vec::new(),
+            ..CallRecord::for_test(Side::Cloud)
         };
         assert!((call_seconds(&PHONE_AND_HOSTED, &call) - (0.5 + 0.1 + 1.0)).abs() < 1e-9);
         let edge = CallRecord { side: Side::Edge, ..call };
@@ -187,23 +176,12 @@ mod tests {
     #[test]
     fn the_clouds_first_token_time_grows_with_its_prompt_and_a_slowed_call_does_not_pull_the_fit() {
         let cloud = |prompt_tokens: u32, seconds: f64| CallRecord {
-            key: String::new(),
-            side: Side::Cloud,
-            model: String::new(),
-            messages: Vec::new(),
-            max_tokens: 0,
-            stop: Vec::new(),
-            json_schema: None,
-            token_logprobs_requested: false,
-            text: String::new(),
             prompt_tokens,
             completion_tokens: 10,
-            token_count: hybridflow_core::model::TokenCount::Reported,
-            finish_reason: hybridflow_core::model::FinishReason::Stop,
             time_to_first_token_ms: Some(seconds * 1e3),
             total_ms: seconds * 1e3 + 500.0,
             decode_tokens_per_second: 20.0,
-            token_logprobs: Vec::new(),
+            ..CallRecord::for_test(Side::Cloud)
         };
         // 0.2 s plus 100 prompt tokens a second, and one call at triple its time.
         let mut calls: Vec<CallRecord> = [100, 200, 300, 400, 500, 600, 700].iter().map(|&n| cloud(n, 0.2 + f64::from(n) / 100.0)).collect();

@@ -117,11 +117,7 @@ pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Optio
         cloud_output: mean(&|r| r.cloud_output_tokens as f64),
         cost: records.iter().map(|r| r.cloud_cost).sum(),
         cloud_fraction: cloud_steps as f64 / steps.max(1) as f64,
-        cloud_token_share: {
-            let cloud: u64 = records.iter().map(|r| r.cloud_input_tokens + r.cloud_output_tokens).sum();
-            let edge: u64 = records.iter().map(|r| r.edge_tokens).sum();
-            cloud as f64 / (cloud + edge).max(1) as f64
-        },
+        cloud_token_share: cloud_token_share(records),
         failures: records.iter().filter(|r| r.error.is_some() || r.failed_subtasks > 0).count(),
         no_answer: records.iter().filter(|r| r.extracted.is_empty()).count(),
         hit_cap: records.iter().filter(|r| r.hit_token_cap).count(),
@@ -129,6 +125,13 @@ pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Optio
         modeled_median: quantile(&modeled, 0.5),
         modeled_p90: quantile(&modeled, 0.9),
     }
+}
+
+/// Cloud tokens over all tokens of the results.
+fn cloud_token_share(records: &[&Record]) -> f64 {
+    let cloud: u64 = records.iter().map(|r| r.cloud_input_tokens + r.cloud_output_tokens).sum();
+    let edge: u64 = records.iter().map(|r| r.edge_tokens).sum();
+    cloud as f64 / (cloud + edge).max(1) as f64
 }
 
 /// Seconds for the table, a dash where nothing was measured.
@@ -293,7 +296,6 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
         // every step on the cloud: how much of decomposition's ceiling the routing keeps.
         let router = ["hybridflow-learned", "hybridflow-decomposed"].into_iter().find_map(|name| strategies.get(name).map(|rows| (name, rows)));
         if let Some((router_name, router)) = router {
-            let share = |rows: &[&Record]| summarise(rows, &modeled_deployment).cloud_token_share;
             let comparisons: Vec<String> = ["hybridflow-random", "hybridflow-final-steps-rule", "hybridflow-cloud-plan-rule", "hybridflow-cloud-only"]
                 .into_iter()
                 .filter(|name| *name != router_name)
@@ -307,8 +309,8 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                         100.0 * paired.interval.0,
                         100.0 * paired.interval.1,
                         paired.n,
-                        share(&router),
-                        share(&rows)
+                        cloud_token_share(&router),
+                        cloud_token_share(&rows)
                     )
                 })
                 .collect();
@@ -395,22 +397,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!("hybridflow-report-calls-{}.jsonl", std::process::id()));
         let call = |key: &str, side: Side, plan: bool| CallRecord {
             key: key.into(),
-            side,
-            model: "m".into(),
             messages: vec![hybridflow_core::model::Message::user("q")],
-            max_tokens: 8,
-            stop: Vec::new(),
             json_schema: plan.then(|| serde_json::json!({"type": "object"})),
-            token_logprobs_requested: false,
-            text: String::new(),
-            prompt_tokens: 1,
-            completion_tokens: 1,
-            token_count: hybridflow_core::model::TokenCount::Reported,
-            finish_reason: hybridflow_core::model::FinishReason::Stop,
-            time_to_first_token_ms: None,
-            total_ms: 1.0,
-            decode_tokens_per_second: 1.0,
-            token_logprobs: Vec::new(),
+            ..CallRecord::for_test(side)
         };
         let lines: Vec<String> = [call("cloud-plan", Side::Cloud, true), call("edge-plan", Side::Edge, true), call("edge-step", Side::Edge, false)]
             .iter()
