@@ -1,4 +1,4 @@
-//! Router decision latency: the final-steps rule and the utility for one subtask, the query-level
+//! Router decision latency: the gates, utility and threshold for one subtask, the query-level
 //! decision for a whole query, and the escalation check of an edge answer (its confidence from
 //! the tokens' log-probabilities, then the decision), many times each.
 

@@ -127,7 +127,8 @@ pub enum GpuUse {
 pub enum Decomposition {
     /// Each query is answered in one step, on the edge or the cloud as the router decides.
     Never,
-    /// Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
+    /// Queries of more than 8 words are planned into subtasks, each routed like a query (on the
+    /// cloud while budgets and gates allow); independent subtasks run in parallel.
     LongQueries,
 }
 

@@ -150,8 +150,7 @@ impl From<StepName> for QueryStep {
 pub struct RouteExplanation {
     /// How much more often the cloud's result makes the answer right: for a whole query the
     /// cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
-    /// the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
-    /// 0 (an inner step).
+    /// the edge's confidence, for a step of a plan (planning, a subtask, the synthesis) 0.5.
     pub quality: f64,
     /// `quality` minus the weighted extra latency, money and energy of the cloud.
     pub predicted_gain: f64,

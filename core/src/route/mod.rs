@@ -5,7 +5,7 @@
 //! - [`learned`]: the numbers learned offline (per kind of query) and their weights file;
 //! - [`escalation`]: the edge's confidence in a whole-query answer, and what escalating it gains;
 //! - [`query_kind`]: open or multiple-choice, which picks the query-level numbers;
-//! - [`router`]: the final-steps rule for subtasks, utility, budget-adaptive threshold,
+//! - [`router`]: the steps' neutral quality, utility, budget-adaptive threshold,
 //!   statistics, persistence.
 
 pub mod escalation;
@@ -51,7 +51,7 @@ pub struct RouteRequest<'a> {
 pub struct Explanation {
     /// How much more often the cloud's result makes the answer right: for a whole query the
     /// cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
-    /// the edge's confidence, for a step of a plan the final-steps rule's neutral value or 0.
+    /// the edge's confidence, for a step of a plan a neutral 0.5.
     pub quality: f64,
     /// Quality minus the weighted extra latency, money and energy.
     pub predicted_gain: f64,

@@ -2136,8 +2136,7 @@ public struct RouteExplanation: Equatable, Hashable {
     /**
      * How much more often the cloud's result makes the answer right: for a whole query the
      * cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
-     * the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
-     * 0 (an inner step).
+     * the edge's confidence, for a step of a plan (planning, a subtask, the synthesis) 0.5.
      */
     public let quality: Double
     /**
@@ -2163,8 +2162,7 @@ public struct RouteExplanation: Equatable, Hashable {
         /**
          * How much more often the cloud's result makes the answer right: for a whole query the
          * cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
-         * the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
-         * 0 (an inner step).
+         * the edge's confidence, for a step of a plan (planning, a subtask, the synthesis) 0.5.
          */quality: Double, 
         /**
          * `quality` minus the weighted extra latency, money and energy of the cloud.
@@ -2587,7 +2585,8 @@ public enum Decomposition: Equatable, Hashable {
      */
     case never
     /**
-     * Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
+     * Queries of more than 8 words are planned into subtasks, each routed like a query (on the
+     * cloud while budgets and gates allow); independent subtasks run in parallel.
      */
     case longQueries
 

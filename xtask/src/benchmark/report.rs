@@ -291,11 +291,12 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
             );
         }
         // Issue 15's test of the subtask router: it must beat the best zero-parameter rule and
-        // random routing at its cloud-token share on the questions all of them ran. The retired
-        // learned model where it ran (random was matched to it), else the SDK's router. Against
-        // every step on the cloud: how much of decomposition's ceiling the routing keeps.
-        let router = ["hybridflow-learned", "hybridflow-decomposed"].into_iter().find_map(|name| strategies.get(name).map(|rows| (name, rows)));
-        if let Some((router_name, router)) = router {
+        // random routing at its cloud-token share on the questions all of them ran. For each
+        // router the SDK has shipped: the retired learned model (random was matched to it), the
+        // final-steps rule that plans on the cloud (shipped on 2026-11-27) and the SDK's router
+        // now. Against every step on the cloud: how much of decomposition's ceiling each keeps.
+        for router_name in ["hybridflow-learned", "hybridflow-cloud-plan-rule", "hybridflow-decomposed"] {
+            let Some(router) = strategies.get(router_name) else { continue };
             let comparisons: Vec<String> = ["hybridflow-random", "hybridflow-final-steps-rule", "hybridflow-cloud-plan-rule", "hybridflow-cloud-only"]
                 .into_iter()
                 .filter(|name| *name != router_name)

@@ -3189,8 +3189,7 @@ data class RouteExplanation (
     /**
      * How much more often the cloud's result makes the answer right: for a whole query the
      * cloud's measured accuracy advantage over the edge, for an escalation the learned curves at
-     * the edge's confidence, for a step of a plan 0.5 (planning, a final step, the synthesis) or
-     * 0 (an inner step).
+     * the edge's confidence, for a step of a plan (planning, a subtask, the synthesis) 0.5.
      */
     val `quality`: kotlin.Double
     , 
@@ -3528,7 +3527,8 @@ enum class Decomposition {
      */
     NEVER,
     /**
-     * Queries of more than 8 words are planned into subtasks (edge and cloud in parallel).
+     * Queries of more than 8 words are planned into subtasks, each routed like a query (on the
+     * cloud while budgets and gates allow); independent subtasks run in parallel.
      */
     LONG_QUERIES;
 
