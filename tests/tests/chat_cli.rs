@@ -29,8 +29,9 @@ fn ask_then_offline_runs_everything_on_the_edge() {
     let text = String::from_utf8_lossy(&output.stdout);
     let (online, offline) = text.split_once("device: ").unwrap_or_else(|| panic!("no /offline acknowledgement:\n{text}"));
 
-    // Decomposition is off by default: one step, routed as a whole query, the gain shown.
-    assert!(online.contains("plan: answer directly ({\"reason\":\"decomposition_off\"})"), "{online}");
+    // By default the query-level decision weighs a plan and declines it with its measured
+    // numbers: one step, routed as a whole query, the gain shown.
+    assert!(online.contains("plan: answer directly ({\"reason\":\"not_worth_decomposing\",\"why\":\"a plan gains"), "{online}");
     assert!(!online.contains("planning on"), "no planning call: {online}");
     assert!(online.contains("on the cloud: gain"), "{online}");
     assert!(online.matches("-- edge:").count() == 1, "one answer with its totals: {online}");

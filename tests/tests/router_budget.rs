@@ -67,7 +67,7 @@ fn edge_first(escalation_gain: f64) -> RouterConfig {
     let b = ((1.0 + escalation_gain) / (1.0 - escalation_gain)).ln();
     let escalation = EscalationModel { edge_right: Logistic { bias: -b, slope: 0.0 }, cloud_right: Logistic { bias: b, slope: 0.0 }, measured_on: "test".into() };
     let whole_query = hybridflow_core::route::learned::WholeQueryGain { gain: -1.0, ..builtin.open.whole_query.clone() };
-    let open = hybridflow_core::route::learned::QueryLevel { whole_query, escalation: Some(escalation) };
+    let open = hybridflow_core::route::learned::QueryLevel { whole_query, escalation: Some(escalation), decomposition: None };
     RouterConfig { weights: RouterWeights { open, ..builtin }, ..RouterConfig::default() }
 }
 

@@ -1,5 +1,5 @@
 //! Router decision latency: the gates, utility and threshold for one subtask, the query-level
-//! decision for a whole query, and the escalation check of an edge answer (its confidence from
+//! decision for a whole query, whether to plan it, and the escalation check of an edge answer (its confidence from
 //! the tokens' log-probabilities, then the decision), many times each.
 
 use std::time::Instant;
@@ -35,6 +35,12 @@ pub fn run() -> Result<()> {
     }
     let query_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
     println!("query-level decision: {query_us:.2} µs per decision, {rounds} decisions, no store");
+    let started = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(router.decompose(&whole_query));
+    }
+    let plan_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    println!("plan or not (the query-level decision's third option): {plan_us:.2} µs per decision, {rounds} decisions, no store");
     // A 300-token answer, about the length of the edge's chain of thought on gsm8k.
     let logprobs: Vec<f32> = (0..300).map(|i| -0.02 * (i % 7) as f32).collect();
     let started = Instant::now();

@@ -124,6 +124,9 @@ enum Command {
         /// The call record behind the results (for the modeled latency).
         #[arg(long, default_value = "docs/bench/calls.jsonl")]
         calls: std::path::PathBuf,
+        /// The evaluation sets, to score counterfactual answers (the synthesis line).
+        #[arg(long, default_value = "../shared/data")]
+        data: std::path::PathBuf,
         #[arg(long, default_value = "docs/bench")]
         out_dir: std::path::PathBuf,
     },
@@ -185,9 +188,9 @@ fn main() -> anyhow::Result<()> {
             calls: &calls,
             edge_model: &edge_model,
         }),
-        Command::BenchReport { results, calls, out_dir } => {
+        Command::BenchReport { results, calls, data, out_dir } => {
             let command = format!("cargo xtask bench-report --results {} --calls {} --out-dir {}", results.display(), calls.display(), out_dir.display());
-            benchmark::report::run(&results, &calls, &out_dir, &command)
+            benchmark::report::run(&results, &calls, &data, &out_dir, &command)
         }
         Command::EdgeSmoke { model, prompt, tokens, engine, vulkan_state_dir } => {
             edge_smoke::run(&hybridflow_core::model::catalog::model_path(&model), &prompt, tokens, engine, vulkan_state_dir)

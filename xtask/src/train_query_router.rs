@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use hybridflow_core::plan::planner::direct_plan;
 use hybridflow_core::route::escalation::{EscalationModel, Logistic};
-use hybridflow_core::route::learned::{QueryLevel, RouterWeights, WholeQueryGain};
+use hybridflow_core::route::learned::{DecompositionGain, QueryLevel, RouterWeights, WholeQueryGain};
 
 use crate::benchmark::datasets::{self, Dataset};
 use crate::statistics::{bootstrap_interval, mean};
@@ -62,6 +62,48 @@ fn paired(dataset: Dataset, results: &Path, split: &str, data: &Path) -> Result<
             _ => None,
         })
         .collect())
+}
+
+/// What answering through a plan with every step on the cloud (`hybridflow-cloud-only`) gains
+/// over the edge's one-step answer, and its cloud tokens over one cloud chain-of-thought call's,
+/// on the questions all three answered without an error. `None` when there are none.
+fn decomposition(dataset: Dataset, results: &Path) -> Result<Option<DecompositionGain>> {
+    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
+    let mut by_id: BTreeMap<String, [Option<Record>; 3]> = BTreeMap::new();
+    for record in text.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).filter(|r| r.error.is_none()) {
+        let slot = match record.strategy.as_str() {
+            "edge-cot" => 0,
+            "hybridflow-offline" if by_id.get(&record.id).is_none_or(|e| e[0].is_none()) => 0,
+            "cloud-cot" => 1,
+            "hybridflow-cloud-only" => 2,
+            _ => continue,
+        };
+        let id = record.id.clone();
+        by_id.entry(id).or_default()[slot] = Some(record);
+    }
+    let complete: Vec<[Record; 3]> = by_id.into_values().filter_map(|[edge, cloud, plan]| Some([edge?, cloud?, plan?])).collect();
+    if complete.is_empty() {
+        return Ok(None);
+    }
+    let right = |i: usize| complete.iter().filter(|r| r[i].correct).count() as f64 / complete.len() as f64;
+    let cloud_tokens = |i: usize| complete.iter().map(|r| (r[i].cloud_input_tokens + r[i].cloud_output_tokens) as f64).sum::<f64>();
+    let (gain, token_ratio) = (right(2) - right(0), cloud_tokens(2) / cloud_tokens(1).max(1.0));
+    println!(
+        "decomposition on train: {} questions, edge right {:.3}, one cloud call {:.3}, the plan with every step on the cloud {:.3}; plan gain {gain:.3} at ×{token_ratio:.2} one call's cloud tokens",
+        complete.len(),
+        right(0),
+        right(1),
+        right(2)
+    );
+    Ok(Some(DecompositionGain {
+        gain: gain as f32,
+        token_ratio: token_ratio as f32,
+        measured_on: format!(
+            "{} train, {} questions: every step of the plan on cloud Qwen2.5-Coder-1.5B (`hybridflow-cloud-only`) against edge Qwen2.5-Coder-0.5B and one cloud chain-of-thought call (docs/bench/{0}-train); `cargo xtask train-query-router`",
+            dataset.name(),
+            complete.len()
+        ),
+    }))
 }
 
 fn example(p: &Paired) -> Example {
@@ -123,13 +165,16 @@ pub fn run(dataset: Dataset, bench_dir: &Path, data: &Path, weights_path: &Path)
         other => bail!("{} has no kind of query of its own in the router weights (gsm8k: open, mmlu-stem: multiple choice)", other.name()),
     };
     level.whole_query = whole_query;
+    if let Some(measured) = decomposition(dataset, train)? {
+        level.decomposition = Some(measured);
+    }
     match escalation {
         EscalationFit::Fitted(model) => level.escalation = Some(model),
         EscalationFit::NoSignal => level.escalation = None,
         EscalationFit::TooFew => {}
     }
     std::fs::write(weights_path, serde_json::to_string(&weights)?)?;
-    println!("wrote the {kind} questions' whole-query gain and escalation model into {}", weights_path.display());
+    println!("wrote the {kind} questions' whole-query gain, escalation model and decomposition numbers into {}", weights_path.display());
     if let Some(multiple_choice) = &weights.multiple_choice {
         // This dataset's dev questions are read already; only the other kind's are read here.
         let other = if dataset == Dataset::Gsm8k { Dataset::MmluStem } else { Dataset::Gsm8k };

@@ -127,8 +127,13 @@ pub enum GpuUse {
 pub enum Decomposition {
     /// Each query is answered in one step, on the edge or the cloud as the router decides.
     Never,
-    /// Queries of more than 8 words are planned into subtasks, each routed like a query (on the
-    /// cloud while budgets and gates allow); independent subtasks run in parallel.
+    /// The default: a query of more than 8 words is planned into subtasks when the router
+    /// predicts a plan pays for itself (more often right than one cloud call, for no less gain per
+    /// cloud token), else answered in one step (`DirectReason.NotWorthDecomposing`, with the
+    /// numbers). With the measurements the SDK ships, no query is planned.
+    WhenItPays,
+    /// Every query of more than 8 words is planned into subtasks, each routed like a query (on
+    /// the cloud while budgets and gates allow); independent subtasks run in parallel.
     LongQueries,
 }
 

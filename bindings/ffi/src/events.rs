@@ -54,10 +54,13 @@ pub enum Difficulty {
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 #[uniffi::export(Display)]
 pub enum DirectReason {
-    /// Decomposition is off (the default): no planning call was made.
+    /// Decomposition is off (`Decomposition.Never`): no planning call was made.
     DecompositionOff,
     /// Short enough not to need a plan (no planning call was made).
     ShortQuery,
+    /// The router predicts no gain from a plan for this query (`Decomposition.WhenItPays`, the
+    /// default; no planning call was made); `why` gives its numbers.
+    NotWorthDecomposing { why: String },
     /// The planner answered with a single subtask.
     SingleStep,
     /// The planner failed; the query was answered directly instead.
@@ -71,6 +74,7 @@ impl std::fmt::Display for DirectReason {
         match self {
             Self::DecompositionOff => write!(f, "decomposition off: answered in one step"),
             Self::ShortQuery => write!(f, "short query: answered without a plan"),
+            Self::NotWorthDecomposing { why } => write!(f, "a plan would not pay: {why}"),
             Self::SingleStep => write!(f, "the planner found a single step"),
             Self::PlannerFailed { error } => write!(f, "the planner failed: {error}"),
             Self::UnusablePlan { error } => write!(f, "unusable plan: {error}"),
@@ -83,6 +87,7 @@ impl From<&planner::DirectReason> for DirectReason {
         match reason {
             planner::DirectReason::DecompositionOff => Self::DecompositionOff,
             planner::DirectReason::ShortQuery => Self::ShortQuery,
+            planner::DirectReason::NotWorthDecomposing { why } => Self::NotWorthDecomposing { why: why.clone() },
             planner::DirectReason::SingleStep => Self::SingleStep,
             planner::DirectReason::PlannerFailed { error } => Self::PlannerFailed { error: error.clone() },
             planner::DirectReason::UnusablePlan { error, .. } => Self::UnusablePlan { error: error.clone() },

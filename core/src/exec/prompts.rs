@@ -10,6 +10,9 @@ and precisely, using the results of earlier steps. Show the key number or fact o
 const SYNTHESIS_SYSTEM: &str = "Combine the results of the steps into the final answer to the \
 question. Be concise and end with the final answer.";
 
+/// What ends a step's prompt, before its task.
+const YOUR_STEP: &str = "\nYour step: ";
+
 /// Characters per token, for budgets (English text averages about four).
 const CHARS_PER_TOKEN: usize = 4;
 
@@ -44,7 +47,8 @@ pub fn step_messages(query: &str, subtask: &Subtask, parents: &[(&Subtask, impl 
             prompt.push_str(&format!("- {}\n  {}\n", parent.task, result.as_ref().trim()));
         }
     }
-    prompt.push_str(&format!("\nYour step: {}", subtask.task));
+    prompt.push_str(YOUR_STEP);
+    prompt.push_str(&subtask.task);
     vec![Message::system(STEP_SYSTEM), Message::user(prompt)]
 }
 
@@ -59,6 +63,15 @@ pub fn synthesis_messages(query: &str, results: &[(&Subtask, Result<&str, &str>)
     }
     prompt.push_str("\nFinal answer to the question:");
     vec![Message::system(SYNTHESIS_SYSTEM), Message::user(prompt)]
+}
+
+/// The task of a recorded step prompt ([`step_messages`]), `None` for any other prompt: the
+/// benchmark reads which subtask a recorded call ran.
+pub fn task_of_step(messages: &[Message]) -> Option<&str> {
+    match messages {
+        [system, user] if system.content == STEP_SYSTEM => user.content.rsplit_once(YOUR_STEP).map(|(_, task)| task),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +90,8 @@ mod tests {
         assert!(prompt.contains(&format!("{}…", "x".repeat(199))), "ancestor cut to 50 tokens");
         assert!(prompt.find("Find the base price").unwrap() < prompt.find("Apply the discount").unwrap());
         assert!(prompt.ends_with("Your step: Add tax"));
+        assert_eq!(task_of_step(&messages), Some("Add tax"));
+        assert_eq!(task_of_step(&synthesis_messages("Q?", &[(&child, Ok("1"))])), None);
     }
 
     #[test]

@@ -249,7 +249,8 @@ async fn by_default_a_long_query_is_answered_in_one_step_routed_as_a_whole_query
     let scheduler = Scheduler::new(models, policy.clone(), CloudGuard::unlimited(false), ExecConfig::default()).unwrap();
     let (answer, events) = run(&scheduler, LONG_QUERY).await;
     let answer = answer.unwrap();
-    assert_eq!(answer.direct, Some(DirectReason::DecompositionOff));
+    // A policy with no estimate of what a plan gains declines it.
+    assert_eq!(answer.direct, Some(DirectReason::NotWorthDecomposing { why: "the routing policy has no estimate of what decomposing gains".into() }));
     assert!(!events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })), "no planning call");
     assert_eq!(model.runs().len(), 1, "one model call: {:?}", model.runs());
     assert_eq!(*policy.0.lock().unwrap(), ["WholeQuery"], "the only decision is the query-level one");
@@ -262,6 +263,36 @@ async fn by_default_a_long_query_is_answered_in_one_step_routed_as_a_whole_query
         })
         .collect();
     assert_eq!(served_by, ["scripted"], "the event names what served the step");
+}
+
+/// Plans a query exactly when told to; every step on the edge.
+struct Decides(bool);
+
+impl RoutePolicy for Decides {
+    fn route(&self, _request: &crate::route::RouteRequest<'_>) -> RouteDecision {
+        RouteDecision::new(Side::Edge, "edge")
+    }
+    fn decompose(&self, _request: &crate::route::RouteRequest<'_>) -> crate::route::DecompositionDecision {
+        crate::route::DecompositionDecision { decompose: self.0, reason: format!("told {}", self.0) }
+    }
+}
+
+#[tokio::test]
+async fn a_long_query_is_planned_when_the_policy_predicts_a_plan_pays_and_only_then() {
+    let answer_with = |decompose: bool, decomposition: Decomposition, query: &'static str| async move {
+        let model = Arc::new(ScriptedModel::new(Side::Edge, &plan_json(&[("a", &[]), ("b", &["a"])]), Duration::ZERO));
+        let models = Models { edge: Some(model.clone()), cloud: None };
+        let config = ExecConfig { decomposition, ..ExecConfig::default() };
+        let scheduler = Scheduler::new(models, Arc::new(Decides(decompose)), CloudGuard::unlimited(false), config).unwrap();
+        let (answer, events) = run(&scheduler, query).await;
+        (answer.unwrap().direct, events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })))
+    };
+    assert_eq!(ExecConfig::default().decomposition, Decomposition::WhenItPays);
+    assert_eq!(answer_with(false, Decomposition::WhenItPays, LONG_QUERY).await, (Some(DirectReason::NotWorthDecomposing { why: "told false".into() }), false));
+    assert_eq!(answer_with(true, Decomposition::WhenItPays, LONG_QUERY).await, (None, true), "planned");
+    assert_eq!(answer_with(true, Decomposition::WhenItPays, "short one").await, (Some(DirectReason::ShortQuery), false));
+    assert_eq!(answer_with(true, Decomposition::Never, LONG_QUERY).await, (Some(DirectReason::DecompositionOff), false));
+    assert_eq!(answer_with(false, Decomposition::LongQueries, LONG_QUERY).await, (None, true), "the app asked for plans");
 }
 
 /// Streams part of an answer and then fails on its first call; answers in full on the next.

@@ -35,6 +35,9 @@ pub enum DirectReason {
     DecompositionOff,
     /// Short enough not to need a plan (no planning call was made).
     ShortQuery,
+    /// The router predicts no gain from a plan for this query (`Decomposition::WhenItPays`; no
+    /// planning call was made), with its numbers.
+    NotWorthDecomposing { why: String },
     /// The planner itself answered with a single subtask.
     SingleStep,
     /// The planner failed; the query is answered directly instead.

@@ -1,6 +1,6 @@
 //! What the router has learned offline, as a versioned JSON file embedded in the SDK: per kind of
-//! query, the cloud's measured advantage on whole queries and the escalation curves over the
-//! edge's confidence. `cargo xtask train-query-router` reproduces it from benchmark results.
+//! query, the cloud's measured advantage on whole queries, what decomposing a query gains and
+//! costs, and the escalation curves over the edge's confidence. `cargo xtask train-query-router` reproduces it from benchmark results.
 //!
 //! Subtasks of a plan have no learned estimate: a logistic model over subtask features did no
 //! better than random routing at its cloud share on 100 gsm8k dev questions, and no rule measured
@@ -39,6 +39,23 @@ pub struct QueryLevel {
     /// edge's answers are kept. `cargo xtask train-query-router` fits it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationModel>,
+    /// What answering through a plan (every step on the cloud) gains and costs; absent, queries
+    /// of this kind are not decomposed unless the app asks for it (`Decomposition::LongQueries`).
+    /// `cargo xtask train-query-router` measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decomposition: Option<DecompositionGain>,
+}
+
+/// Decomposition's measured advantage and cost, for the query-level decision's third option.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecompositionGain {
+    /// P(the plan's answer is right) − P(the edge's one-step answer is right), every step of the
+    /// plan on the cloud.
+    pub gain: f32,
+    /// The plan's cloud tokens (planning, steps, synthesis; input and output) over one cloud
+    /// chain-of-thought call's, on the same questions.
+    pub token_ratio: f32,
+    pub measured_on: String,
 }
 
 /// The cloud's advantage on whole queries, with where it was measured.

@@ -86,8 +86,22 @@ pub struct Observation {
     pub cost: f64,
 }
 
+/// The query-level decision's third option: plan the query into a graph, or answer it in one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecompositionDecision {
+    pub decompose: bool,
+    /// Why, in words for the user and the logs.
+    pub reason: String,
+}
+
 pub trait RoutePolicy: Send + Sync {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision;
+    /// Whether a query long enough to plan is decomposed (`Decomposition::WhenItPays`), asked
+    /// before any model call with `request.step` the whole query. A policy with no estimate of
+    /// what decomposing gains answers in one step.
+    fn decompose(&self, _request: &RouteRequest<'_>) -> DecompositionDecision {
+        DecompositionDecision { decompose: false, reason: "the routing policy has no estimate of what decomposing gains".into() }
+    }
     /// Learns from what a step cost (speeds, error rate); the baselines ignore it.
     fn observe(&self, _observation: &Observation) {}
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::learned::RouterWeights;
 use super::query_kind::QueryKind;
-use super::{Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
+use super::{DecompositionDecision, Explanation, Observation, RouteDecision, RoutePolicy, RouteRequest, Step};
 use crate::device::Network;
 use crate::guard::{CloudGuard, Gate, Spend, Verdict};
 use crate::model::cloud::{BreakerSnapshot, CircuitBreaker};
@@ -210,6 +210,28 @@ impl RoutePolicy for LearnedRouter {
         }
     }
 
+    /// Decompose only where the plan is measured to beat one cloud call on both counts: more
+    /// often right, and at least as much gain per cloud token (so a budget buys no less accuracy
+    /// through the plan), and only when the whole query would go to the cloud anyway (gates,
+    /// budgets and threshold as for any query).
+    fn decompose(&self, request: &RouteRequest<'_>) -> DecompositionDecision {
+        let numbers = self.config.weights.query_level(QueryKind::of(request.query));
+        let no = |reason: String| DecompositionDecision { decompose: false, reason };
+        let Some(plan) = &numbers.decomposition else { return no("what decomposing gains is not measured for this kind of query".into()) };
+        let one_call = &numbers.whole_query;
+        let whole_query = self.decide(request, f64::from(one_call.gain), one_call.answer_tokens);
+        if whole_query.side != Side::Cloud {
+            return no(format!("the whole query stays on the edge ({})", whole_query.reason));
+        }
+        let per_call = plan.gain / plan.token_ratio.max(f32::EPSILON);
+        let decompose = plan.gain > one_call.gain && per_call >= one_call.gain;
+        let reason = format!(
+            "a plan gains {:.3} over the edge at ×{:.2} one cloud call's tokens ({per_call:.3} per call's worth), one cloud call {:.3}",
+            plan.gain, plan.token_ratio, one_call.gain
+        );
+        DecompositionDecision { decompose, reason }
+    }
+
     fn observe(&self, observation: &Observation) {
         let device = self.guard.device();
         let snapshot = {
@@ -391,10 +413,37 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_is_chosen_only_where_it_beats_one_cloud_call_on_accuracy_and_per_token() {
+        use crate::route::learned::DecompositionGain;
+        let with_plan = |gain: f32, token_ratio: f32| {
+            let mut weights = RouterWeights::builtin();
+            weights.open.whole_query.gain = 0.3;
+            weights.open.decomposition = Some(DecompositionGain { gain, token_ratio, measured_on: "test".into() });
+            LearnedRouter::new(RouterConfig { weights, ..RouterConfig::default() }, guard(Budgets::default(), None), None, None)
+        };
+        let budget = fresh();
+        let decide = |router: &LearnedRouter| router.decompose(&RouteRequest { query: "Is the sum of two odd numbers even? Explain.", step: Step::WholeQuery, cloud_available: true, edge_available: true, budget: &budget });
+        let pays = decide(&with_plan(0.4, 1.2));
+        assert!(pays.decompose, "more often right, 0.33 a call's worth of tokens against 0.3: {pays:?}");
+        assert!(pays.reason.starts_with("a plan gains 0.400 over the edge at ×1.20"), "{pays:?}");
+        assert!(!decide(&with_plan(0.4, 2.0)).decompose, "right more often, but 0.2 a call's worth of tokens");
+        assert!(!decide(&with_plan(0.06, 6.3)).decompose, "as measured on gsm8k: less often right");
+        let mut unmeasured = RouterWeights::builtin();
+        unmeasured.open.decomposition = None;
+        let router = LearnedRouter::new(RouterConfig { weights: unmeasured, ..RouterConfig::default() }, guard(Budgets::default(), None), None, None);
+        assert!(!decide(&router).decompose);
+        // Where the whole query would stay on the edge, so does the plan.
+        let offline = with_plan(0.4, 1.2);
+        offline.guard.set_device_state(DeviceState { network: Network::None, ..DeviceState::default() });
+        let gated = decide(&offline);
+        assert!(!gated.decompose && gated.reason.contains("Offline"), "{gated:?}");
+    }
+
+    #[test]
     fn a_multiple_choice_query_is_routed_by_the_numbers_of_its_kind() {
         use crate::route::learned::WholeQueryGain;
         let builtin = RouterWeights::builtin();
-        let multiple_choice = QueryLevel { whole_query: WholeQueryGain { gain: 0.01, answer_tokens: 100, measured_on: "test".into() }, escalation: None };
+        let multiple_choice = QueryLevel { whole_query: WholeQueryGain { gain: 0.01, answer_tokens: 100, measured_on: "test".into() }, escalation: None, decomposition: None };
         let weights = RouterWeights { multiple_choice: Some(multiple_choice), ..builtin.clone() };
         let router = LearnedRouter::new(RouterConfig { weights, ..RouterConfig::default() }, guard(Budgets::default(), None), None, None);
         let budget = fresh();

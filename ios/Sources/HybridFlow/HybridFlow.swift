@@ -2585,8 +2585,15 @@ public enum Decomposition: Equatable, Hashable {
      */
     case never
     /**
-     * Queries of more than 8 words are planned into subtasks, each routed like a query (on the
-     * cloud while budgets and gates allow); independent subtasks run in parallel.
+     * The default: a query of more than 8 words is planned into subtasks when the router
+     * predicts a plan pays for itself (more often right than one cloud call, for no less gain per
+     * cloud token), else answered in one step (`DirectReason.NotWorthDecomposing`, with the
+     * numbers). With the measurements the SDK ships, no query is planned.
+     */
+    case whenItPays
+    /**
+     * Every query of more than 8 words is planned into subtasks, each routed like a query (on
+     * the cloud while budgets and gates allow); independent subtasks run in parallel.
      */
     case longQueries
 
@@ -2612,7 +2619,9 @@ public struct FfiConverterTypeDecomposition: FfiConverterRustBuffer {
         
         case 1: return .never
         
-        case 2: return .longQueries
+        case 2: return .whenItPays
+        
+        case 3: return .longQueries
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -2626,8 +2635,12 @@ public struct FfiConverterTypeDecomposition: FfiConverterRustBuffer {
             writeInt(&buf, Int32(1))
         
         
-        case .longQueries:
+        case .whenItPays:
             writeInt(&buf, Int32(2))
+        
+        
+        case .longQueries:
+            writeInt(&buf, Int32(3))
         
         }
     }
@@ -2734,13 +2747,19 @@ public func FfiConverterTypeDifficulty_lower(_ value: Difficulty) -> RustBuffer 
 public enum DirectReason: Equatable, Hashable, CustomStringConvertible {
     
     /**
-     * Decomposition is off (the default): no planning call was made.
+     * Decomposition is off (`Decomposition.Never`): no planning call was made.
      */
     case decompositionOff
     /**
      * Short enough not to need a plan (no planning call was made).
      */
     case shortQuery
+    /**
+     * The router predicts no gain from a plan for this query (`Decomposition.WhenItPays`, the
+     * default; no planning call was made); `why` gives its numbers.
+     */
+    case notWorthDecomposing(why: String
+    )
     /**
      * The planner answered with a single subtask.
      */
@@ -2791,12 +2810,15 @@ public struct FfiConverterTypeDirectReason: FfiConverterRustBuffer {
         
         case 2: return .shortQuery
         
-        case 3: return .singleStep
-        
-        case 4: return .plannerFailed(error: try FfiConverterString.read(from: &buf)
+        case 3: return .notWorthDecomposing(why: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .unusablePlan(error: try FfiConverterString.read(from: &buf)
+        case 4: return .singleStep
+        
+        case 5: return .plannerFailed(error: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .unusablePlan(error: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2815,17 +2837,22 @@ public struct FfiConverterTypeDirectReason: FfiConverterRustBuffer {
             writeInt(&buf, Int32(2))
         
         
-        case .singleStep:
+        case let .notWorthDecomposing(why):
             writeInt(&buf, Int32(3))
+            FfiConverterString.write(why, into: &buf)
+            
+        
+        case .singleStep:
+            writeInt(&buf, Int32(4))
         
         
         case let .plannerFailed(error):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(error, into: &buf)
             
         
         case let .unusablePlan(error):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(error, into: &buf)
             
         }

@@ -93,7 +93,10 @@ final class HybridFlowClientTests: XCTestCase {
         let events = try await collect(client.askStreaming(multiStep))
         XCTAssertFalse(events.contains { if case .planningStarted = $0 { return true } else { return false } }, "no planning call")
         let reasons = events.compactMap { event -> DirectReason?? in if case .planReady(_, let reason) = event { return reason } else { return nil } }
-        XCTAssertEqual(reasons, [.decompositionOff])
+        // The query-level decision weighed a plan and declined it, with its measured numbers.
+        XCTAssertEqual(reasons.count, 1)
+        guard case .notWorthDecomposing(let why)? = reasons.first ?? nil else { return XCTFail("\(reasons)") }
+        XCTAssertTrue(why.hasPrefix("a plan gains"), why)
         let routes = events.compactMap { event -> (Side, RouteExplanation?)? in
             if case .subtaskStarted(_, let side, _, _, let explanation, _) = event { return (side, explanation) } else { return nil }
         }

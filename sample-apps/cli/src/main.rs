@@ -63,8 +63,9 @@ struct Args {
     state_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Planner::Routed)]
     planner: Planner,
-    /// Plan queries of more than 8 words into subtasks run on both sides (by default each query
-    /// is answered in one step, on the side the router picks).
+    /// Plan every query of more than 8 words into subtasks (by default a query is planned only
+    /// when the router predicts a plan pays for itself, which with the shipped measurements it
+    /// never does: each query is answered in one step, on the side the router picks).
     #[arg(long)]
     decompose: bool,
     /// Run subtasks one after another (the research prototype's chain mode).
@@ -160,7 +161,7 @@ async fn open_client(args: &Args) -> Result<Client> {
         budgets: Budgets { per_day: Limits { money: args.daily_budget, ..Limits::default() }, ..Budgets::default() },
         routing,
         exec: ExecConfig {
-            decomposition: if args.decompose { Decomposition::LongQueries } else { Decomposition::Never },
+            decomposition: if args.decompose { Decomposition::LongQueries } else { Decomposition::default() },
             planner: match args.planner {
                 Planner::Routed => PlannerChoice::Routed,
                 Planner::Edge => PlannerChoice::Edge,

@@ -33,7 +33,7 @@ use datasets::{Dataset, Item};
 /// Query-level routing of the RouteLLM kind is not among them: it needs no run of its own, as a
 /// whole-query router's result is the chosen side's chain-of-thought result, already recorded for
 /// both sides (`cargo xtask train-query-router` scores it exactly).
-pub const STRATEGIES: [&str; 15] = [
+pub const STRATEGIES: [&str; 16] = [
     "edge-direct",
     "edge-cot",
     "cloud-direct",
@@ -49,6 +49,7 @@ pub const STRATEGIES: [&str; 15] = [
     "hybridflow-chained",
     "hybridflow-edge-only",
     "hybridflow-cloud-only",
+    "hybridflow-edge-synthesis",
 ];
 
 const DIRECT: &str = "Answer with the final answer only, on one line, with no explanation.";
@@ -168,6 +169,22 @@ impl RoutePolicy for FinalStepsRule {
             Step::Synthesis { .. } => (Side::Cloud, "rule: the synthesis"),
         };
         RouteDecision::new(side, why)
+    }
+}
+
+/// Every step on the cloud, except a synthesis that only has one final step to restate: that one
+/// on the edge (`hybridflow-edge-synthesis`, issue 15's lean pipeline: does the cloud's synthesis
+/// earn its tokens when one step already answers?).
+struct EdgeSynthesis;
+
+impl RoutePolicy for EdgeSynthesis {
+    fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
+        match request.step {
+            Step::Synthesis { plan } if plan.subtasks.iter().filter(|s| plan.fan_out(&s.id) == 0).count() == 1 => {
+                RouteDecision::new(Side::Edge, "one final step: the synthesis on the edge")
+            }
+            _ => RouteDecision::new(Side::Cloud, "every other step on the cloud"),
+        }
     }
 }
 
@@ -337,7 +354,7 @@ impl Bench {
     }
 
     async fn run(&mut self, item: &Item, strategy: &str) -> Result<(Record, String)> {
-        // The SDK's router with decomposition on (its final-steps rule for subtasks), new per question.
+        // The SDK's router with decomposition on (every step on the cloud while budgets allow), new per question.
         let router = || Arc::new(LearnedRouter::new(RouterConfig::default(), self.guard(), None, None));
         Ok(match strategy {
             "edge-direct" => self.single_call(Side::Edge, item, DIRECT, strategy).await,
@@ -361,6 +378,7 @@ impl Bench {
             // Every step of the plan on the cloud: what decomposition scores when no step is left
             // to the edge, the ceiling a subtask router is measured against.
             "hybridflow-cloud-only" => self.hybrid(item, strategy, Arc::new(Fixed(Side::Cloud)), false).await,
+            "hybridflow-edge-synthesis" => self.hybrid(item, strategy, Arc::new(EdgeSynthesis), false).await,
             other => return Err(unknown_strategy(other)),
         })
     }
@@ -503,5 +521,20 @@ mod tests {
         for not_one in ["hybridflow-budget-", "hybridflow-budget-30k", "hybridflow-budget--5", "budget-100"] {
             assert!(!is_strategy(not_one), "{not_one}");
         }
+    }
+
+    #[test]
+    fn only_a_synthesis_with_one_final_step_to_restate_goes_to_the_edge() {
+        let plan = |depends: &[&str]| {
+            let subtasks = vec![hybridflow_core::plan::Subtask::new("s1", "a", &[]), hybridflow_core::plan::Subtask::new("s2", "b", depends)];
+            hybridflow_core::plan::validate::validate(hybridflow_core::plan::Plan { subtasks }, 6).unwrap()
+        };
+        let (chain, fork) = (plan(&["s1"]), plan(&[]));
+        let budget = hybridflow_core::guard::QueryBudget::new();
+        let side = |step: Step<'_>| EdgeSynthesis.route(&RouteRequest { query: "q", step, cloud_available: true, edge_available: true, budget: &budget }).side;
+        assert_eq!(side(Step::Synthesis { plan: &chain }), Side::Edge);
+        assert_eq!(side(Step::Synthesis { plan: &fork }), Side::Cloud, "two results to combine");
+        assert_eq!(side(Step::Plan), Side::Cloud);
+        assert_eq!(side(Step::Subtask { subtask: chain.get("s2").unwrap(), plan: Some(&chain) }), Side::Cloud);
     }
 }

@@ -10,8 +10,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::calls::{CallLog, CallRecord};
-use hybridflow_core::model::Side;
+use super::datasets::{self, Dataset, Item};
 use super::latency::{self, Profile};
+use super::scoring;
+use hybridflow_core::exec::prompts::task_of_step;
+use hybridflow_core::model::Side;
+use hybridflow_core::plan::{parse::parse_plan, validate::validate, planner::PlannerConfig};
 use super::{monthly_token_budget, Record, RETIRED_STRATEGIES, STRATEGIES};
 use crate::statistics::{bootstrap_interval, mean, quantile};
 
@@ -54,6 +58,80 @@ fn by_planning_side(rows: &[&Record], calls: &CallLog) -> [(usize, usize); 2] {
         }
     }
     counts
+}
+
+/// Where a decomposing result's plan has more than one step and exactly one final step (nothing
+/// depends on it): that step's recorded result, the answer the result would have had without its
+/// synthesis, and the cloud tokens its synthesis spent. `None` for every other result.
+fn final_step_result(record: &Record, calls: &CallLog) -> Option<(String, u64)> {
+    let recorded: Vec<CallRecord> = record.timeline.iter().filter_map(|span| calls.get(&span.key)).collect();
+    let plan = recorded.iter().find(|call| call.json_schema.is_some())?;
+    let plan = validate(parse_plan(&plan.text).ok()?, PlannerConfig::default().max_subtasks).ok()?;
+    let mut finals = plan.subtasks.iter().filter(|s| plan.fan_out(&s.id) == 0);
+    let (Some(last), None, true) = (finals.next(), finals.next(), plan.subtasks.len() > 1) else { return None };
+    let result = recorded.iter().rev().find(|call| task_of_step(&call.messages) == Some(last.task.as_str()))?;
+    // The synthesis starts after every step has finished: the last call of the timeline.
+    let synthesis = recorded.last().filter(|call| call.side == Side::Cloud);
+    Some((result.text.clone(), synthesis.map_or(0, |call| u64::from(call.prompt_tokens + call.completion_tokens))))
+}
+
+/// The dataset's questions of both splits by id, to score a counterfactual answer.
+fn questions(dataset: Dataset, data_dir: &Path) -> Result<BTreeMap<String, Item>> {
+    let mut by_id = BTreeMap::new();
+    for split in ["dev", "train"] {
+        if dataset.path(data_dir, split).exists() {
+            by_id.extend(datasets::load(dataset, data_dir, split, usize::MAX)?.into_iter().map(|item| (item.id.clone(), item)));
+        }
+    }
+    Ok(by_id)
+}
+
+/// Issue 15's lean pipeline: does the synthesis earn its cloud tokens where one step already
+/// answers? From the record (that step's result scored as the answer) and from
+/// `hybridflow-edge-synthesis` (the synthesis run on the edge there), against every step on the
+/// cloud.
+fn synthesis_line(dataset: &str, strategies: &BTreeMap<&str, Vec<&Record>>, calls: &CallLog, data_dir: &Path) -> Option<String> {
+    let all_cloud = strategies.get("hybridflow-cloud-only")?;
+    let mut line = format!("**The synthesis where one step answers ({dataset}):** ");
+    match Dataset::parse(dataset).and_then(|parsed| Ok((parsed, questions(parsed, data_dir)?))) {
+        Err(e) => line.push_str(&format!("the counterfactual needs the questions ({e:#})")),
+        Ok((parsed, items)) => {
+            let (mut with, mut without, mut synthesis_tokens) = (Vec::new(), Vec::new(), 0);
+            for record in all_cloud {
+                let (Some((text, tokens)), Some(item)) = (final_step_result(record, calls), items.get(&record.id)) else { continue };
+                with.push(f64::from(u8::from(record.correct)));
+                without.push(f64::from(u8::from(scoring::score(parsed, item, &text).0)));
+                synthesis_tokens += tokens;
+            }
+            let differences: Vec<f64> = without.iter().zip(&with).map(|(a, b)| a - b).collect();
+            let interval = bootstrap_interval(&differences);
+            line.push_str(&format!(
+                "hybridflow-cloud-only's plan had one final step on {} of {} questions; there its synthesis was right on {}, the final step's own result (the answer without a synthesis, scored from the record) on {}: {:+.1} points (95% CI {:+.1} to {:+.1}), saving {:.0} cloud tokens a question",
+                with.len(),
+                all_cloud.len(),
+                with.iter().sum::<f64>(),
+                without.iter().sum::<f64>(),
+                100.0 * mean(&differences),
+                100.0 * interval.0,
+                100.0 * interval.1,
+                synthesis_tokens as f64 / with.len().max(1) as f64
+            ));
+        }
+    }
+    if let Some(on_edge) = strategies.get("hybridflow-edge-synthesis") {
+        let (on_edge, all_cloud) = on_common_questions(on_edge, all_cloud);
+        let paired = PairedDifference::of(&on_edge, &all_cloud);
+        let tokens = |rows: &[&Record]| rows.iter().map(|r| (r.cloud_input_tokens + r.cloud_output_tokens) as f64).sum::<f64>();
+        line.push_str(&format!(
+            "; hybridflow-edge-synthesis (that synthesis on the edge) vs hybridflow-cloud-only: {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions) at ×{:.2} its cloud tokens",
+            100.0 * paired.mean,
+            100.0 * paired.interval.0,
+            100.0 * paired.interval.1,
+            paired.n,
+            tokens(&on_edge) / tokens(&all_cloud).max(1.0)
+        ));
+    }
+    Some(line + ".")
 }
 
 pub struct Summary {
@@ -184,14 +262,18 @@ fn scatter(title: &str, x_label: &str, points: &[(String, f64, f64)], lines: &Li
     svg
 }
 
-pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Result<()> {
+pub fn run(results: &Path, calls: &Path, data_dir: &Path, out_dir: &Path, command: &str) -> Result<()> {
     let records: Vec<Record> = std::io::BufReader::new(std::fs::File::open(results).with_context(|| format!("reading {}", results.display()))?)
         .lines()
         .map_while(Result::ok)
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect();
     let call_log = CallLog::open(calls)?;
-    let recorded: Vec<CallRecord> = records.iter().flat_map(|r| r.timeline.iter().filter_map(|span| call_log.get(&span.key))).collect();
+    // The test bed's speeds from every call behind the results, each once: a call replayed by
+    // several results would otherwise weigh as many times, and the speeds would move whenever
+    // results are added or removed.
+    let keys: std::collections::BTreeSet<&str> = records.iter().flat_map(|r| r.timeline.iter().map(|span| span.key.as_str())).collect();
+    let recorded: Vec<CallRecord> = keys.into_iter().filter_map(|key| call_log.get(key)).collect();
     let test_bed = latency::test_bed(&recorded);
     let deployment = latency::PHONE_AND_HOSTED;
     let modeled_deployment = |r: &Record| modeled(r, &call_log, &deployment);
@@ -263,7 +345,7 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
                 modeled_points.push((strategy.to_string(), s.modeled_median, s.accuracy));
             }
         }
-        let headlines = ["hybridflow-default", "hybridflow-decomposed", "hybridflow-cloud-only", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
+        let headlines = ["hybridflow-default", "hybridflow-decomposed", "hybridflow-cloud-only", "hybridflow-edge-synthesis", "hybridflow-learned"].into_iter().chain(budgeted.iter().copied());
         for (hybrid_name, hybrid) in headlines.filter_map(|name| strategies.get(name).map(|rows| (name, rows))) {
             let Some(cloud) = strategies.get("cloud-cot") else { break };
             // Every ratio over the questions both ran: a strategy run on part of the dataset
@@ -327,6 +409,9 @@ pub fn run(results: &Path, calls: &Path, out_dir: &Path, command: &str) -> Resul
             .collect();
         if !planning.is_empty() {
             let _ = writeln!(md, "\n**Where the plan was made ({dataset}):** {}.\n", planning.join("; "));
+        }
+        if let Some(line) = synthesis_line(dataset, strategies, &call_log, data_dir) {
+            let _ = writeln!(md, "\n{line}\n");
         }
         let sweep: Vec<&str> = ["hybridflow-offline"].into_iter().chain(budgeted.iter().copied()).chain(["hybridflow-default"]).collect();
         let on_tokens = Lines { sweep: &sweep, edge_to_cloud: Some(("edge-cot", "cloud-cot")) };
@@ -417,5 +502,36 @@ mod tests {
         let counts = by_planning_side(&rows.iter().collect::<Vec<_>>(), &calls);
         let _ = std::fs::remove_file(&path);
         assert_eq!(counts, [(1, 1), (1, 2)], "cloud: 1 of 1 right; edge: 1 of 2; an unplanned result counts nowhere");
+    }
+
+    #[test]
+    fn without_the_synthesis_the_answer_is_the_one_final_steps_result() {
+        use hybridflow_core::exec::prompts::{step_messages, synthesis_messages};
+        use hybridflow_core::plan::Subtask;
+        let path = std::env::temp_dir().join(format!("hybridflow-report-final-step-{}.jsonl", std::process::id()));
+        let plan_call = |key: &str, plan: &str| CallRecord { key: key.into(), json_schema: Some(serde_json::json!({"type": "object"})), text: plan.into(), ..CallRecord::for_test(Side::Cloud) };
+        let step = |key: &str, subtask: &Subtask, text: &str| CallRecord {
+            key: key.into(),
+            messages: step_messages("Q?", subtask, &[] as &[(&Subtask, &str)], &[] as &[(&Subtask, &str)], 0),
+            text: text.into(),
+            ..CallRecord::for_test(Side::Cloud)
+        };
+        let (first, last) = (Subtask::new("s1", "Find the price", &[]), Subtask::new("s2", "Add the tax", &["s1"]));
+        let synthesis = CallRecord { key: "synthesis".into(), messages: synthesis_messages("Q?", &[]), prompt_tokens: 300, completion_tokens: 20, ..CallRecord::for_test(Side::Cloud) };
+        let chain = r#"{"subtasks":[{"id":"s1","task":"Find the price","depends_on":[]},{"id":"s2","task":"Add the tax","depends_on":["s1"]}]}"#;
+        let fork = r#"{"subtasks":[{"id":"s1","task":"Find the price","depends_on":[]},{"id":"s2","task":"Add the tax","depends_on":[]}]}"#;
+        let records = [plan_call("chain", chain), plan_call("fork", fork), step("s1", &first, "10"), step("s2", &last, "Answer: 11"), synthesis];
+        std::fs::write(&path, records.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect::<String>()).unwrap();
+        let calls = CallLog::open(&path).unwrap();
+        let result = |keys: &[&str]| {
+            let item = Item { id: "q".into(), question: String::new(), answer: String::new(), answer_id: None };
+            let timeline = keys.iter().map(|k| crate::benchmark::calls::CallSpan { key: (*k).into(), side: Side::Cloud, start_s: 0.0, end_s: 0.0, replayed: false }).collect();
+            Record { timeline, ..record_from_totals(&item, "s", &Totals::default(), std::time::Duration::ZERO) }
+        };
+        let chained = final_step_result(&result(&["chain", "s1", "s2", "synthesis"]), &calls);
+        let forked = final_step_result(&result(&["fork", "s1", "s2", "synthesis"]), &calls);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(chained, Some(("Answer: 11".to_string(), 320)), "the last step's text and the synthesis' cloud tokens");
+        assert_eq!(forked, None, "two final steps: the synthesis has something to combine");
     }
 }

@@ -53,7 +53,7 @@ final class ChatModelTests: XCTestCase {
         await chat.running?.value
         let turn = try XCTUnwrap(chat.turns.first)
         XCTAssertNil(turn.error)
-        XCTAssertEqual(turn.planning, "decomposition off: answered in one step")
+        XCTAssertEqual(turn.planning, "short query: answered without a plan")
         XCTAssertFalse(turn.answer.isEmpty, "the streamed answer is shown")
         XCTAssertEqual(turn.totals?.cloud.calls, 0, "offline: phone only")
         XCTAssertGreaterThanOrEqual(turn.totals?.edge.calls ?? 0, 1)

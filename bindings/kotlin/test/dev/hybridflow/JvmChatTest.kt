@@ -33,8 +33,8 @@ class JvmChatTest {
         val parts = output.split("device: ")
         assertEquals("one /offline acknowledgement:\n$output", 2, parts.size)
         val (online, offline) = parts
-        // Decomposition is off by default: one step, routed as a whole query, its gain shown.
-        assertTrue(online, online.contains("plan: answer directly (decomposition off: answered in one step)"))
+        // By default a plan is weighed and declined: one step, routed as a whole query, its gain shown.
+        assertTrue(online, online.contains("plan: answer directly (a plan would not pay: a plan gains"))
         assertFalse(online, online.contains("planning on"))
         assertTrue(online, online.contains("on the cloud: gain"))
         assertEquals("one answer with its totals:\n$online", 1, Regex("-- edge:").findAll(online).count())

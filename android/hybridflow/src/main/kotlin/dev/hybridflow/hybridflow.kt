@@ -3527,8 +3527,15 @@ enum class Decomposition {
      */
     NEVER,
     /**
-     * Queries of more than 8 words are planned into subtasks, each routed like a query (on the
-     * cloud while budgets and gates allow); independent subtasks run in parallel.
+     * The default: a query of more than 8 words is planned into subtasks when the router
+     * predicts a plan pays for itself (more often right than one cloud call, for no less gain per
+     * cloud token), else answered in one step (`DirectReason.NotWorthDecomposing`, with the
+     * numbers). With the measurements the SDK ships, no query is planned.
+     */
+    WHEN_IT_PAYS,
+    /**
+     * Every query of more than 8 words is planned into subtasks, each routed like a query (on
+     * the cloud while budgets and gates allow); independent subtasks run in parallel.
      */
     LONG_QUERIES;
 
@@ -3609,7 +3616,7 @@ public object FfiConverterTypeDifficulty: FfiConverterRustBuffer<Difficulty> {
 sealed class DirectReason {
     
     /**
-     * Decomposition is off (the default): no planning call was made.
+     * Decomposition is off (`Decomposition.Never`): no planning call was made.
      */
     object DecompositionOff : DirectReason()
     
@@ -3619,6 +3626,28 @@ sealed class DirectReason {
      */
     object ShortQuery : DirectReason()
     
+    
+    /**
+     * The router predicts no gain from a plan for this query (`Decomposition.WhenItPays`, the
+     * default; no planning call was made); `why` gives its numbers.
+     */
+    data class NotWorthDecomposing(
+        val `why`: kotlin.String) : DirectReason()
+        
+    {
+        
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hybridflow_ffi_fn_method_directreason_uniffi_trait_display(FfiConverterTypeDirectReason.lower(this),
+        _status)
+}
+    )
+    }
+        companion object
+    }
     
     /**
      * The planner answered with a single subtask.
@@ -3695,11 +3724,14 @@ public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason
         return when(buf.getInt()) {
             1 -> DirectReason.DecompositionOff
             2 -> DirectReason.ShortQuery
-            3 -> DirectReason.SingleStep
-            4 -> DirectReason.PlannerFailed(
+            3 -> DirectReason.NotWorthDecomposing(
                 FfiConverterString.read(buf),
                 )
-            5 -> DirectReason.UnusablePlan(
+            4 -> DirectReason.SingleStep
+            5 -> DirectReason.PlannerFailed(
+                FfiConverterString.read(buf),
+                )
+            6 -> DirectReason.UnusablePlan(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -3717,6 +3749,13 @@ public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
+            )
+        }
+        is DirectReason.NotWorthDecomposing -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`why`)
             )
         }
         is DirectReason.SingleStep -> {
@@ -3751,17 +3790,22 @@ public object FfiConverterTypeDirectReason : FfiConverterRustBuffer<DirectReason
                 buf.putInt(2)
                 Unit
             }
-            is DirectReason.SingleStep -> {
+            is DirectReason.NotWorthDecomposing -> {
                 buf.putInt(3)
+                FfiConverterString.write(value.`why`, buf)
+                Unit
+            }
+            is DirectReason.SingleStep -> {
+                buf.putInt(4)
                 Unit
             }
             is DirectReason.PlannerFailed -> {
-                buf.putInt(4)
+                buf.putInt(5)
                 FfiConverterString.write(value.`error`, buf)
                 Unit
             }
             is DirectReason.UnusablePlan -> {
-                buf.putInt(5)
+                buf.putInt(6)
                 FfiConverterString.write(value.`error`, buf)
                 Unit
             }
