@@ -307,40 +307,40 @@ impl Scheduler {
                 Some((given, direct))
             }
             None => match self.reason_not_to_plan(query, &budget) {
-            Some(reason) => Some((planner::direct_plan(query), Some(reason))),
-            None => {
-                let decision = match config.planner {
-                    PlannerChoice::Routed => self.route(query, Step::Plan, &budget),
-                    PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
-                    PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
-                };
-                let (mut side, mut reason) = (decision.side, decision.reason);
-                let mut planner_model = self.shared.models.get(side).cloned();
-                if let Some(cloud) = planner_model.take_if(|_| side == Side::Cloud) {
-                    let request = planner::plan_request(query, &config.planner_config);
-                    match self.shared.guard.admit(format!("{query_id}:plan"), &request, &budget) {
-                        Ok(permit) => planner_model = Some(Arc::new(AdmittedCloud::new(cloud, permit))),
-                        Err(gate) => {
-                            log::debug!("planning: the cloud was refused by gate {gate:?}");
-                            events.emit(Event::CloudRefused { step: StepName::Plan, gate });
-                            (side, reason) = (Side::Edge, format!("the cloud was refused (gate {gate:?})"));
-                            planner_model = self.shared.models.edge.clone();
+                Some(reason) => Some((planner::direct_plan(query), Some(reason))),
+                None => {
+                    let decision = match config.planner {
+                        PlannerChoice::Routed => self.route(query, Step::Plan, &budget),
+                        PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
+                        PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
+                    };
+                    let (mut side, mut reason) = (decision.side, decision.reason);
+                    let mut planner_model = self.shared.models.get(side).cloned();
+                    if let Some(cloud) = planner_model.take_if(|_| side == Side::Cloud) {
+                        let request = planner::plan_request(query, &config.planner_config);
+                        match self.shared.guard.admit(format!("{query_id}:plan"), &request, &budget) {
+                            Ok(permit) => planner_model = Some(Arc::new(AdmittedCloud::new(cloud, permit))),
+                            Err(gate) => {
+                                log::debug!("planning: the cloud was refused by gate {gate:?}");
+                                events.emit(Event::CloudRefused { step: StepName::Plan, gate });
+                                (side, reason) = (Side::Edge, format!("the cloud was refused (gate {gate:?})"));
+                                planner_model = self.shared.models.edge.clone();
+                            }
+                        }
+                    }
+                    match planner_model {
+                        Some(model) => {
+                            log::debug!("planning on the {side:?}: {reason}");
+                            events.emit(Event::PlanningStarted { side, reason, served_by: model.served_by() });
+                            plan_stream = Some((side, planner::stream_plan(model, query, &config.planner_config)));
+                            None
+                        }
+                        None => {
+                            let error = "the configured planner side is unavailable".to_string();
+                            Some((planner::direct_plan(query), Some(DirectReason::PlannerFailed { error })))
                         }
                     }
                 }
-                match planner_model {
-                    Some(model) => {
-                        log::debug!("planning on the {side:?}: {reason}");
-                        events.emit(Event::PlanningStarted { side, reason, served_by: model.served_by() });
-                        plan_stream = Some((side, planner::stream_plan(model, query, &config.planner_config)));
-                        None
-                    }
-                    None => {
-                        let error = "the configured planner side is unavailable".to_string();
-                        Some((planner::direct_plan(query), Some(DirectReason::PlannerFailed { error })))
-                    }
-                }
-            }
             },
         };
         if let Some((known, direct)) = &plan {
