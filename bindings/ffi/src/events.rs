@@ -229,7 +229,9 @@ pub struct Answer {
 /// What a query reports while it runs, in order (bindings/README.md, "Events, in order").
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum Event {
-    /// The planning call started on `side` (decomposition on, query long enough), for `reason`.
+    /// The planning call started on `side` (a long query, planned because the router predicts a
+    /// plan pays or because the app asked for plans), for `reason` (where the router chose the
+    /// plan, it starts with "a plan pays (…)" and its numbers).
     /// `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
     PlanningStarted { side: Side, reason: String, served_by: String },
     /// Subtasks may start before this, while the plan streams.

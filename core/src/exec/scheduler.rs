@@ -246,20 +246,25 @@ impl Scheduler {
         }
     }
 
-    /// Why `query` is answered in one step without a planning call, if it is.
-    fn reason_not_to_plan(&self, query: &str, budget: &QueryBudget) -> Option<DirectReason> {
+    /// Whether `query` is planned: `Err` with why it is answered in one step without a planning
+    /// call; `Ok` with the router's reason when it chose the plan (`None`: the app asked for plans).
+    fn whether_to_plan(&self, query: &str, budget: &QueryBudget) -> Result<Option<String>, DirectReason> {
         let config = &self.shared.config;
         match config.decomposition {
-            Decomposition::Never => return Some(DirectReason::DecompositionOff),
-            _ if !planner::needs_planning(query, &config.planner_config) => return Some(DirectReason::ShortQuery),
-            Decomposition::LongQueries => return None,
+            Decomposition::Never => return Err(DirectReason::DecompositionOff),
+            _ if !planner::needs_planning(query, &config.planner_config) => return Err(DirectReason::ShortQuery),
+            Decomposition::LongQueries => return Ok(None),
             Decomposition::WhenItPays => {}
         }
         let models = &self.shared.models;
         let request = RouteRequest { query, step: Step::WholeQuery, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), budget };
         let decision = self.shared.policy.decompose(&request);
         log::debug!("decompose: {} ({})", decision.decompose, decision.reason);
-        (!decision.decompose).then_some(DirectReason::NotWorthDecomposing { why: decision.reason })
+        if decision.decompose {
+            Ok(Some(decision.reason))
+        } else {
+            Err(DirectReason::NotWorthDecomposing { why: decision.reason })
+        }
     }
 
     /// Answers `query`, reporting progress to `events`.
@@ -306,9 +311,9 @@ impl Scheduler {
                 let direct = given.is_direct().then_some(DirectReason::SingleStep);
                 Some((given, direct))
             }
-            None => match self.reason_not_to_plan(query, &budget) {
-                Some(reason) => Some((planner::direct_plan(query), Some(reason))),
-                None => {
+            None => match self.whether_to_plan(query, &budget) {
+                Err(reason) => Some((planner::direct_plan(query), Some(reason))),
+                Ok(why_plan) => {
                     let decision = match config.planner {
                         PlannerChoice::Routed => self.route(query, Step::Plan, &budget),
                         PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
@@ -330,6 +335,10 @@ impl Scheduler {
                     }
                     match planner_model {
                         Some(model) => {
+                            // The app sees why the query is planned, where the router chose it.
+                            if let Some(why) = &why_plan {
+                                reason = format!("a plan pays ({why}); planning: {reason}");
+                            }
                             log::debug!("planning on the {side:?}: {reason}");
                             events.emit(Event::PlanningStarted { side, reason, served_by: model.served_by() });
                             plan_stream = Some((side, planner::stream_plan(model, query, &config.planner_config)));

@@ -285,14 +285,22 @@ async fn a_long_query_is_planned_when_the_policy_predicts_a_plan_pays_and_only_t
         let config = ExecConfig { decomposition, ..ExecConfig::default() };
         let scheduler = Scheduler::new(models, Arc::new(Decides(decompose)), CloudGuard::unlimited(false), config).unwrap();
         let (answer, events) = run(&scheduler, query).await;
-        (answer.unwrap().direct, events.iter().any(|e| matches!(e, Event::PlanningStarted { .. })))
+        let planning = events.iter().find_map(|e| match e {
+            Event::PlanningStarted { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        (answer.unwrap().direct, planning)
     };
     assert_eq!(ExecConfig::default().decomposition, Decomposition::WhenItPays);
-    assert_eq!(answer_with(false, Decomposition::WhenItPays, LONG_QUERY).await, (Some(DirectReason::NotWorthDecomposing { why: "told false".into() }), false));
-    assert_eq!(answer_with(true, Decomposition::WhenItPays, LONG_QUERY).await, (None, true), "planned");
-    assert_eq!(answer_with(true, Decomposition::WhenItPays, "short one").await, (Some(DirectReason::ShortQuery), false));
-    assert_eq!(answer_with(true, Decomposition::Never, LONG_QUERY).await, (Some(DirectReason::DecompositionOff), false));
-    assert_eq!(answer_with(false, Decomposition::LongQueries, LONG_QUERY).await, (None, true), "the app asked for plans");
+    assert_eq!(answer_with(false, Decomposition::WhenItPays, LONG_QUERY).await, (Some(DirectReason::NotWorthDecomposing { why: "told false".into() }), None));
+    let (direct, planning) = answer_with(true, Decomposition::WhenItPays, LONG_QUERY).await;
+    assert_eq!(direct, None, "planned");
+    assert!(planning.as_deref().is_some_and(|r| r.starts_with("a plan pays (told true); planning: ")), "the event says why: {planning:?}");
+    assert_eq!(answer_with(true, Decomposition::WhenItPays, "short one").await, (Some(DirectReason::ShortQuery), None));
+    assert_eq!(answer_with(true, Decomposition::Never, LONG_QUERY).await, (Some(DirectReason::DecompositionOff), None));
+    let (direct, planning) = answer_with(false, Decomposition::LongQueries, LONG_QUERY).await;
+    assert_eq!(direct, None, "the app asked for plans");
+    assert!(planning.is_some_and(|r| !r.contains("a plan pays")));
 }
 
 /// Streams part of an answer and then fails on its first call; answers in full on the next.

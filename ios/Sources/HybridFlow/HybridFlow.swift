@@ -2958,7 +2958,9 @@ public func FfiConverterTypeEdgeEngine_lower(_ value: EdgeEngine) -> RustBuffer 
 public enum Event: Equatable, Hashable {
     
     /**
-     * The planning call started on `side` (decomposition on, query long enough), for `reason`.
+     * The planning call started on `side` (a long query, planned because the router predicts a
+     * plan pays or because the app asked for plans), for `reason` (where the router chose the
+     * plan, it starts with "a plan pays (…)" and its numbers).
      * `served_by`: the edge's engine and device ("ggml on Vulkan0 (…)"), or the cloud's model id.
      */
     case planningStarted(side: Side, reason: String, servedBy: String
