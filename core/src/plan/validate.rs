@@ -186,6 +186,16 @@ impl ValidatedPlan {
     pub fn fan_out(&self, id: &str) -> usize {
         self.subtasks.iter().filter(|s| s.depends_on.iter().any(|d| d == id)).count()
     }
+
+    /// The one step whose result nothing else uses, when there is exactly one: what the
+    /// synthesis would only restate.
+    pub fn single_final_step(&self) -> Option<&Subtask> {
+        let mut finals = self.subtasks.iter().filter(|s| self.fan_out(&s.id) == 0);
+        match (finals.next(), finals.next()) {
+            (Some(last), None) => Some(last),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +272,9 @@ mod tests {
         let further: Vec<&str> = valid.further_ancestors("d").iter().map(|s| s.id.as_str()).collect();
         assert_eq!(further, vec!["b"]);
         assert_eq!(valid.fan_out("a"), 2);
+        assert_eq!(valid.single_final_step().map(|s| s.id.as_str()), Some("d"));
+        let fork = validate(plan(&[("a", "x", &[]), ("b", "y", &[])]), 8).unwrap();
+        assert!(fork.single_final_step().is_none(), "two results to combine");
         assert!(!valid.is_direct());
     }
 }

@@ -180,7 +180,7 @@ struct EdgeSynthesis;
 impl RoutePolicy for EdgeSynthesis {
     fn route(&self, request: &RouteRequest<'_>) -> RouteDecision {
         match request.step {
-            Step::Synthesis { plan } if plan.subtasks.iter().filter(|s| plan.fan_out(&s.id) == 0).count() == 1 => {
+            Step::Synthesis { plan } if plan.single_final_step().is_some() => {
                 RouteDecision::new(Side::Edge, "one final step: the synthesis on the edge")
             }
             _ => RouteDecision::new(Side::Cloud, "every other step on the cloud"),

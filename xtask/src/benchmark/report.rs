@@ -67,8 +67,7 @@ fn final_step_result(record: &Record, calls: &CallLog) -> Option<(String, u64)> 
     let recorded: Vec<CallRecord> = record.timeline.iter().filter_map(|span| calls.get(&span.key)).collect();
     let plan = recorded.iter().find(|call| call.json_schema.is_some())?;
     let plan = validate(parse_plan(&plan.text).ok()?, PlannerConfig::default().max_subtasks).ok()?;
-    let mut finals = plan.subtasks.iter().filter(|s| plan.fan_out(&s.id) == 0);
-    let (Some(last), None, true) = (finals.next(), finals.next(), plan.subtasks.len() > 1) else { return None };
+    let last = plan.single_final_step().filter(|_| plan.subtasks.len() > 1)?;
     let result = recorded.iter().rev().find(|call| task_of_step(&call.messages) == Some(last.task.as_str()))?;
     // The synthesis starts after every step has finished: the last call of the timeline.
     let synthesis = recorded.last().filter(|call| call.side == Side::Cloud);
