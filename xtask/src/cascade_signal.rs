@@ -79,7 +79,7 @@ pub fn load_questions(dataset: Dataset, split: &str, (results, calls): (&Path, &
             Some(Question {
                 edge_right: scoring::score(dataset, item, &edge_call.text).0,
                 cloud_right: cloud_answer.correct,
-                cloud_tokens: cloud_answer.cloud_input_tokens + cloud_answer.cloud_output_tokens,
+                cloud_tokens: cloud_answer.cloud_tokens(),
                 stated_answer: scoring::states_an_answer(dataset, item, &edge_call.text),
                 logprobs: edge_call.token_logprobs.clone(),
             })
@@ -183,7 +183,7 @@ fn budget_sweep(dataset: Dataset, results: &Path, pairing: Pairing<'_>) -> Resul
     if budgeted.is_empty() {
         return Ok(());
     }
-    let tokens = |r: &Record| (r.cloud_input_tokens + r.cloud_output_tokens) as f64;
+    let tokens = |r: &Record| r.cloud_tokens() as f64;
     let right = |r: &Record| f64::from(u8::from(r.correct));
     println!("\nThe budget sweep against the line between {} and {}:\n", pairing.edge, pairing.cloud);
     println!("| strategy | questions | accuracy | share of {}'s cloud tokens | − random at that share (95 % CI) |\n|---|---|---|---|---|", pairing.cloud);

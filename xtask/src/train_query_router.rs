@@ -27,6 +27,11 @@ struct Paired {
     edge_right: bool,
     cloud_right: bool,
     cloud_output_tokens: u64,
+    /// The cloud call's input and output tokens.
+    cloud_tokens: u64,
+    /// The plan with every step on the cloud (`hybridflow-cloud-only`), where it ran without an
+    /// error: whether it was right, and its cloud tokens.
+    plan: Option<(bool, u64)>,
 }
 
 impl Paired {
@@ -35,29 +40,40 @@ impl Paired {
     }
 }
 
+/// One question's recorded answers, by the strategies the query-level numbers are measured from.
+#[derive(Default)]
+struct Answers {
+    edge: Option<Record>,
+    cloud: Option<Record>,
+    plan: Option<Record>,
+}
+
 fn paired(dataset: Dataset, results: &Path, split: &str, data: &Path) -> Result<Vec<Paired>> {
     let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
-    let mut by_id: BTreeMap<String, (Option<Record>, Option<Record>)> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, Answers> = BTreeMap::new();
     for record in text.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()) {
         let entry = by_id.entry(record.id.clone()).or_default();
         match record.strategy.as_str() {
-            "edge-cot" => entry.0 = Some(record),
+            "edge-cot" => entry.edge = Some(record),
             // The SDK's own edge answer is the same request with log-probabilities: it stands in
             // where the benchmark's edge-cot was not run.
-            "hybridflow-offline" if entry.0.is_none() => entry.0 = Some(record),
-            "cloud-cot" => entry.1 = Some(record),
+            "hybridflow-offline" if entry.edge.is_none() => entry.edge = Some(record),
+            "cloud-cot" => entry.cloud = Some(record),
+            "hybridflow-cloud-only" => entry.plan = Some(record),
             _ => {}
         }
     }
     let questions: BTreeMap<String, String> = datasets::load(dataset, data, split, usize::MAX)?.into_iter().map(|i| (i.id, i.question)).collect();
     Ok(by_id
         .into_iter()
-        .filter_map(|(id, pair)| match pair {
-            (Some(edge), Some(cloud)) if edge.error.is_none() && cloud.error.is_none() => Some(Paired {
+        .filter_map(|(id, answers)| match answers {
+            Answers { edge: Some(edge), cloud: Some(cloud), plan } if edge.error.is_none() && cloud.error.is_none() => Some(Paired {
                 question: questions.get(&id)?.clone(),
                 edge_right: edge.correct,
                 cloud_right: cloud.correct,
                 cloud_output_tokens: cloud.cloud_output_tokens,
+                cloud_tokens: cloud.cloud_tokens(),
+                plan: plan.filter(|p| p.error.is_none()).map(|p| (p.correct, p.cloud_tokens())),
             }),
             _ => None,
         })
@@ -66,44 +82,29 @@ fn paired(dataset: Dataset, results: &Path, split: &str, data: &Path) -> Result<
 
 /// What answering through a plan with every step on the cloud (`hybridflow-cloud-only`) gains
 /// over the edge's one-step answer, and its cloud tokens over one cloud chain-of-thought call's,
-/// on the questions all three answered without an error. `None` when there are none.
-fn decomposition(dataset: Dataset, results: &Path) -> Result<Option<DecompositionGain>> {
-    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
-    let mut by_id: BTreeMap<String, [Option<Record>; 3]> = BTreeMap::new();
-    for record in text.lines().filter_map(|l| serde_json::from_str::<Record>(l).ok()).filter(|r| r.error.is_none()) {
-        let slot = match record.strategy.as_str() {
-            "edge-cot" => 0,
-            "hybridflow-offline" if by_id.get(&record.id).is_none_or(|e| e[0].is_none()) => 0,
-            "cloud-cot" => 1,
-            "hybridflow-cloud-only" => 2,
-            _ => continue,
-        };
-        let id = record.id.clone();
-        by_id.entry(id).or_default()[slot] = Some(record);
+/// on the paired questions the plan also answered. `None` when there are none.
+fn decomposition(dataset: Dataset, rows: &[Paired]) -> Option<DecompositionGain> {
+    let with_plan: Vec<(&Paired, (bool, u64))> = rows.iter().filter_map(|p| p.plan.map(|plan| (p, plan))).collect();
+    if with_plan.is_empty() {
+        return None;
     }
-    let complete: Vec<[Record; 3]> = by_id.into_values().filter_map(|[edge, cloud, plan]| Some([edge?, cloud?, plan?])).collect();
-    if complete.is_empty() {
-        return Ok(None);
-    }
-    let right = |i: usize| complete.iter().filter(|r| r[i].correct).count() as f64 / complete.len() as f64;
-    let cloud_tokens = |i: usize| complete.iter().map(|r| (r[i].cloud_input_tokens + r[i].cloud_output_tokens) as f64).sum::<f64>();
-    let (gain, token_ratio) = (right(2) - right(0), cloud_tokens(2) / cloud_tokens(1).max(1.0));
+    let rate = |right: fn(&(&Paired, (bool, u64))) -> bool| with_plan.iter().filter(|q| right(q)).count() as f64 / with_plan.len() as f64;
+    let (edge, one_call, plan) = (rate(|(p, _)| p.edge_right), rate(|(p, _)| p.cloud_right), rate(|(_, (right, _))| *right));
+    let tokens = |of: fn(&(&Paired, (bool, u64))) -> u64| with_plan.iter().map(of).sum::<u64>() as f64;
+    let (gain, token_ratio) = (plan - edge, tokens(|(_, (_, t))| *t) / tokens(|(p, _)| p.cloud_tokens).max(1.0));
     println!(
-        "decomposition on train: {} questions, edge right {:.3}, one cloud call {:.3}, the plan with every step on the cloud {:.3}; plan gain {gain:.3} at ×{token_ratio:.2} one call's cloud tokens",
-        complete.len(),
-        right(0),
-        right(1),
-        right(2)
+        "decomposition on train: {} questions, edge right {edge:.3}, one cloud call {one_call:.3}, the plan with every step on the cloud {plan:.3}; plan gain {gain:.3} at ×{token_ratio:.2} one call's cloud tokens",
+        with_plan.len()
     );
-    Ok(Some(DecompositionGain {
+    Some(DecompositionGain {
         gain: gain as f32,
         token_ratio: token_ratio as f32,
         measured_on: format!(
             "{} train, {} questions: every step of the plan on cloud Qwen2.5-Coder-1.5B (`hybridflow-cloud-only`) against edge Qwen2.5-Coder-0.5B and one cloud chain-of-thought call (docs/bench/{0}-train); `cargo xtask train-query-router`",
             dataset.name(),
-            complete.len()
+            with_plan.len()
         ),
-    }))
+    })
 }
 
 fn example(p: &Paired) -> Example {
@@ -165,7 +166,7 @@ pub fn run(dataset: Dataset, bench_dir: &Path, data: &Path, weights_path: &Path)
         other => bail!("{} has no kind of query of its own in the router weights (gsm8k: open, mmlu-stem: multiple choice)", other.name()),
     };
     level.whole_query = whole_query;
-    if let Some(measured) = decomposition(dataset, train)? {
+    if let Some(measured) = decomposition(dataset, &train_rows) {
         level.decomposition = Some(measured);
     }
     match escalation {

@@ -233,10 +233,15 @@ impl Scheduler {
         Ok(Self { shared: Arc::new(Shared { models, policy, guard, config, edge_slots, cloud_slots, query_slots }) })
     }
 
+    /// What the routing policy is asked about `step`, with the sides this scheduler has.
+    fn request<'a>(&self, query: &'a str, step: Step<'a>, budget: &'a QueryBudget) -> RouteRequest<'a> {
+        let models = &self.shared.models;
+        RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), budget }
+    }
+
     fn route(&self, query: &str, step: Step<'_>, budget: &QueryBudget) -> RouteDecision {
         let models = &self.shared.models;
-        let request = RouteRequest { query, step, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), budget };
-        let decision = self.shared.policy.route(&request);
+        let decision = self.shared.policy.route(&self.request(query, step, budget));
         // A policy cannot send work to a side that does not exist (the guard still admits the
         // cloud request or refuses it).
         if models.get(decision.side).is_some() {
@@ -256,9 +261,7 @@ impl Scheduler {
             Decomposition::LongQueries => return Ok(None),
             Decomposition::WhenItPays => {}
         }
-        let models = &self.shared.models;
-        let request = RouteRequest { query, step: Step::WholeQuery, cloud_available: models.cloud.is_some(), edge_available: models.edge.is_some(), budget };
-        let decision = self.shared.policy.decompose(&request);
+        let decision = self.shared.policy.decompose(&self.request(query, Step::WholeQuery, budget));
         log::debug!("decompose: {} ({})", decision.decompose, decision.reason);
         if decision.decompose {
             Ok(Some(decision.reason))

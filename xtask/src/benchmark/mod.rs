@@ -92,6 +92,13 @@ pub struct Record {
     pub hit_token_cap: bool,
 }
 
+impl Record {
+    /// The cloud's input and output tokens.
+    pub fn cloud_tokens(&self) -> u64 {
+        self.cloud_input_tokens + self.cloud_output_tokens
+    }
+}
+
 /// Sends each step to the cloud with a fixed probability, seeded by the query and the step, so
 /// a rerun makes the same choices (the baseline for "is the learned router better than chance
 /// at the same cloud fraction").
@@ -124,7 +131,7 @@ struct TokenShares(HashMap<String, (u64, u64)>);
 
 impl TokenShares {
     fn add(&mut self, record: &Record) {
-        let cloud = record.cloud_input_tokens + record.cloud_output_tokens;
+        let cloud = record.cloud_tokens();
         let (cloud_tokens, all_tokens) = self.0.entry(record.strategy.clone()).or_default();
         *cloud_tokens += cloud;
         *all_tokens += cloud + record.edge_tokens;

@@ -120,7 +120,7 @@ fn synthesis_line(dataset: &str, strategies: &BTreeMap<&str, Vec<&Record>>, call
     if let Some(on_edge) = strategies.get("hybridflow-edge-synthesis") {
         let (on_edge, all_cloud) = on_common_questions(on_edge, all_cloud);
         let paired = PairedDifference::of(&on_edge, &all_cloud);
-        let tokens = |rows: &[&Record]| rows.iter().map(|r| (r.cloud_input_tokens + r.cloud_output_tokens) as f64).sum::<f64>();
+        let tokens = |rows: &[&Record]| rows.iter().map(|r| r.cloud_tokens() as f64).sum::<f64>();
         line.push_str(&format!(
             "; hybridflow-edge-synthesis (that synthesis on the edge) vs hybridflow-cloud-only: {:+.1} points (95% CI {:+.1} to {:+.1}, paired over {} questions) at ×{:.2} its cloud tokens",
             100.0 * paired.mean,
@@ -206,7 +206,7 @@ pub fn summarise(records: &[&Record], modeled_latency: &dyn Fn(&Record) -> Optio
 
 /// Cloud tokens over all tokens of the results.
 fn cloud_token_share(records: &[&Record]) -> f64 {
-    let cloud: u64 = records.iter().map(|r| r.cloud_input_tokens + r.cloud_output_tokens).sum();
+    let cloud: u64 = records.iter().map(|r| r.cloud_tokens()).sum();
     let edge: u64 = records.iter().map(|r| r.edge_tokens).sum();
     cloud as f64 / (cloud + edge).max(1) as f64
 }
