@@ -152,6 +152,9 @@ pub struct BudgetStatus {
 }
 
 /// A ready HybridFlow engine. Cheap to share: queries run concurrently.
+/// How long [`Client::close`] waits for a cancelled query's tasks to let go of the store.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Client {
     scheduler: Scheduler,
     guard: Arc<CloudGuard>,
@@ -272,9 +275,28 @@ impl Client {
     pub async fn close(self) {
         let Self { scheduler, guard, router, store, .. } = self;
         drop((scheduler, guard, router));
-        if let Some(store) = store {
-            // The last handle stops the writer thread, which joins: not on an async worker.
-            let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        let Some(mut store) = store else { return };
+        // The step tasks of a cancelled query hold the scheduler, and through it the store, until
+        // the runtime drops them (an aborted task is dropped on a later turn, not at once): wait
+        // until this is the last handle, so the directory is free when close returns. Bounded, in
+        // case a task never ends; then the store closes when that task does.
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        loop {
+            match Arc::try_unwrap(store) {
+                Ok(last) => {
+                    // Stopping the writer thread joins it: not on an async worker.
+                    let _ = tokio::task::spawn_blocking(move || drop(last)).await;
+                    return;
+                }
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    store = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(_) => {
+                    log::warn!("close: a query's task still holds the budget store; it is released when that task ends");
+                    return;
+                }
+            }
         }
     }
 }
