@@ -18,11 +18,11 @@ fn main() {
         for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             // The names binaries ask for: libllama.so.0 on Linux, libllama.so on Android (no
-            // versioned sonames there); the backend modules are plain .so files.
-            let (stem, version) = name.split_once(".so").unwrap_or((&name, "x"));
+            // versioned sonames there); the backend modules are plain .so files, with dots in
+            // the ARM variants' names (libggml-cpu-armv8.0_1.so).
+            let soname_version = name.rsplit_once(".so.").map(|(_, version)| version);
             let wanted = name.starts_with("lib")
-                && !stem.contains('.')
-                && (version.is_empty() || version.strip_prefix('.').is_some_and(|v| v.chars().all(|c| c.is_ascii_digit())));
+                && (name.ends_with(".so") || soname_version.is_some_and(|v| v.chars().all(|c| c.is_ascii_digit())));
             if wanted {
                 copy_if_changed(&entry.path(), &profile_dir.join(&name));
             }

@@ -3,42 +3,114 @@
 # baseline features of Android's arm64-v8a (ARMv8.0 + NEON: no fp16, no dotprod), then the real
 # edge model run under qemu as the oldest core arm64-v8a must support (cortex-a53) and as a recent
 # one (max), compared with the x86 build's greedy answer. A kernel compiled for fp16 or dotprod
-# would die here with SIGILL, as it would on many Android phones. Ends with one "test result" line.
+# would die here with SIGILL, as it would on many Android phones. Twice: the default library
+# (mistral.rs), and the lean Android library (ggml alone, whose CPU backend comes in per-ISA
+# variants chosen at run time). Prints both libraries' stripped sizes. Ends with one "test result"
+# line.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-ensure_apt_packages qemu-user-static gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
+ensure_apt_packages qemu-user-static gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross clang
 ensure_rust_target aarch64-unknown-linux-gnu
 target=aarch64-unknown-linux-gnu
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++ AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+
+# The C and C++ of build scripts compiled by clang: ggml's newest CPU variant asks for
+# `-march=armv9.2-a+…+sme`, which bookworm's cross gcc 12 does not know. Linked by the cross ld.
+wrappers="$HYBRIDFLOW_CACHE/aarch64-clang"
+mkdir -p "$wrappers"
+for compiler in clang clang++; do
+  printf '#!/bin/sh\nexec %s --target=aarch64-linux-gnu --ld-path=/usr/bin/aarch64-linux-gnu-ld "$@"\n' "$compiler" \
+    >"$wrappers/aarch64-linux-gnu-$compiler"
+  chmod +x "$wrappers/aarch64-linux-gnu-$compiler"
+done
+export CC_aarch64_unknown_linux_gnu="$wrappers/aarch64-linux-gnu-clang" CXX_aarch64_unknown_linux_gnu="$wrappers/aarch64-linux-gnu-clang++"
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 cd "$HYBRIDFLOW_ROOT"
-log "cross-building the FFI library and xtask for $target (a first build takes ~15 minutes)"
-cargo build --release --locked --target "$target" -p hybridflow-ffi -p xtask --no-default-features >&2
 library="$CARGO_TARGET_DIR/$target/release/libhybridflow_ffi.so"
 smoke="$CARGO_TARGET_DIR/$target/release/xtask"
-file "$library" | grep -q "ARM aarch64" || { echo "test result: FAILED. 0 passed; 1 failed (ARM: $library is not an aarch64 library)"; exit 1; }
 
-text() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["text"])'; }
-reference="$("$CARGO_TARGET_DIR/release/xtask" edge-smoke 2>/dev/null | text)"
-log "x86-64: $reference"
+# One field of edge-smoke's JSON line.
+field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }
 passed=0 failed=0
-for cpu in cortex-a53 max; do
-  if answer="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu "$cpu" "$smoke" edge-smoke 2>/dev/null | text)"; then
-    if [[ "$answer" == "$reference" ]]; then
-      log "aarch64 ($cpu): same greedy answer"
-      passed=$((passed + 1))
-    else
-      log "aarch64 ($cpu) answered differently: $answer"
-      failed=$((failed + 1))
-    fi
+
+# What the lean library lacks is refused or reported, not crashed on: mistral.rs is a typed
+# configuration error, a GPU request loads on the CPU and says the Vulkan backend is missing.
+check_lean_refusals() {
+  local output state
+  if output="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu cortex-a53 "$smoke" edge-smoke --engine mistral-rs 2>&1)"; then
+    log "aarch64, lean: the mistral.rs engine was not refused"
+    failed=$((failed + 1))
+  elif grep -q "this build has no mistral.rs engine" <<<"$output"; then
+    log "aarch64, lean: the mistral.rs engine is refused ($(grep -o "this build has no mistral.rs engine[^\"]*" <<<"$output" | head -1))"
+    passed=$((passed + 1))
   else
-    log "aarch64 ($cpu): the edge smoke program failed (status $?; an illegal instruction is 132)"
+    log "aarch64, lean: asking for mistral.rs failed otherwise: $output"
     failed=$((failed + 1))
   fi
-done
-stripped="$(mktemp)"
-aarch64-linux-gnu-strip -o "$stripped" "$library"
-log "aarch64 libhybridflow_ffi.so: $(($(stat -c %s "$library") / 1000000)) MB, $(($(stat -c %s "$stripped") / 1000000)) MB stripped"
-rm -f "$stripped"
-echo "test result: $( ((failed == 0)) && echo ok || echo FAILED ). $passed passed; $failed failed (ARM under qemu: cortex-a53 and max vs x86-64)"
+  state="$(mktemp -d)"
+  output="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu cortex-a53 "$smoke" edge-smoke --vulkan-state-dir "$state" 2>/dev/null)" || true
+  if [[ "$(field device <<<"$output" 2>/dev/null)" == CPU && "$(field gpu_unavailable <<<"$output" 2>/dev/null)" == *"no Vulkan backend"* ]]; then
+    log "aarch64, lean: a GPU request runs on the CPU and says why: $(field gpu_unavailable <<<"$output")"
+    passed=$((passed + 1))
+  else
+    log "aarch64, lean: a GPU request gave: ${output:-nothing}"
+    failed=$((failed + 1))
+  fi
+  rm -rf "$state"
+}
+
+# On ARM the smoke program runs with the build's default engine, which must be the one expected.
+check_build() { # <engine: mistral-rs|ggml> <its display name> <cargo features of the two crates>
+  local engine=$1 name=$2 features=$3 reference stripped output status
+  log "cross-building the FFI library and xtask for $target with $features (a first build takes ~15 minutes)"
+  # A dangling link to a ggml library left by an earlier build makes llama-cpp-sys-2's build fail.
+  find "$CARGO_TARGET_DIR/$target/release" -maxdepth 2 -xtype l -name 'lib*.so*' -delete 2>/dev/null || true
+  if ! cargo build --release --locked --target "$target" -p hybridflow-ffi -p xtask --no-default-features --features "$features" >&2; then
+    log "$engine: the cross-build failed"
+    failed=$((failed + 2))
+    return
+  fi
+  if ! file "$library" | grep -q "ARM aarch64"; then
+    log "$engine: $library is not an aarch64 library"
+    failed=$((failed + 2))
+    return
+  fi
+  reference="$("$CARGO_TARGET_DIR/release/xtask" edge-smoke --engine "$engine" 2>/dev/null | field text)"
+  log "x86-64, $engine: $reference"
+  for cpu in cortex-a53 max; do
+    status=0
+    output="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu "$cpu" "$smoke" edge-smoke 2>/dev/null)" || status=$?
+    if ((status != 0)); then
+      log "aarch64 ($cpu), $engine: the edge smoke program failed (status $status; an illegal instruction is 132)"
+      failed=$((failed + 1))
+    elif [[ "$(field engine <<<"$output")" != "$name" ]]; then
+      log "aarch64 ($cpu): the default engine of this build is $(field engine <<<"$output"), not $name"
+      failed=$((failed + 1))
+    elif [[ "$(field text <<<"$output")" == "$reference" ]]; then
+      log "aarch64 ($cpu), $engine: same greedy answer"
+      passed=$((passed + 1))
+    else
+      log "aarch64 ($cpu), $engine answered differently: $(field text <<<"$output")"
+      failed=$((failed + 1))
+    fi
+  done
+  if [[ $engine == ggml ]]; then
+    check_lean_refusals
+    # As an app ships them: ggml's CPU variants beside the library, not only in the build tree.
+    if compgen -G "$(dirname "$library")/libggml-cpu-*.so" >/dev/null; then
+      log "aarch64, ggml: CPU variants beside the library: $(cd "$(dirname "$library")" && echo libggml-cpu-*.so)"
+      passed=$((passed + 1))
+    else
+      log "aarch64, ggml: no CPU variant beside $library"
+      failed=$((failed + 1))
+    fi
+  fi
+  stripped="$(mktemp)"
+  aarch64-linux-gnu-strip -o "$stripped" "$library"
+  log "aarch64 libhybridflow_ffi.so with $engine: $(($(stat -c %s "$library") / 1000000)) MB, $(($(stat -c %s "$stripped") / 1000000)) MB stripped (release profile; the shipped one is docs/benchmarks.md's mobile profile)"
+  rm -f "$stripped"
+}
+
+check_build mistral-rs mistral.rs hybridflow-ffi/mistralrs,xtask/mistralrs
+check_build ggml ggml hybridflow-ffi/ggml,xtask/ggml
+echo "test result: $( ((failed == 0)) && echo ok || echo FAILED ). $passed passed; $failed failed (ARM under qemu: cortex-a53 and max vs x86-64, mistral.rs and ggml)"
 ((failed == 0))

@@ -10,7 +10,8 @@
 # glibc's aarch64 headers plus declarations of the few Apple APIs that C includes
 # (scripts/ios-sdk-standin/). `cargo check` links nothing, so no object built this way ships.
 # Left out, with the reason (android/README.md): the ggml engine (llama-cpp-sys-2's build script
-# requires the NDK's android.toolchain.cmake; the iOS package leaves it out too). Ends with one
+# requires the NDK's android.toolchain.cmake; the iOS package leaves it out too), so also the lean
+# Android library, which has ggml alone. Ends with one
 # "test result" line.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -29,7 +30,7 @@ check_android() { # <rust target> <gcc prefix, empty for the host's>
   log "type-checking hybridflow-ffi for $target"
   env "CC_$var=${gcc}gcc" "CXX_$var=${gcc}g++" "AR_$var=${gcc}ar" \
     "CFLAGS_$var=-D_GNU_SOURCE" "CXXFLAGS_$var=-D_GNU_SOURCE" \
-    cargo check --locked --target "$target" -p hybridflow-ffi --no-default-features >&2 || status=$?
+    cargo check --locked --target "$target" -p hybridflow-ffi --no-default-features --features mistralrs >&2 || status=$?
   record "$target" "$status"
 }
 

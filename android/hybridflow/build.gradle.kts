@@ -43,7 +43,12 @@ dependencies {
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.9.0")
 }
 
-// cargo-ndk builds the same crate and feature set as the desktop build, for each Android ABI.
+// `-Phybridflow.lean=true`: the lean library, the ggml engine alone on the CPU (no mistral.rs, no
+// Vulkan backend); about a quarter of the native code per ABI (android/README.md, "Size").
+val lean = providers.gradleProperty("hybridflow.lean").map { it.toBoolean() }.getOrElse(false)
+
+// cargo-ndk builds the same crate and feature set as the desktop build (or the lean one), for
+// each Android ABI.
 val cargoNdk by tasks.registering(Exec::class) {
     group = "build"
     description = "Builds libhybridflow_ffi.so for ${abis.joinToString()} with cargo-ndk"
@@ -52,6 +57,7 @@ val cargoNdk by tasks.registering(Exec::class) {
     abis.forEach { args += listOf("-t", it) }
     // The `mobile` profile (Cargo.toml): fat LTO, one codegen unit, stripped (docs/benchmarks.md).
     args += listOf("build", "--profile", "mobile", "--locked", "-p", "hybridflow-ffi")
+    if (lean) args += listOf("--no-default-features", "--features", "ggml")
     commandLine(args)
     inputs.dir("$repositoryRoot/core/src")
     inputs.dir("$repositoryRoot/bindings/ffi/src")
@@ -69,6 +75,7 @@ val ggmlLibraries by tasks.registering(Copy::class) {
     abis.forEach { abi ->
         from("$targetDir/${rustTriples.getValue(abi)}/mobile") {
             include("libllama*.so", "libggml*.so")
+            if (lean) exclude("libggml-vulkan.so") // left by an earlier full build
             into(abi)
         }
         from(fileTree(android.ndkDirectory.resolve("toolchains/llvm/prebuilt")) {

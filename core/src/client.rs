@@ -191,7 +191,7 @@ impl Client {
             #[cfg(not(feature = "edge"))]
             Some(_) => {
                 drop(progress);
-                return Err(ClientError::InvalidConfig("this build has no edge backend (feature `edge`)".into()));
+                return Err(ClientError::InvalidConfig("this build has no edge engine (feature `mistralrs` or `ggml`)".into()));
             }
             None => None,
         };

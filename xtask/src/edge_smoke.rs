@@ -9,8 +9,11 @@ use anyhow::Result;
 use hybridflow_core::model::edge::{EdgeConfig, EdgeEngine, EdgeModel, GpuUse};
 use hybridflow_core::model::{ChatModel, ChatRequest, Message};
 
-pub fn run(model: &Path, prompt: &str, tokens: u32, engine: EdgeEngine, vulkan_state_dir: Option<PathBuf>) -> Result<()> {
-    let mut config = EdgeConfig::new(model).with_engine(engine);
+pub fn run(model: &Path, prompt: &str, tokens: u32, engine: Option<EdgeEngine>, vulkan_state_dir: Option<PathBuf>) -> Result<()> {
+    let mut config = EdgeConfig::new(model);
+    if let Some(engine) = engine {
+        config = config.with_engine(engine);
+    }
     if let Some(dir) = vulkan_state_dir {
         config = config.with_gpu(GpuUse::Vulkan, dir);
     }

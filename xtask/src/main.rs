@@ -139,9 +139,10 @@ enum Command {
         prompt: String,
         #[arg(long, default_value_t = 24)]
         tokens: u32,
-        /// mistral-rs or ggml.
-        #[arg(long, default_value = "mistral-rs")]
-        engine: hybridflow_core::model::edge::EdgeEngine,
+        /// mistral-rs or ggml; by default the build's default engine (ggml in a build with ggml
+        /// alone, as the lean Android library).
+        #[arg(long)]
+        engine: Option<hybridflow_core::model::edge::EdgeEngine>,
         /// Use a Vulkan GPU that passes the probe, recording the probe in this directory.
         #[arg(long)]
         vulkan_state_dir: Option<std::path::PathBuf>,

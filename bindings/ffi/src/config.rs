@@ -28,7 +28,7 @@ pub struct HybridFlowConfig {
     #[uniffi(default = None)]
     pub edge_model_path: Option<String>,
     /// The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
-    /// backend), else mistral.rs.
+    /// backend), else mistral.rs (ggml in the lean Android library, which has only ggml).
     #[uniffi(default = None)]
     pub edge_engine: Option<EdgeEngine>,
     /// `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
@@ -354,7 +354,7 @@ impl HybridFlowConfig {
             edge.gpu = self.gpu.unwrap_or_default();
             edge.engine = self.edge_engine.unwrap_or(match edge.gpu {
                 GpuUse::Vulkan => EdgeEngine::Ggml,
-                GpuUse::Off => EdgeEngine::MistralRs,
+                GpuUse::Off => EdgeEngine::default(),
             });
             edge.gpu_deny_list = self.gpu_deny_list.clone().unwrap_or_default();
             edge

@@ -1761,7 +1761,7 @@ public struct HybridFlowConfig {
     public let edgeModelPath: String?
     /**
      * The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
-     * backend), else mistral.rs.
+     * backend), else mistral.rs (ggml in the lean Android library, which has only ggml).
      */
     public let edgeEngine: EdgeEngine?
     /**
@@ -1827,7 +1827,7 @@ public struct HybridFlowConfig {
          */edgeModelPath: String? = nil, 
         /**
          * The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
-         * backend), else mistral.rs.
+         * backend), else mistral.rs (ggml in the lean Android library, which has only ggml).
          */edgeEngine: EdgeEngine? = nil, 
         /**
          * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
+#[cfg(feature = "mistralrs")]
 use super::mistralrs::MistralRsEngine;
 use super::{estimated_memory_bytes, gguf, EdgeConfig, EdgeEngine, EdgeLoadError, EdgeModelInfo, LoadProgress};
 use crate::model::{ChatModel, ChatRequest, ModelError, Side, TokenStream};
@@ -16,6 +17,7 @@ pub struct EdgeModel {
 }
 
 enum Engine {
+    #[cfg(feature = "mistralrs")]
     MistralRs(MistralRsEngine),
     #[cfg(feature = "ggml")]
     Ggml(super::ggml::GgmlEngine),
@@ -61,6 +63,7 @@ impl EdgeModel {
 
         progress(LoadProgress::Loading { architecture: summary.architecture.clone(), file_bytes: summary.file_bytes });
         let (engine, placement) = match config.engine {
+            #[cfg(feature = "mistralrs")]
             EdgeEngine::MistralRs => {
                 let engine = Engine::MistralRs(MistralRsEngine::load(&config).await?);
                 (engine, Placement { device: MistralRsEngine::device().to_owned(), gpu_unavailable: None })
@@ -70,6 +73,8 @@ impl EdgeModel {
                 let (engine, placement) = super::ggml::GgmlEngine::load(&config).await?;
                 (Engine::Ggml(engine), placement)
             }
+            #[cfg(not(feature = "mistralrs"))]
+            EdgeEngine::MistralRs => unreachable!("validate() rejects the mistral.rs engine in builds without it"),
             #[cfg(not(feature = "ggml"))]
             EdgeEngine::Ggml => unreachable!("validate() rejects the ggml engine in builds without it"),
         };
@@ -120,6 +125,7 @@ impl ChatModel for EdgeModel {
 
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, ModelError>> {
         match &self.engine {
+            #[cfg(feature = "mistralrs")]
             Engine::MistralRs(engine) => engine.stream(request),
             #[cfg(feature = "ggml")]
             Engine::Ggml(engine) => engine.stream(request),

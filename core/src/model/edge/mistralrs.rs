@@ -1,5 +1,6 @@
-//! The default edge engine: mistral.rs running the GGUF (behind the `edge` feature, so parsers
-//! and policies can be built and fuzzed without compiling mistral.rs).
+//! The default edge engine: mistral.rs running the GGUF (behind the `mistralrs` feature, so parsers
+//! and policies can be built and fuzzed without compiling mistral.rs, and the lean Android library
+//! leaves it out).
 
 use std::path::Path;
 use std::sync::Arc;

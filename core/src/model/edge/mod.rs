@@ -9,7 +9,7 @@
 mod ggml;
 #[cfg(feature = "edge")]
 pub mod gguf;
-#[cfg(feature = "edge")]
+#[cfg(feature = "mistralrs")]
 mod mistralrs;
 #[cfg(feature = "edge")]
 mod load;
@@ -26,13 +26,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The engine that runs the edge model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EdgeEngine {
     /// mistral.rs: the CPU, or Metal in the iOS build.
-    #[default]
     MistralRs,
     /// ggml (llama.cpp): the CPU, or a Vulkan GPU with [`GpuUse::Vulkan`].
     Ggml,
+}
+
+/// mistral.rs where the build has it; ggml in a build with ggml alone (the lean Android library).
+impl Default for EdgeEngine {
+    fn default() -> Self {
+        if cfg!(feature = "mistralrs") {
+            EdgeEngine::MistralRs
+        } else {
+            EdgeEngine::Ggml
+        }
+    }
 }
 
 impl EdgeEngine {
@@ -139,6 +149,9 @@ impl EdgeConfig {
         if self.engine == EdgeEngine::Ggml && !cfg!(feature = "ggml") {
             return Err("this build has no ggml engine (feature `ggml`)".into());
         }
+        if self.engine == EdgeEngine::MistralRs && !cfg!(feature = "mistralrs") {
+            return Err("this build has no mistral.rs engine (feature `mistralrs`)".into());
+        }
         Ok(())
     }
 }
@@ -148,7 +161,7 @@ impl EdgeConfig {
 pub enum LoadProgress {
     /// Reading the file's header and checking memory.
     Checking,
-    /// The weights are being loaded by mistral.rs.
+    /// The engine is loading the weights.
     Loading { architecture: String, file_bytes: u64 },
     /// The model answers requests from now on.
     Ready { load_time: Duration, engine: EdgeEngine, device: String, gpu_unavailable: Option<String> },
@@ -196,3 +209,18 @@ pub fn estimated_memory_bytes(file_bytes: u64) -> u64 {
     file_bytes + file_bytes / 2 + 256 * 1024 * 1024
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_engine_is_one_the_build_has_and_an_engine_it_lacks_is_refused() {
+        let config = EdgeConfig::new("model.gguf");
+        assert_eq!(config.validate(), Ok(()), "the default engine, {}", config.engine);
+        for (engine, built) in [(EdgeEngine::MistralRs, cfg!(feature = "mistralrs")), (EdgeEngine::Ggml, cfg!(feature = "ggml"))] {
+            let verdict = config.clone().with_engine(engine).validate();
+            assert_eq!(verdict.is_ok(), built, "{engine}: {verdict:?}");
+        }
+    }
+}

@@ -2893,7 +2893,7 @@ data class HybridFlowConfig (
     , 
     /**
      * The engine that runs it; `None`: ggml with `gpu = Vulkan` (the engine with a Vulkan
-     * backend), else mistral.rs.
+     * backend), else mistral.rs (ggml in the lean Android library, which has only ggml).
      */
     val `edgeEngine`: EdgeEngine? = null 
     , 
