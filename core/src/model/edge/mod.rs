@@ -209,7 +209,6 @@ pub fn estimated_memory_bytes(file_bytes: u64) -> u64 {
     file_bytes + file_bytes / 2 + 256 * 1024 * 1024
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
