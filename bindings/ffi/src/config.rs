@@ -32,7 +32,8 @@ pub struct HybridFlowConfig {
     #[uniffi(default = None)]
     pub edge_engine: Option<EdgeEngine>,
     /// `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
-    /// there whether a start crashed).
+    /// there whether a start crashed); in a library without ggml (iOS, Android's armeabi-v7a)
+    /// the model loads on the CPU and `LoadProgress.Ready.gpuUnavailable` says why.
     #[uniffi(default = None)]
     pub gpu: Option<GpuUse>,
     /// GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").
@@ -353,8 +354,9 @@ impl HybridFlowConfig {
             let mut edge = EdgeConfig::new(path);
             edge.gpu = self.gpu.unwrap_or_default();
             edge.engine = self.edge_engine.unwrap_or(match edge.gpu {
-                GpuUse::Vulkan => EdgeEngine::Ggml,
-                GpuUse::Off => EdgeEngine::default(),
+                // The engine with a Vulkan backend, where the build has it.
+                GpuUse::Vulkan if cfg!(feature = "ggml") => EdgeEngine::Ggml,
+                _ => EdgeEngine::default(),
             });
             edge.gpu_deny_list = self.gpu_deny_list.clone().unwrap_or_default();
             edge

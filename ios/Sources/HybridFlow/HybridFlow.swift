@@ -1766,7 +1766,8 @@ public struct HybridFlowConfig {
     public let edgeEngine: EdgeEngine?
     /**
      * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
-     * there whether a start crashed).
+     * there whether a start crashed); in a library without ggml (iOS, Android's armeabi-v7a)
+     * the model loads on the CPU and `LoadProgress.Ready.gpuUnavailable` says why.
      */
     public let gpu: GpuUse?
     /**
@@ -1831,7 +1832,8 @@ public struct HybridFlowConfig {
          */edgeEngine: EdgeEngine? = nil, 
         /**
          * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
-         * there whether a start crashed).
+         * there whether a start crashed); in a library without ggml (iOS, Android's armeabi-v7a)
+         * the model loads on the CPU and `LoadProgress.Ready.gpuUnavailable` says why.
          */gpu: GpuUse? = nil, 
         /**
          * GPUs never to use: lower-case substrings of their driver description (e.g. "mali-g71").

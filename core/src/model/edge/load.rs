@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 #[cfg(feature = "mistralrs")]
 use super::mistralrs::MistralRsEngine;
-use super::{estimated_memory_bytes, gguf, EdgeConfig, EdgeEngine, EdgeLoadError, EdgeModelInfo, LoadProgress};
+use super::{estimated_memory_bytes, gguf, EdgeConfig, EdgeEngine, EdgeLoadError, EdgeModelInfo, GpuUse, LoadProgress};
 use crate::model::{ChatModel, ChatRequest, ModelError, Side, TokenStream};
 
 /// The on-device model. Cheap to share (`Arc`); requests from many tasks may run at once.
@@ -66,7 +66,10 @@ impl EdgeModel {
             #[cfg(feature = "mistralrs")]
             EdgeEngine::MistralRs => {
                 let engine = Engine::MistralRs(MistralRsEngine::load(&config).await?);
-                (engine, Placement { device: MistralRsEngine::device().to_owned(), gpu_unavailable: None })
+                // A Vulkan request in a build without ggml; with Metal the GPU is used anyway.
+                let gpu_unavailable = (config.gpu == GpuUse::Vulkan && !cfg!(feature = "metal"))
+                    .then(|| "this build has no ggml engine, the one with a Vulkan backend".to_owned());
+                (engine, Placement { device: MistralRsEngine::device().to_owned(), gpu_unavailable })
             }
             #[cfg(feature = "ggml")]
             EdgeEngine::Ggml => {

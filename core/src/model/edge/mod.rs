@@ -143,7 +143,9 @@ impl EdgeConfig {
 
     /// Settings that cannot work together, whatever the device.
     pub fn validate(&self) -> Result<(), String> {
-        if self.gpu == GpuUse::Vulkan && self.engine != EdgeEngine::Ggml {
+        // Without ggml (iOS, Android's armeabi-v7a library) a GPU request is not a contradiction:
+        // the model loads on the CPU and `gpu_unavailable` says why.
+        if self.gpu == GpuUse::Vulkan && self.engine != EdgeEngine::Ggml && cfg!(feature = "ggml") {
             return Err("Vulkan GPU use needs the ggml engine".into());
         }
         if self.engine == EdgeEngine::Ggml && !cfg!(feature = "ggml") {
@@ -214,12 +216,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_engine_is_one_the_build_has_and_an_engine_it_lacks_is_refused() {
+    fn the_default_engine_is_one_the_build_has_and_what_it_lacks_is_refused() {
         let config = EdgeConfig::new("model.gguf");
         assert_eq!(config.validate(), Ok(()), "the default engine, {}", config.engine);
         for (engine, built) in [(EdgeEngine::MistralRs, cfg!(feature = "mistralrs")), (EdgeEngine::Ggml, cfg!(feature = "ggml"))] {
             let verdict = config.clone().with_engine(engine).validate();
             assert_eq!(verdict.is_ok(), built, "{engine}: {verdict:?}");
         }
+        // Only a build with ggml can honour a Vulkan request, so only there is mistral.rs with
+        // Vulkan a contradiction; elsewhere the model loads without the GPU.
+        let vulkan_on_mistral = config.with_engine(EdgeEngine::MistralRs).with_gpu(GpuUse::Vulkan, "state").validate();
+        assert_eq!(vulkan_on_mistral.is_err(), cfg!(feature = "ggml"), "{vulkan_on_mistral:?}");
     }
 }

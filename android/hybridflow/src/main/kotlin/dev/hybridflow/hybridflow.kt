@@ -2899,7 +2899,8 @@ data class HybridFlowConfig (
     , 
     /**
      * `None`: `Off`. `Vulkan` needs the ggml engine and a `state_dir` (the GPU probe records
-     * there whether a start crashed).
+     * there whether a start crashed); in a library without ggml (iOS, Android's armeabi-v7a)
+     * the model loads on the CPU and `LoadProgress.Ready.gpuUnavailable` says why.
      */
     val `gpu`: GpuUse? = null 
     , 
