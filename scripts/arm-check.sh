@@ -5,8 +5,8 @@
 # one (max), compared with the x86 build's greedy answer. A kernel compiled for fp16 or dotprod
 # would die here with SIGILL, as it would on many Android phones. Twice: the default library
 # (mistral.rs), and the lean Android library (ggml alone, whose CPU backend comes in per-ISA
-# variants chosen at run time). Prints both libraries' stripped sizes. Ends with one "test result"
-# line.
+# variants chosen at run time: the check names the one each core got). Each build must refuse or
+# report what it lacks. Prints both libraries' stripped sizes. Ends with one "test result" line.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 ensure_apt_packages qemu-user-static gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross clang
@@ -31,6 +31,8 @@ smoke="$CARGO_TARGET_DIR/$target/release/xtask"
 # One field of edge-smoke's JSON line.
 field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }
 passed=0 failed=0
+loader_trace="$(mktemp)"
+trap 'rm -f "$loader_trace"' EXIT
 
 # What a library lacks is refused or reported, not crashed on: the other engine is a typed
 # configuration error; a GPU request loads on the CPU and says why.
@@ -58,6 +60,19 @@ check_absent_parts() { # <the engine the build lacks> <its refusal> <why the GPU
   rm -rf "$state"
 }
 
+# ggml picks its CPU variant at run time: the ARMv8.0 baseline on a Cortex-A53 (no dotprod, no
+# fp16), a newer one on qemu's `max` core (it has SVE2 and SME).
+check_cpu_variant() { # <qemu cpu> <the variant loaded>
+  local cpu=$1 variant=$2
+  if [[ $cpu == cortex-a53 && $variant == libggml-cpu-armv8.0_1.so ]] || [[ $cpu == max && -n $variant && $variant != libggml-cpu-armv8.0_1.so ]]; then
+    log "aarch64 ($cpu), ggml: CPU variant $variant"
+    passed=$((passed + 1))
+  else
+    log "aarch64 ($cpu), ggml: unexpected CPU variant '${variant}'"
+    failed=$((failed + 1))
+  fi
+}
+
 # On ARM the smoke program runs with the build's default engine, which must be the one expected.
 check_build() { # <engine: mistral-rs|ggml> <its display name> <cargo features of the two crates>
   local engine=$1 name=$2 features=$3 reference stripped output status
@@ -78,7 +93,9 @@ check_build() { # <engine: mistral-rs|ggml> <its display name> <cargo features o
   log "x86-64, $engine: $reference"
   for cpu in cortex-a53 max; do
     status=0
-    output="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu "$cpu" "$smoke" edge-smoke 2>/dev/null)" || status=$?
+    # The loader's trace (stderr) names the libraries loaded; the last ggml CPU variant is the one
+    # ggml chose for this CPU.
+    output="$(LD_DEBUG=files qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu "$cpu" "$smoke" edge-smoke 2>"$loader_trace")" || status=$?
     if ((status != 0)); then
       log "aarch64 ($cpu), $engine: the edge smoke program failed (status $status; an illegal instruction is 132)"
       failed=$((failed + 1))
@@ -91,6 +108,9 @@ check_build() { # <engine: mistral-rs|ggml> <its display name> <cargo features o
     else
       log "aarch64 ($cpu), $engine answered differently: $(field text <<<"$output")"
       failed=$((failed + 1))
+    fi
+    if [[ $engine == ggml ]]; then
+      check_cpu_variant "$cpu" "$(grep -o 'libggml-cpu-[^ ]*\.so' "$loader_trace" | tail -1)"
     fi
   done
   if [[ $engine == mistral-rs ]]; then
