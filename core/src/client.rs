@@ -151,10 +151,10 @@ pub struct BudgetStatus {
     pub spending_unknown: Option<String>,
 }
 
-/// A ready HybridFlow engine. Cheap to share: queries run concurrently.
 /// How long [`Client::close`] waits for a cancelled query's tasks to let go of the store.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A ready HybridFlow engine. Cheap to share: queries run concurrently.
 pub struct Client {
     scheduler: Scheduler,
     guard: Arc<CloudGuard>,

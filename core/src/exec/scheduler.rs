@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
@@ -270,6 +271,49 @@ impl Scheduler {
         }
     }
 
+    /// Starts the planner on the side the configuration or the router picks (the edge when the
+    /// cloud's guard refuses it), saying why in `PlanningStarted`; `Err` when no planner side
+    /// exists. `why_plan`: the router's reason for planning, when it chose to.
+    fn start_planning(
+        &self,
+        query: &str,
+        query_id: &str,
+        budget: &Arc<QueryBudget>,
+        events: &EventSink,
+        why_plan: Option<String>,
+    ) -> Result<(Side, BoxStream<'static, PlanEvent>), DirectReason> {
+        let config = &self.shared.config;
+        let decision = match config.planner {
+            PlannerChoice::Routed => self.route(query, Step::Plan, budget),
+            PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
+            PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
+        };
+        let (mut side, mut reason) = (decision.side, decision.reason);
+        let mut planner_model = self.shared.models.get(side).cloned();
+        if let Some(cloud) = planner_model.take_if(|_| side == Side::Cloud) {
+            let request = planner::plan_request(query, &config.planner_config);
+            match self.shared.guard.admit(format!("{query_id}:plan"), &request, budget) {
+                Ok(permit) => planner_model = Some(Arc::new(AdmittedCloud::new(cloud, permit))),
+                Err(gate) => {
+                    log::debug!("planning: the cloud was refused by gate {gate:?}");
+                    events.emit(Event::CloudRefused { step: StepName::Plan, gate });
+                    (side, reason) = (Side::Edge, format!("the cloud was refused (gate {gate:?})"));
+                    planner_model = self.shared.models.edge.clone();
+                }
+            }
+        }
+        let Some(model) = planner_model else {
+            return Err(DirectReason::PlannerFailed { error: "the configured planner side is unavailable".to_string() });
+        };
+        // The app sees why the query is planned, where the router chose it.
+        if let Some(why) = &why_plan {
+            reason = format!("a plan pays ({why}); planning: {reason}");
+        }
+        log::debug!("planning on the {side:?}: {reason}");
+        events.emit(Event::PlanningStarted { side, reason, served_by: model.served_by() });
+        Ok((side, planner::stream_plan(model, query, &config.planner_config)))
+    }
+
     /// Answers `query`, reporting progress to `events`.
     pub async fn run(&self, query: &str, events: &EventSink, cancel: &CancellationToken) -> Result<Answer, ExecError> {
         self.run_cancellable(query, None, events, cancel).await
@@ -314,45 +358,12 @@ impl Scheduler {
                 let direct = given.is_direct().then_some(DirectReason::SingleStep);
                 Some((given, direct))
             }
-            None => match self.whether_to_plan(query, &budget) {
-                Err(reason) => Some((planner::direct_plan(query), Some(reason))),
-                Ok(why_plan) => {
-                    let decision = match config.planner {
-                        PlannerChoice::Routed => self.route(query, Step::Plan, &budget),
-                        PlannerChoice::Edge => RouteDecision::new(Side::Edge, "configured planner"),
-                        PlannerChoice::Cloud => RouteDecision::new(Side::Cloud, "configured planner"),
-                    };
-                    let (mut side, mut reason) = (decision.side, decision.reason);
-                    let mut planner_model = self.shared.models.get(side).cloned();
-                    if let Some(cloud) = planner_model.take_if(|_| side == Side::Cloud) {
-                        let request = planner::plan_request(query, &config.planner_config);
-                        match self.shared.guard.admit(format!("{query_id}:plan"), &request, &budget) {
-                            Ok(permit) => planner_model = Some(Arc::new(AdmittedCloud::new(cloud, permit))),
-                            Err(gate) => {
-                                log::debug!("planning: the cloud was refused by gate {gate:?}");
-                                events.emit(Event::CloudRefused { step: StepName::Plan, gate });
-                                (side, reason) = (Side::Edge, format!("the cloud was refused (gate {gate:?})"));
-                                planner_model = self.shared.models.edge.clone();
-                            }
-                        }
-                    }
-                    match planner_model {
-                        Some(model) => {
-                            // The app sees why the query is planned, where the router chose it.
-                            if let Some(why) = &why_plan {
-                                reason = format!("a plan pays ({why}); planning: {reason}");
-                            }
-                            log::debug!("planning on the {side:?}: {reason}");
-                            events.emit(Event::PlanningStarted { side, reason, served_by: model.served_by() });
-                            plan_stream = Some((side, planner::stream_plan(model, query, &config.planner_config)));
-                            None
-                        }
-                        None => {
-                            let error = "the configured planner side is unavailable".to_string();
-                            Some((planner::direct_plan(query), Some(DirectReason::PlannerFailed { error })))
-                        }
-                    }
+            None => match self.whether_to_plan(query, &budget).and_then(|why_plan| self.start_planning(query, &query_id, &budget, events, why_plan)) {
+                Ok(planning) => {
+                    plan_stream = Some(planning);
+                    None
                 }
+                Err(reason) => Some((planner::direct_plan(query), Some(reason))),
             },
         };
         if let Some((known, direct)) = &plan {

@@ -1,6 +1,7 @@
 //! What the router has learned offline, as a versioned JSON file embedded in the SDK: per kind of
 //! query, the cloud's measured advantage on whole queries, what decomposing a query gains and
-//! costs, and the escalation curves over the edge's confidence. `cargo xtask train-query-router` reproduces it from benchmark results.
+//! costs, and the escalation curves over the edge's confidence. `cargo xtask train-query-router`
+//! reproduces it from benchmark results.
 //!
 //! Subtasks of a plan have no learned estimate: a logistic model over subtask features did no
 //! better than random routing at its cloud share on 100 gsm8k dev questions, and no rule measured
