@@ -28,6 +28,9 @@ cd "$HYBRIDFLOW_ROOT"
 library="$CARGO_TARGET_DIR/$target/release/libhybridflow_ffi.so"
 smoke="$CARGO_TARGET_DIR/$target/release/xtask"
 
+# The aarch64 edge smoke program under qemu as <cpu>, with edge-smoke's options after it.
+smoke_on() { local cpu=$1; shift; qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu "$cpu" "$smoke" edge-smoke "$@"; }
+
 # One field of edge-smoke's JSON line.
 field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }
 passed=0 failed=0
@@ -38,7 +41,7 @@ trap 'rm -f "$loader_trace"' EXIT
 # configuration error; a GPU request loads on the CPU and says why.
 check_absent_parts() { # <the engine the build lacks> <its refusal> <why the GPU is not used>
   local other=$1 refusal=$2 gpu_reason=$3 output state
-  if output="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu cortex-a53 "$smoke" edge-smoke --engine "$other" 2>&1)"; then
+  if output="$(smoke_on cortex-a53 --engine "$other" 2>&1)"; then
     log "aarch64: the $other engine, absent from this build, was not refused"
     failed=$((failed + 1))
   elif grep -q "$refusal" <<<"$output"; then
@@ -49,7 +52,7 @@ check_absent_parts() { # <the engine the build lacks> <its refusal> <why the GPU
     failed=$((failed + 1))
   fi
   state="$(mktemp -d)"
-  output="$(qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu cortex-a53 "$smoke" edge-smoke --vulkan-state-dir "$state" 2>/dev/null)" || true
+  output="$(smoke_on cortex-a53 --vulkan-state-dir "$state" 2>/dev/null)" || true
   if [[ "$(field device <<<"$output" 2>/dev/null)" == CPU && "$(field gpu_unavailable <<<"$output" 2>/dev/null)" == *"$gpu_reason"* ]]; then
     log "aarch64: a GPU request runs on the CPU and says why: $(field gpu_unavailable <<<"$output")"
     passed=$((passed + 1))
@@ -95,7 +98,7 @@ check_build() { # <engine: mistral-rs|ggml> <its display name> <cargo features o
     status=0
     # The loader's trace (stderr) names the libraries loaded; the last ggml CPU variant is the one
     # ggml chose for this CPU.
-    output="$(LD_DEBUG=files qemu-aarch64-static -L /usr/aarch64-linux-gnu -cpu "$cpu" "$smoke" edge-smoke 2>"$loader_trace")" || status=$?
+    output="$(LD_DEBUG=files smoke_on "$cpu" 2>"$loader_trace")" || status=$?
     if ((status != 0)); then
       log "aarch64 ($cpu), $engine: the edge smoke program failed (status $status; an illegal instruction is 132)"
       failed=$((failed + 1))
